@@ -1,0 +1,536 @@
+//! Emits the `agent` dialect: one `func.func` per workflow, one op per node, map/branch/loop
+//! bodies as private functions named by symbol attributes (see dialects/agent.irdl.mlir).
+//!
+//! Templated ops take their referenced values as operands in per-type groups; each template's
+//! `${...}` is rewritten to `${N}` / `${N.field}`, N the operand's index in the op.
+
+mod attrs;
+mod captures;
+
+use std::collections::HashMap;
+
+use agentc_dialects::{ValueType, agent};
+use melior::Context;
+use melior::dialect::func;
+use melior::ir::attribute::{StringAttribute, TypeAttribute};
+use melior::ir::block::BlockLike;
+use melior::ir::operation::OperationBuilder;
+use melior::ir::r#type::FunctionType;
+use melior::ir::{Attribute, Block, Identifier, Location, Module, Region, RegionLike, Type, Value};
+
+use crate::frontend::ast::*;
+use crate::frontend::template::{Reference, Template, render_with};
+use crate::graph::*;
+use crate::{Error, Result};
+use attrs::Attrs;
+
+/// Emits and verifies the `agent` module of a workflow; returns it printed.
+pub fn agent_mlir(graph: &WorkflowGraph, file: &str) -> Result<String> {
+    let context = agentc_dialects::new_context()?;
+    let module = emit_agent(&context, graph, file)?;
+    Ok(module.as_operation().to_string())
+}
+
+/// Emits the `agent` module of a workflow into `context` and verifies it.
+pub fn emit_agent<'c>(
+    context: &'c Context,
+    graph: &WorkflowGraph,
+    file: &str,
+) -> Result<Module<'c>> {
+    let module = Module::new(Location::new(context, file, 1, 1));
+    let mut ctx = LowerCtx {
+        context,
+        module: &module,
+        graph,
+        file,
+        a: Attrs { context },
+    };
+    ctx.emit_main()?;
+    agentc_dialects::verify(context, &module)?;
+    Ok(module)
+}
+
+/// What an operand of a compound op stands for, so its body can bind the matching argument.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum OperandKey {
+    Target(Target),
+    CarryInit(usize),
+}
+
+struct LowerCtx<'c, 'm> {
+    context: &'c Context,
+    module: &'m Module<'c>,
+    graph: &'m WorkflowGraph,
+    file: &'m str,
+    a: Attrs<'c>,
+}
+
+type Env<'c, 'b> = HashMap<Target, Value<'c, 'b>>;
+
+/// Operands of a templated op, the rewritten index of each target, and the group sizes.
+struct TemplateOperands<'c, 'b> {
+    values: Vec<Value<'c, 'b>>,
+    segments: Vec<i32>,
+    index: HashMap<Target, usize>,
+}
+
+/// What a templated op is: its name, node id, location, the scope its templates are read in,
+/// the templates and its result type.
+struct OpSpec<'t> {
+    name: &'static str,
+    node: &'t str,
+    loc: Option<NodeIx>,
+    scope: ScopeId,
+    templates: &'t [&'t Template],
+    ty: ValueType,
+}
+
+impl<'c, 'm> LowerCtx<'c, 'm> {
+    fn ty(&self, t: ValueType) -> Result<Type<'c>> {
+        Type::parse(self.context, &t.mlir())
+            .ok_or_else(|| Error::Internal(format!("type {} does not parse", t.mlir())))
+    }
+
+    fn loc(&self, node: Option<NodeIx>) -> Location<'c> {
+        match node {
+            Some(n) => {
+                let p = self.graph.nodes[n].span.start;
+                Location::new(self.context, self.file, p.line, p.col)
+            }
+            None => Location::new(self.context, self.file, 1, 1),
+        }
+    }
+
+    fn emit_main(&mut self) -> Result<()> {
+        let g = self.graph;
+        let block = Block::new(&[]);
+        let mut env: Env = HashMap::new();
+        for (i, input) in g.inputs.iter().enumerate() {
+            let ty = g.target_type(Target::Input(i));
+            let op = OperationBuilder::new(agent::INPUT, self.loc(None))
+                .add_attributes(&[
+                    self.a
+                        .named("node", self.a.str(&format!("inputs.{}", input.name))),
+                    self.a.named("name", self.a.str(&input.name)),
+                    self.a
+                        .named("max_len", self.a.int(input.max_len.unwrap_or(0) as i64)),
+                ])
+                .add_results(&[self.ty(ty)?])
+                .build()?;
+            let op = block.append_operation(op);
+            env.insert(Target::Input(i), op.result(0)?.into());
+        }
+        self.emit_scope(ROOT_SCOPE, &block, &mut env)?;
+        for out in &g.outputs {
+            let value = self.materialize(
+                ROOT_SCOPE,
+                &out.value,
+                &format!("outputs.{}", out.name),
+                None,
+                &block,
+                &env,
+            )?;
+            let op = OperationBuilder::new(agent::OUTPUT, self.loc(None))
+                .add_attributes(&[self.a.named("name", self.a.str(&out.name))])
+                .add_operands(&[value])
+                .build()?;
+            block.append_operation(op);
+        }
+        block.append_operation(func::r#return(&[], self.loc(None)));
+        let region = Region::new();
+        region.append_block(block);
+        let f = func::func(
+            self.context,
+            StringAttribute::new(self.context, &g.name),
+            TypeAttribute::new(FunctionType::new(self.context, &[], &[]).into()),
+            region,
+            &self.a.workflow_attrs(g),
+            self.loc(None),
+        );
+        self.module.body().append_operation(f);
+        Ok(())
+    }
+
+    fn emit_scope<'b>(
+        &mut self,
+        scope: ScopeId,
+        block: &'b Block<'c>,
+        env: &mut Env<'c, 'b>,
+    ) -> Result<()> {
+        for &ix in &self.graph.scopes[scope].order {
+            let value = self.emit_node(ix, block, env)?;
+            env.insert(Target::Node(ix), value);
+        }
+        Ok(())
+    }
+
+    /// Operands for the references of `templates` (in first-use order, grouped by type) and the
+    /// operand index of each target.
+    fn template_operands<'b>(
+        &self,
+        scope: ScopeId,
+        templates: &[&Template],
+        env: &Env<'c, 'b>,
+    ) -> Result<TemplateOperands<'c, 'b>> {
+        let mut targets: Vec<Target> = Vec::new();
+        for t in templates {
+            for r in t.refs() {
+                let target = self.lookup(scope, r)?;
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+        }
+        let keyed: Vec<(OperandKey, ValueType)> = targets
+            .iter()
+            .map(|&t| (OperandKey::Target(t), self.graph.target_type(t)))
+            .collect();
+        let (order, segments) = group_by_type(&keyed);
+        let mut index = HashMap::new();
+        let mut values = Vec::new();
+        for (i, &k) in order.iter().enumerate() {
+            let OperandKey::Target(t) = keyed[k].0 else {
+                continue;
+            };
+            index.insert(t, i);
+            values.push(self.value(env, t)?);
+        }
+        Ok(TemplateOperands {
+            values,
+            segments,
+            index,
+        })
+    }
+
+    fn lookup(&self, scope: ScopeId, r: &Reference) -> Result<Target> {
+        self.graph.lookup(scope, &r.root).ok_or_else(|| {
+            Error::Internal(format!(
+                "unresolved reference `{}` after validation",
+                r.display()
+            ))
+        })
+    }
+
+    fn value<'b>(&self, env: &Env<'c, 'b>, t: Target) -> Result<Value<'c, 'b>> {
+        env.get(&t)
+            .copied()
+            .ok_or_else(|| Error::Internal(format!("no value for {t:?} in scope")))
+    }
+
+    fn rewrite(&self, scope: ScopeId, t: &Template, index: &HashMap<Target, usize>) -> String {
+        render_with(t, |r| {
+            let i = self
+                .graph
+                .lookup(scope, &r.root)
+                .and_then(|t| index.get(&t))
+                .copied()
+                .unwrap_or(usize::MAX);
+            let mut s = format!("${{{i}");
+            for p in &r.path {
+                s.push('.');
+                s.push_str(p);
+            }
+            s.push('}');
+            s
+        })
+    }
+
+    /// Builds a templated op: operands for every reference of its templates, attributes from
+    /// `attrs` (given the function that rewrites a template to operand indices), one result.
+    fn templated<'b>(
+        &self,
+        spec: OpSpec<'_>,
+        attrs: impl FnOnce(&dyn Fn(&Template) -> String) -> Vec<(Identifier<'c>, Attribute<'c>)>,
+        block: &'b Block<'c>,
+        env: &Env<'c, 'b>,
+    ) -> Result<Value<'c, 'b>> {
+        let ops = self.template_operands(spec.scope, spec.templates, env)?;
+        let rewrite = |t: &Template| self.rewrite(spec.scope, t, &ops.index);
+        let mut all = vec![
+            self.a.named("node", self.a.str(spec.node)),
+            self.a
+                .named("operandSegmentSizes", self.a.segments(&ops.segments)),
+        ];
+        all.extend(attrs(&rewrite));
+        let op = OperationBuilder::new(spec.name, self.loc(spec.loc))
+            .add_operands(&ops.values)
+            .add_attributes(&all)
+            .add_results(&[self.ty(spec.ty)?])
+            .build()?;
+        Ok(block.append_operation(op).result(0)?.into())
+    }
+
+    /// A value for a template: the referenced value itself, a json extraction of a field, or a
+    /// rendered text.
+    fn materialize<'b>(
+        &self,
+        scope: ScopeId,
+        t: &TemplateField,
+        node: &str,
+        loc: Option<NodeIx>,
+        block: &'b Block<'c>,
+        env: &Env<'c, 'b>,
+    ) -> Result<Value<'c, 'b>> {
+        if let Some(r) = t.template.sole_ref() {
+            let target = self.lookup(scope, r)?;
+            if r.path.is_empty() {
+                return self.value(env, target);
+            }
+            let path = r.path.join(".");
+            return self.templated(
+                OpSpec {
+                    name: agent::JSON,
+                    node,
+                    loc,
+                    scope,
+                    templates: &[&t.template],
+                    ty: ValueType::Json,
+                },
+                |_| {
+                    vec![
+                        self.a.named("mode", self.a.str("extract")),
+                        self.a.named("template", self.a.str("${0}")),
+                        self.a.named("path", self.a.str(&path)),
+                        self.a.named("fields", self.a.dict(&[])),
+                    ]
+                },
+                block,
+                env,
+            );
+        }
+        self.templated(
+            OpSpec {
+                name: agent::RENDER,
+                node,
+                loc,
+                scope,
+                templates: &[&t.template],
+                ty: ValueType::Text,
+            },
+            |rw| vec![self.a.named("template", self.a.str(&rw(&t.template)))],
+            block,
+            env,
+        )
+    }
+
+    fn emit_node<'b>(
+        &mut self,
+        ix: NodeIx,
+        block: &'b Block<'c>,
+        env: &mut Env<'c, 'b>,
+    ) -> Result<Value<'c, 'b>> {
+        let g = self.graph;
+        let n = &g.nodes[ix];
+        let (s, id, ty, at) = (n.scope, n.id.as_str(), n.ty, Some(ix));
+        let a = &self.a;
+        match &n.op {
+            Op::Llm(l) => {
+                let (mode, msgs): (&str, Vec<(&str, &Template)>) = match (&l.prompt, &l.messages) {
+                    (Some(p), _) => ("prompt", vec![("prompt", &p.template)]),
+                    (None, Some(m)) => (
+                        "chat",
+                        m.iter()
+                            .map(|m| (m.role.as_str(), &m.content.template))
+                            .collect(),
+                    ),
+                    (None, None) => {
+                        return Err(Error::Internal(format!("llm node `{id}` has no prompt")));
+                    }
+                };
+                let templates: Vec<&Template> = msgs.iter().map(|(_, t)| *t).collect();
+                self.templated(
+                    OpSpec {
+                        name: agent::LLM,
+                        node: id,
+                        loc: at,
+                        scope: s,
+                        templates: &templates,
+                        ty,
+                    },
+                    |rw| {
+                        let messages: Vec<Attribute> = msgs
+                            .iter()
+                            .map(|(role, t)| {
+                                a.dict(&[("role", a.str(role)), ("content", a.str(&rw(t)))])
+                            })
+                            .collect();
+                        vec![
+                            a.named("model", a.str(&l.model)),
+                            a.named("mode", a.str(mode)),
+                            a.named("messages", a.array(&messages)),
+                            a.named("max_tokens", a.int(l.max_tokens as i64)),
+                            a.named("temperature", a.float(l.temperature)),
+                            a.named("top_p", a.float(l.top_p)),
+                            a.named("top_k", a.int(l.top_k as i64)),
+                            a.named("seed", a.int(l.seed as i64)),
+                            a.named(
+                                "stop",
+                                a.array(&l.stop.iter().map(|s| a.str(s)).collect::<Vec<_>>()),
+                            ),
+                            a.named(
+                                "output",
+                                a.str(if l.output == OutputFormat::Json {
+                                    "json"
+                                } else {
+                                    "text"
+                                }),
+                            ),
+                        ]
+                    },
+                    block,
+                    env,
+                )
+            }
+            Op::Embed(e) => self.templated(
+                OpSpec {
+                    name: agent::EMBED,
+                    node: id,
+                    loc: at,
+                    scope: s,
+                    templates: &[&e.input.template],
+                    ty,
+                },
+                |rw| {
+                    vec![
+                        a.named("model", a.str(&e.model)),
+                        a.named("template", a.str(&rw(&e.input.template))),
+                    ]
+                },
+                block,
+                env,
+            ),
+            Op::Retrieve(r) => self.templated(
+                OpSpec {
+                    name: agent::RETRIEVE,
+                    node: id,
+                    loc: at,
+                    scope: s,
+                    templates: &[&r.query.template],
+                    ty,
+                },
+                |rw| {
+                    vec![
+                        a.named("index", a.str(&r.index)),
+                        a.named("k", a.int(r.k as i64)),
+                        a.named("template", a.str(&rw(&r.query.template))),
+                    ]
+                },
+                block,
+                env,
+            ),
+            Op::Tool(t) => {
+                let templates: Vec<&Template> = t
+                    .args
+                    .iter()
+                    .filter_map(|(_, v)| match v {
+                        ArgValue::Template(t) => Some(&t.template),
+                        ArgValue::Literal(..) => None,
+                    })
+                    .collect();
+                self.templated(
+                    OpSpec {
+                        name: agent::TOOL,
+                        node: id,
+                        loc: at,
+                        scope: s,
+                        templates: &templates,
+                        ty,
+                    },
+                    |rw| {
+                        let args: Vec<(&str, Attribute)> = t
+                            .args
+                            .iter()
+                            .map(|(name, v)| {
+                                (
+                                    name.as_str(),
+                                    match v {
+                                        ArgValue::Template(t) => a.str(&rw(&t.template)),
+                                        ArgValue::Literal(v, _) => a.json(v),
+                                    },
+                                )
+                            })
+                            .collect();
+                        vec![
+                            a.named("tool", a.str(&t.tool)),
+                            a.named("args", a.dict(&args)),
+                        ]
+                    },
+                    block,
+                    env,
+                )
+            }
+            Op::Render(r) => self.templated(
+                OpSpec {
+                    name: agent::RENDER,
+                    node: id,
+                    loc: at,
+                    scope: s,
+                    templates: &[&r.template.template],
+                    ty,
+                },
+                |rw| vec![a.named("template", a.str(&rw(&r.template.template)))],
+                block,
+                env,
+            ),
+            Op::Json(j) => {
+                let mut templates: Vec<&Template> = j.from.iter().map(|f| &f.template).collect();
+                templates.extend(j.fields.iter().flatten().map(|(_, t)| &t.template));
+                self.templated(
+                    OpSpec {
+                        name: agent::JSON,
+                        node: id,
+                        loc: at,
+                        scope: s,
+                        templates: &templates,
+                        ty,
+                    },
+                    |rw| match (&j.from, &j.fields) {
+                        (Some(f), _) => vec![
+                            a.named("mode", a.str("extract")),
+                            a.named("template", a.str(&rw(&f.template))),
+                            a.named("path", a.str(j.path.as_deref().unwrap_or(""))),
+                            a.named("fields", a.dict(&[])),
+                        ],
+                        (None, fields) => {
+                            let fields: Vec<(&str, Attribute)> = fields
+                                .iter()
+                                .flatten()
+                                .map(|(k, t)| (k.as_str(), a.str(&rw(&t.template))))
+                                .collect();
+                            vec![
+                                a.named("mode", a.str("object")),
+                                a.named("template", a.str("")),
+                                a.named("path", a.str("")),
+                                a.named("fields", a.dict(&fields)),
+                            ]
+                        }
+                    },
+                    block,
+                    env,
+                )
+            }
+            Op::Map { .. } | Op::Branch { .. } | Op::Loop { .. } => {
+                self.emit_compound(ix, block, env)
+            }
+        }
+    }
+}
+
+/// Orders operands by type group (stable within a group); returns the order (indices into
+/// `operands`) and the size of each of the five groups.
+fn group_by_type(operands: &[(OperandKey, ValueType)]) -> (Vec<usize>, Vec<i32>) {
+    let mut order = Vec::with_capacity(operands.len());
+    let mut segments = Vec::with_capacity(ValueType::ALL.len());
+    for t in ValueType::ALL {
+        let before = order.len();
+        order.extend(
+            operands
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, ty))| *ty == t)
+                .map(|(i, _)| i),
+        );
+        segments.push((order.len() - before) as i32);
+    }
+    (order, segments)
+}
