@@ -139,10 +139,14 @@ impl fmt::Display for Diagnostics {
 
 /// The closest of `candidates` to `name`, if one is close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Close by edit distance (at most a third of the name, at least one edit) or by
+    // Jaro-Winkler (good for transpositions and shared prefixes); the best score wins.
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
+        let edits = strsim::levenshtein(name, candidate);
+        let near = edits <= (name.chars().count() / 3).max(1);
         let score = strsim::jaro_winkler(name, candidate);
-        if score >= 0.8 && best.is_none_or(|(s, _)| score > s) {
+        if (near || score >= 0.8) && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
         }
     }

@@ -7,6 +7,8 @@ pub(crate) mod decode;
 mod resolve;
 mod source_map;
 pub mod template;
+#[cfg(test)]
+mod tests;
 mod typecheck;
 pub mod yaml;
 
@@ -37,6 +39,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<WorkflowGraph, Diagnostics> {
     let mut d = decode::Decoder {
         diags: Vec::new(),
         src: &src,
+        broken_ids: Default::default(),
     };
     let Some(workflow) = decode::workflow(&mut d, &root) else {
         return fail(d.diags);

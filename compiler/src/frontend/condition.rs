@@ -227,10 +227,7 @@ mod tests {
         let e = |s: &str| Condition::parse(s).unwrap_err().message;
         assert_eq!(e(""), "empty condition");
         assert_eq!(e("${x} =="), "`==` needs a right-hand side");
-        assert_eq!(
-            e("${x} ~ 3"),
-            "unknown operator `~`"
-        );
+        assert_eq!(e("${x} ~ 3"), "unknown operator `~`");
         assert_eq!(
             e("${x} == finish"),
             "`finish` is not a value; quote strings and write references as `${...}`"

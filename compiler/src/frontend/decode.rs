@@ -53,6 +53,8 @@ pub const MAX_DIAGNOSTICS: usize = 200;
 pub struct Decoder<'s> {
     pub diags: Vec<Diagnostic>,
     pub src: &'s SourceMap<'s>,
+    /// Ids of nodes that failed to decode: references to them are not reported again.
+    pub broken_ids: std::collections::HashSet<String>,
 }
 
 /// A mapping being decoded: tracks which keys were read so unknown ones can be reported.
@@ -421,7 +423,7 @@ pub fn workflow(d: &mut Decoder, root: &YNode) -> Option<Workflow> {
         }
     };
     let nodes = match d.required(&mut f, "nodes", "the workflow") {
-        Some(n) => nodes::node_list(d, n, "nodes"),
+        Some(n) => nodes::node_list(d, n, "nodes", true),
         None => Vec::new(),
     };
     let outputs = match d.required(&mut f, "outputs", "the workflow") {
@@ -436,14 +438,20 @@ pub fn workflow(d: &mut Decoder, root: &YNode) -> Option<Workflow> {
         None => Vec::new(),
     };
     f.finish(d, "the workflow", WORKFLOW_KEYS);
+    // Errors in `name` or `sla` are reported; decoding goes on with placeholders so the rest of
+    // the file is checked too (the parse fails on the reported errors).
     Some(Workflow {
-        name: name?,
+        name: name.unwrap_or_default(),
         description,
         inputs,
         models,
         tools,
         indexes,
-        sla: sla?,
+        sla: sla.unwrap_or(Sla {
+            p95_ms: f64::NAN,
+            usd_per_1k: None,
+            span: root.span,
+        }),
         nodes,
         outputs,
         span: root.span,

@@ -350,6 +350,10 @@ fn unknown_reference(
                 );
                 return;
             }
+            if d.broken_ids.contains(name) {
+                // The node failed to decode and was reported already.
+                return;
+            }
             let mut visible: Vec<&str> = Vec::new();
             let mut s = Some(scope);
             while let Some(id) = s {
@@ -394,7 +398,9 @@ pub fn order_scopes(d: &mut Decoder, g: &mut WorkflowGraph, edges: &[(NodeIx, No
             let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
             if scc.len() > 1 || self_loop {
                 cyclic = true;
-                let path = cycle_path(&graph, scc);
+                // Edges run producer -> consumer; show the cycle as "refers to" steps.
+                let mut path = cycle_path(&graph, scc);
+                path.reverse();
                 let names: Vec<&str> = path
                     .iter()
                     .map(|&i| g.nodes[graph[i]].id.as_str())
@@ -457,7 +463,10 @@ fn cycle_path(graph: &DiGraph<NodeIx, ()>, scc: &[NodeIndex]) -> Vec<NodeIndex> 
                 let mut cur = n;
                 while cur != start {
                     path.push(cur);
-                    cur = prev[&cur];
+                    match prev.get(&cur) {
+                        Some(&p) => cur = p,
+                        None => break,
+                    }
                 }
                 path[1..].reverse();
                 path.push(start);

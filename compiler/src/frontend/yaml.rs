@@ -368,7 +368,9 @@ mod tests {
 
     #[test]
     fn refuses_deep_nesting() {
-        let block: String = (0..100).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let block: String = (0..100)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
         assert_eq!(err(&block), "65:65: nesting is deeper than 64 levels");
         // The scanner bounds flow nesting itself, before any event reaches us.
         let flow = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

@@ -50,11 +50,16 @@ pub const LOOP_KEYS: &[&str] = &[
 ];
 pub const MESSAGE_KEYS: &[&str] = &["role", "content"];
 
-pub fn node_list(d: &mut Decoder, node: &YNode, what: &str) -> Vec<Node> {
+/// Decodes a node list; only the top-level list (`top`) must be non-empty: a body may just pass
+/// a value through its `output`.
+pub fn node_list(d: &mut Decoder, node: &YNode, what: &str, top: bool) -> Vec<Node> {
+    if !top && node.is_null() {
+        return Vec::new();
+    }
     let Some(items) = d.list(node, what) else {
         return Vec::new();
     };
-    if items.is_empty() {
+    if top && items.is_empty() {
         d.err(
             node.pos(),
             format!("{what} is empty; a workflow needs at least one node"),
@@ -87,7 +92,13 @@ fn decode_node(d: &mut Decoder, node: &YNode) -> Option<Node> {
             None
         }
     };
-    let (kind, keys) = match kind? {
+    let Some(kind) = kind else {
+        if let Some(id) = &id {
+            d.broken_ids.insert(id.clone());
+        }
+        return None;
+    };
+    let (kind, keys) = match kind {
         "llm" => (llm(d, &mut f, &label).map(NodeKind::Llm), LLM_KEYS),
         "embed" => (embed(d, &mut f, &label).map(NodeKind::Embed), EMBED_KEYS),
         "retrieve" => (
@@ -110,6 +121,11 @@ fn decode_node(d: &mut Decoder, node: &YNode) -> Option<Node> {
         _ => (looped(d, &mut f, &label).map(NodeKind::Loop), LOOP_KEYS),
     };
     f.finish(d, &label, keys);
+    if kind.is_none()
+        && let Some(id) = &id
+    {
+        d.broken_ids.insert(id.clone());
+    }
     Some(Node {
         id: id?,
         kind: kind?,
@@ -353,9 +369,9 @@ fn json(d: &mut Decoder, f: &mut Fields, label: &str) -> Option<JsonNode> {
 }
 
 fn body(d: &mut Decoder, f: &mut Fields, label: &str) -> (Vec<Node>, Option<TemplateField>) {
-    let nodes = d
-        .required(f, "nodes", label)
-        .map(|n| super::nodes::node_list(d, n, &format!("nodes of {label}")))
+    let nodes = f
+        .get("nodes")
+        .map(|n| node_list(d, n, &format!("nodes of {label}"), false))
         .unwrap_or_default();
     let output = d
         .required(f, "output", label)
