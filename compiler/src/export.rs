@@ -166,17 +166,20 @@ fn write_scope(g: &WorkflowGraph, scope: ScopeId, depth: usize, s: &mut String) 
             quote(&node.id),
             quote(&format!("{}: {} -> {}", node.id, node.op.kind(), node.ty))
         );
-        for (i, body) in node.op.bodies().into_iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "{pad}subgraph {} {{",
-                quote(&format!("cluster_{}_{i}", node.id))
-            );
-            let _ = writeln!(
-                s,
-                "{pad}  label={}; style=rounded;",
-                quote(&format!("{} body {i}", node.id))
-            );
+        let bodies = node.op.bodies();
+        for (i, &body) in bodies.iter().enumerate() {
+            let label = match &node.op {
+                Op::Branch { .. } if i + 1 == bodies.len() => format!("{} else", node.id),
+                Op::Branch { .. } => format!("{} case {i}", node.id),
+                _ => format!("{} body", node.id),
+            };
+            let cluster = format!("cluster_{}_{i}", node.id);
+            let _ = writeln!(s, "{pad}subgraph {} {{", quote(&cluster));
+            let _ = writeln!(s, "{pad}  label={}; style=rounded;", quote(&label));
+            for index in 0..g.scopes[body].vars.len() {
+                let var = target_name(g, Target::Var { scope: body, index });
+                let _ = writeln!(s, "{pad}  {} [shape=ellipse];", quote(&var));
+            }
             write_scope(g, body, depth + 1, s);
             let _ = writeln!(s, "{pad}}}");
         }

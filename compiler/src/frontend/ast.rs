@@ -20,16 +20,16 @@ pub struct Workflow {
     pub name: String,
     pub description: Option<String>,
     /// Typed inputs, by name.
-    #[schemars(with = "BTreeMap<String, InputDecl>")]
+    #[schemars(with = "Option<BTreeMap<String, InputDecl>>")]
     pub inputs: Vec<InputDecl>,
     /// Models the nodes use, by name.
-    #[schemars(with = "BTreeMap<String, ModelDecl>")]
+    #[schemars(with = "Option<BTreeMap<String, ModelDecl>>")]
     pub models: Vec<ModelDecl>,
     /// Tools the nodes call, by name.
-    #[schemars(with = "BTreeMap<String, ToolDecl>")]
+    #[schemars(with = "Option<BTreeMap<String, ToolDecl>>")]
     pub tools: Vec<ToolDecl>,
     /// Vector indexes the `retrieve` nodes query, by name.
-    #[schemars(with = "BTreeMap<String, IndexDecl>")]
+    #[schemars(with = "Option<BTreeMap<String, IndexDecl>>")]
     pub indexes: Vec<IndexDecl>,
     pub sla: Sla,
     /// The graph's nodes; edges are the `${...}` references between them.
@@ -110,6 +110,7 @@ pub struct ToolArg {
     #[schemars(rename = "type")]
     pub ty: ArgType,
     /// Defaults to true.
+    #[schemars(with = "Option<bool>")]
     pub required: bool,
     pub description: Option<String>,
     #[schemars(skip)]
@@ -135,17 +136,22 @@ pub struct ToolDecl {
     pub method: Option<String>,
     /// `subprocess`: program and arguments, never a shell string; arguments arrive as JSON on stdin.
     pub command: Option<Vec<String>>,
-    #[schemars(with = "BTreeMap<String, ToolArg>")]
+    #[schemars(with = "Option<BTreeMap<String, ToolArg>>")]
     pub args: Vec<ToolArg>,
     /// What the tool returns (default json).
+    #[schemars(with = "Option<OutputFormat>")]
     pub output: OutputFormat,
     /// Time limit per call in milliseconds (default 10000).
+    #[schemars(with = "Option<u64>")]
     pub timeout_ms: u64,
     /// Largest output accepted in bytes (default 1 MiB).
+    #[schemars(with = "Option<u64>")]
     pub max_output_bytes: u64,
     /// Relative cost of one call, for routing among fallbacks (default 1).
+    #[schemars(with = "Option<f64>")]
     pub cost: f64,
     /// Tools tried, cheapest healthy first, when this one fails.
+    #[schemars(with = "Option<Vec<String>>")]
     pub fallbacks: Vec<String>,
     #[schemars(skip)]
     pub span: Span,
@@ -169,6 +175,7 @@ pub struct IndexDecl {
     /// The embedding model that embedded the corpus; queries use it too.
     pub model: String,
     /// Default cosine.
+    #[schemars(with = "Option<Metric>")]
     pub metric: Metric,
     #[schemars(skip)]
     pub span: Span,
@@ -288,18 +295,25 @@ pub struct LlmNode {
     pub prompt: Option<TemplateField>,
     pub messages: Option<Vec<Message>>,
     /// Default 256.
+    #[schemars(with = "Option<u32>")]
     pub max_tokens: u32,
     /// Default 0 (greedy).
+    #[schemars(with = "Option<f64>")]
     pub temperature: f64,
     /// Default 1.
+    #[schemars(with = "Option<f64>")]
     pub top_p: f64,
     /// Default 0 (off).
+    #[schemars(with = "Option<u32>")]
     pub top_k: u32,
     /// Default 0.
+    #[schemars(with = "Option<u64>")]
     pub seed: u64,
     /// Strings that end generation.
+    #[schemars(with = "Option<Vec<String>>")]
     pub stop: Vec<String>,
     /// `json` parses the completion as JSON (default text).
+    #[schemars(with = "Option<OutputFormat>")]
     pub output: OutputFormat,
 }
 
@@ -315,6 +329,7 @@ pub struct RetrieveNode {
     /// Text to embed with the index's model, or one `${ref}` to a vec.
     pub query: TemplateField,
     /// Default 4.
+    #[schemars(with = "Option<u32>")]
     pub k: u32,
 }
 
@@ -338,7 +353,7 @@ impl JsonSchema for ArgValue {
 #[derive(Clone, Debug, JsonSchema)]
 pub struct ToolNode {
     pub tool: String,
-    #[schemars(with = "BTreeMap<String, ArgValue>")]
+    #[schemars(with = "Option<BTreeMap<String, ArgValue>>")]
     pub args: Vec<(String, ArgValue)>,
 }
 
@@ -363,22 +378,27 @@ pub struct MapNode {
     pub over: TemplateField,
     /// Name of the element in the body (default `item`).
     #[schemars(rename = "as")]
+    #[schemars(with = "Option<String>")]
     pub item: String,
+    #[schemars(with = "Option<Vec<Node>>")]
     pub nodes: Vec<Node>,
     pub output: TemplateField,
     /// Most elements in flight at once (default 0: no limit).
+    #[schemars(with = "Option<u32>")]
     pub max_concurrency: u32,
 }
 
 #[derive(Clone, Debug, JsonSchema)]
 pub struct BranchCase {
     pub when: ConditionField,
+    #[schemars(with = "Option<Vec<Node>>")]
     pub nodes: Vec<Node>,
     pub output: TemplateField,
 }
 
 #[derive(Clone, Debug, JsonSchema)]
 pub struct BranchArm {
+    #[schemars(with = "Option<Vec<Node>>")]
     pub nodes: Vec<Node>,
     pub output: TemplateField,
 }
@@ -396,11 +416,12 @@ pub struct BranchNode {
 pub struct LoopNode {
     pub max_iters: u32,
     /// Carried values and their initial templates.
-    #[schemars(with = "BTreeMap<String, TemplateField>")]
+    #[schemars(with = "Option<BTreeMap<String, TemplateField>>")]
     pub carry: Vec<(String, TemplateField)>,
+    #[schemars(with = "Option<Vec<Node>>")]
     pub nodes: Vec<Node>,
     /// The carried values' next templates, evaluated after each iteration.
-    #[schemars(with = "BTreeMap<String, TemplateField>")]
+    #[schemars(with = "Option<BTreeMap<String, TemplateField>>")]
     pub next: Vec<(String, TemplateField)>,
     /// Stops after an iteration where this holds.
     pub until: Option<ConditionField>,
