@@ -22,6 +22,29 @@ pub use value_type::ValueType;
 /// The IRDL source of the `agent` dialect.
 pub const AGENT_IRDL: &str = include_str!("../agent.irdl.mlir");
 
+/// The IRDL source of the `exec` dialect.
+pub const EXEC_IRDL: &str = include_str!("../exec.irdl.mlir");
+
+/// Op names of the `exec` dialect.
+pub mod exec {
+    pub const INPUT: &str = "exec.input";
+    pub const RENDER: &str = "exec.render";
+    pub const TOKENIZE: &str = "exec.tokenize";
+    pub const KV_PREFIX: &str = "exec.kv_prefix";
+    pub const PREFILL: &str = "exec.prefill";
+    pub const DECODE: &str = "exec.decode";
+    pub const DETOKENIZE: &str = "exec.detokenize";
+    pub const EMBED: &str = "exec.embed";
+    pub const KNN: &str = "exec.knn";
+    pub const TOOL: &str = "exec.tool";
+    pub const JSON: &str = "exec.json_op";
+    pub const TRANSFER: &str = "exec.transfer";
+    pub const MAP: &str = "exec.map";
+    pub const BRANCH: &str = "exec.branch";
+    pub const LOOP: &str = "exec.loop";
+    pub const OUTPUT: &str = "exec.output";
+}
+
 /// Op names of the `agent` dialect.
 pub mod agent {
     pub const INPUT: &str = "agent.input";
@@ -45,6 +68,7 @@ pub fn new_context() -> Result<Context> {
     context.append_dialect_registry(&registry);
     context.load_all_available_dialects();
     load_dialect(&context, "agent", AGENT_IRDL)?;
+    load_dialect(&context, "exec", EXEC_IRDL)?;
     Ok(context)
 }
 
@@ -141,6 +165,32 @@ module {
         let err = parse_module(&context, &bad).unwrap_err().to_string();
         assert!(
             err.contains("expected base attribute 'builtin.integer' but got 'builtin.string'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn exec_dialect_loads_and_verifies_a_module() {
+        let context = new_context().unwrap();
+        let placed = r#"(device = "cpu0", predicted_ms = 0.5 : f64, usd = 0.0 : f64)"#;
+        let src = format!(
+            r#"module {{
+  "exec.kv_prefix"() {{name = "p0", model = "chat", tokens = 4 : i64, text = "Q:", consumers = ["a"], {p}}} : () -> ()
+  func.func @wf() {{
+    %0 = "exec.input"() {{node = "inputs.q", name = "q", max_len = 8 : i64, {p}}} : () -> !exec.text
+    %1 = "exec.tokenize"(%0) {{node = "a", model = "chat", est_tokens = 8 : i64, {p}}} : (!exec.text) -> !exec.tokens
+    %2 = "exec.prefill"(%1) {{node = "a", model = "chat", est_tokens = 8 : i64, prefix = "p0", prefix_tokens = 4 : i64, batch = "", {p}}} : (!exec.tokens) -> !exec.kv
+    %3 = "exec.transfer"(%2) {{node = "a", from = "gpu0", bytes = 4096 : i64, {p}}} : (!exec.kv) -> !exec.kv
+    return
+  }}
+}}"#,
+            p = &placed[1..placed.len() - 1]
+        );
+        parse_module(&context, &src).unwrap();
+        let bad = src.replace("bytes = 4096 : i64, ", "");
+        let err = parse_module(&context, &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("attribute \"bytes\" is expected but not provided"),
             "{err}"
         );
     }
