@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agentc_compiler::graph::WorkflowGraph;
-use agentc_compiler::{Error, emit, export, load_workflow, schema};
+use agentc_compiler::tokens::CharEstimate;
+use agentc_compiler::{CompileOptions, Error, compile, emit, export, load_workflow, schema};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -48,7 +49,10 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Emit {
+    /// The `agent` dialect: one op per workflow node.
     Mlir,
+    /// The `exec` dialect: granular operators after lowering, CSE, DCE, prefix sharing, batching.
+    Exec,
     Dot,
     GraphJson,
 }
@@ -79,6 +83,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let text = match emit {
                 Emit::Mlir => emit::agent_mlir(&g, &workflow.display().to_string())?,
+                Emit::Exec => {
+                    let options = CompileOptions {
+                        tokens: &CharEstimate,
+                        batch: 1,
+                    };
+                    compile(&g, &workflow.display().to_string(), &options)?.exec_mlir
+                }
                 Emit::Dot => export::dot(&g),
                 Emit::GraphJson => serde_json::to_string_pretty(&export::graph_json(&g))? + "\n",
             };

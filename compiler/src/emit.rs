@@ -4,7 +4,7 @@
 //! Templated ops take their referenced values as operands in per-type groups; each template's
 //! `${...}` is rewritten to `${N}` / `${N.field}`, N the operand's index in the op.
 
-mod attrs;
+pub(crate) mod attrs;
 mod captures;
 
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
 //! agentc's compiler: the workflow frontend, MLIR emission and (later) passes, cost model and
 //! placement.
 
+mod compile;
 pub mod diagnostics;
 pub mod emit;
 mod error;
@@ -8,7 +9,10 @@ pub mod export;
 pub mod frontend;
 pub mod graph;
 mod load;
+pub mod passes;
 pub mod schema;
+pub mod tokens;
 
+pub use compile::{CompileOptions, Compiled, compile};
 pub use error::{Error, Result};
 pub use load::load_workflow;

@@ -1,0 +1,106 @@
+//! Small helpers for reading and walking melior IR in passes.
+
+use melior::ir::attribute::{ArrayAttribute, FloatAttribute, IntegerAttribute, StringAttribute};
+use melior::ir::block::BlockLike;
+use melior::ir::operation::{OperationLike, OperationRef};
+use melior::ir::{Attribute, BlockRef, Module, RegionLike, Value, ValueLike};
+
+use crate::{Error, Result};
+
+fn missing(op: &dyn std::fmt::Display, name: &str, kind: &str) -> Error {
+    Error::Internal(format!("expected {kind} attribute `{name}` on {op}"))
+}
+
+pub fn op_name<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> String {
+    op.name().as_string_ref().as_str().unwrap_or("").to_string()
+}
+
+pub fn attr<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Result<Attribute<'c>> {
+    op.attribute(name)
+        .map_err(|_| Error::Internal(format!("missing attribute `{name}` on {}", op_name(op))))
+}
+
+pub fn str_attr<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Result<String> {
+    let a = attr(op, name)?;
+    StringAttribute::try_from(a)
+        .map(|s| string_value(&s))
+        .map_err(|_| missing(&op_name(op), name, "string"))
+}
+
+/// The text of a string attribute. melior's `StringAttribute::value` builds a slice from the
+/// null pointer MLIR returns for an empty string, which is undefined behaviour; read it here.
+pub fn string_value(s: &StringAttribute<'_>) -> String {
+    use melior::ir::AttributeLike;
+    // SAFETY: `s` is a live string attribute; MLIR returns its bytes and length, valid for the
+    // context's lifetime, or a null pointer with length 0 for an empty string (handled first).
+    unsafe {
+        let raw = mlir_sys::mlirStringAttrGetValue(s.to_raw());
+        if raw.length == 0 || raw.data.is_null() {
+            return String::new();
+        }
+        let bytes = std::slice::from_raw_parts(raw.data as *const u8, raw.length);
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+pub fn int_attr<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Result<i64> {
+    let a = attr(op, name)?;
+    IntegerAttribute::try_from(a)
+        .map(|i| i.value())
+        .map_err(|_| missing(&op_name(op), name, "integer"))
+}
+
+pub fn float_attr<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Result<f64> {
+    let a = attr(op, name)?;
+    FloatAttribute::try_from(a)
+        .map(|f| f.value())
+        .map_err(|_| missing(&op_name(op), name, "float"))
+}
+
+pub fn array_attr<'c: 'a, 'a>(
+    op: &impl OperationLike<'c, 'a>,
+    name: &str,
+) -> Result<ArrayAttribute<'c>> {
+    let a = attr(op, name)?;
+    ArrayAttribute::try_from(a).map_err(|_| missing(&op_name(op), name, "array"))
+}
+
+/// Identity of an SSA value, stable while its defining op lives.
+pub fn value_key<'c, 'a>(v: Value<'c, 'a>) -> usize {
+    v.to_raw().ptr as usize
+}
+
+/// The ops of a block, in order.
+pub fn block_ops<'c, 'a>(block: BlockRef<'c, 'a>) -> Vec<OperationRef<'c, 'a>> {
+    let mut out = Vec::new();
+    let mut next = block.first_operation();
+    while let Some(op) = next {
+        next = op.next_in_block();
+        out.push(op);
+    }
+    out
+}
+
+/// The top-level ops of a module.
+pub fn module_ops<'c, 'a>(module: &'a Module<'c>) -> Vec<OperationRef<'c, 'a>> {
+    block_ops(module.body())
+}
+
+/// The body block of a `func.func`.
+pub fn func_block<'c, 'a>(func: OperationRef<'c, 'a>) -> Result<BlockRef<'c, 'a>> {
+    func.region(0)
+        .ok()
+        .and_then(|r| r.first_block())
+        .ok_or_else(|| Error::Internal("func.func without a body".into()))
+}
+
+/// Every op nested in the module's functions (one level: functions' entry blocks).
+pub fn all_func_ops<'c, 'a>(module: &'a Module<'c>) -> Result<Vec<OperationRef<'c, 'a>>> {
+    let mut out = Vec::new();
+    for f in module_ops(module) {
+        if op_name(&f) == "func.func" {
+            out.extend(block_ops(func_block(f)?));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,367 @@
+//! `share-prefixes`: finds prompt prefixes that several prefills compute and names each once.
+//!
+//! Expects: an `exec` module from `lower-agent-to-exec`. Guarantees: for every group of prefills
+//! of one model whose prompts start the same way (same static text, same values in the same
+//! places) for at least [`KV_BLOCK_TOKENS`] tokens, a module-level `exec.kv_prefix` names that
+//! prefix, and each prefill's `prefix` / `prefix_tokens` point at the longest one it starts with.
+//! Inside a map body, the part of a prompt before the first per-element value is shared by every
+//! element. Tokens are counted in whole KV blocks, as the runtime's radix cache shares them.
+
+use std::collections::{HashMap, HashSet};
+
+use agentc_dialects::exec;
+use melior::ir::attribute::{DictionaryAttribute, FlatSymbolRefAttribute, StringAttribute};
+use melior::ir::block::BlockLike;
+use melior::ir::operation::{OperationBuilder, OperationLike, OperationRef};
+use melior::ir::{Location, Module, Value};
+
+use super::ir::*;
+use super::ir_mut::set_attribute;
+use super::lower_agent_to_exec::{DEFAULT_INPUT_TOKENS, DEFAULT_LIST_ITEMS};
+use super::{Pass, PassContext};
+use crate::Result;
+use crate::emit::attrs::Attrs;
+
+/// Tokens per KV-cache block: the unit of sharing.
+pub const KV_BLOCK_TOKENS: u64 = 16;
+
+pub struct SharePrefixes;
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Atom {
+    Char(char),
+    /// An SSA value, by identity.
+    Val(usize),
+}
+
+struct Prompt<'c, 'a> {
+    prefill: OperationRef<'c, 'a>,
+    node: String,
+    model: String,
+    atoms: Vec<Atom>,
+    /// Atoms shareable across a map's elements (up to the first per-element value).
+    invariant: usize,
+}
+
+/// A shared prefix: its atoms, the prefills that use it, and whether it repeats per map element.
+struct Group {
+    model: String,
+    atoms: Vec<Atom>,
+    consumers: Vec<usize>,
+    per_element: bool,
+}
+
+impl Pass for SharePrefixes {
+    fn name(&self) -> &'static str {
+        "share-prefixes"
+    }
+
+    fn run<'c>(&self, cx: &PassContext<'c, '_>, module: &mut Module<'c>) -> Result<bool> {
+        let map_bodies = map_bodies(module);
+        let mut value_names: HashMap<usize, String> = HashMap::new();
+        let mut value_tokens: HashMap<usize, u64> = HashMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut prompts: Vec<Prompt> = Vec::new();
+        for f in module_ops(module) {
+            if op_name(&f) != "func.func" {
+                continue;
+            }
+            let fname = str_attr(&f, "sym_name")?;
+            let block = func_block(f)?;
+            for i in 0..block.argument_count() {
+                let arg: Value = block.argument(i)?.into();
+                value_names.insert(value_key(arg), format!("arg{i}"));
+                value_tokens.insert(value_key(arg), DEFAULT_INPUT_TOKENS);
+            }
+            let is_map_body = map_bodies.contains(&fname);
+            // Captured arguments are the same for every element; the element (argument 0) and
+            // anything computed in the body vary.
+            let invariant_args: HashSet<usize> = (1..block.argument_count())
+                .filter_map(|i| block.argument(i).ok())
+                .map(|a| value_key(a.into()))
+                .collect();
+            let first = prompts.len();
+            for op in block_ops(block) {
+                for r in op.results() {
+                    let v: Value = r.into();
+                    value_names.insert(value_key(v), str_attr(&op, "node").unwrap_or_default());
+                    value_tokens.insert(value_key(v), result_tokens(&op));
+                }
+                if op_name(&op) == exec::PREFILL
+                    && let Some(p) = prompt_of(op, &invariant_args)?
+                {
+                    prompts.push(p);
+                }
+            }
+            let local = first..prompts.len();
+            groups.extend(common_prefixes(&prompts, local.clone()));
+            if is_map_body {
+                for i in local {
+                    let p = &prompts[i];
+                    groups.push(Group {
+                        model: p.model.clone(),
+                        atoms: p.atoms[..p.invariant].to_vec(),
+                        consumers: vec![i],
+                        per_element: true,
+                    });
+                }
+            }
+        }
+        let a = Attrs {
+            context: cx.context,
+        };
+        let mut best: HashMap<usize, (String, u64, u64)> = HashMap::new();
+        let mut declared = 0;
+        for g in groups {
+            let tokens = atom_tokens(cx, &g.model, &g.atoms, &value_tokens);
+            let tokens = tokens / KV_BLOCK_TOKENS * KV_BLOCK_TOKENS;
+            let uses = if g.per_element {
+                DEFAULT_LIST_ITEMS
+            } else {
+                g.consumers.len() as u64
+            };
+            if tokens == 0 || uses < 2 {
+                continue;
+            }
+            let name = format!("p{declared}");
+            declared += 1;
+            let consumers: Vec<_> = g
+                .consumers
+                .iter()
+                .map(|&i| a.str(&prompts[i].node))
+                .collect();
+            let op = OperationBuilder::new(exec::KV_PREFIX, Location::unknown(cx.context))
+                .add_attributes(&[
+                    a.named("name", a.str(&name)),
+                    a.named("model", a.str(&g.model)),
+                    a.named("tokens", a.int(tokens as i64)),
+                    a.named("text", a.str(&atoms_text(&g.atoms, &value_names))),
+                    a.named("consumers", a.array(&consumers)),
+                    a.named("device", a.str("")),
+                    a.named("predicted_ms", a.float(0.0)),
+                    a.named("usd", a.float(0.0)),
+                ])
+                .build()?;
+            module.body().insert_operation(declared - 1, op);
+            for &i in &g.consumers {
+                let entry = best.entry(i).or_insert((String::new(), 0, 0));
+                if tokens > entry.1 {
+                    *entry = (name.clone(), tokens, uses);
+                }
+            }
+        }
+        for (i, (name, tokens, _)) in &best {
+            let prefill = prompts[*i].prefill;
+            set_attribute(prefill, "prefix", a.str(name));
+            set_attribute(prefill, "prefix_tokens", a.int(*tokens as i64));
+        }
+        Ok(declared > 0)
+    }
+}
+
+/// Names of functions that are map bodies (their first argument varies per element).
+fn map_bodies(module: &Module) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(ops) = all_func_ops(module) {
+        for op in ops {
+            if op_name(&op) == exec::MAP
+                && let Some(s) = op
+                    .attribute("body")
+                    .ok()
+                    .and_then(|a| FlatSymbolRefAttribute::try_from(a).ok())
+            {
+                out.push(s.value().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Estimated tokens of an op's result (what a prompt pays for including it).
+fn result_tokens(op: &OperationRef) -> u64 {
+    match op_name(op).as_str() {
+        "exec.input" => int_attr(op, "max_len")
+            .ok()
+            .filter(|&n| n > 0)
+            .map_or(DEFAULT_INPUT_TOKENS, |n| n as u64),
+        "exec.detokenize" => op
+            .operand(0)
+            .ok()
+            .and_then(|v| v.defining_op_est())
+            .unwrap_or(DEFAULT_INPUT_TOKENS),
+        "exec.knn" => int_attr(op, "k").map_or(DEFAULT_INPUT_TOKENS, |k| {
+            k as u64 * super::lower_agent_to_exec::DOC_TOKENS
+        }),
+        _ => int_attr(op, "est_tokens").map_or(DEFAULT_INPUT_TOKENS, |n| n as u64),
+    }
+}
+
+trait DefiningEst {
+    fn defining_op_est(&self) -> Option<u64>;
+}
+
+impl DefiningEst for Value<'_, '_> {
+    /// The `est_tokens` of the op defining this value, if it is an op result with one.
+    fn defining_op_est(&self) -> Option<u64> {
+        let result = melior::ir::operation::OperationResult::try_from(*self).ok()?;
+        int_attr(&result.owner(), "est_tokens")
+            .ok()
+            .map(|n| n as u64)
+    }
+}
+
+/// The prompt behind a prefill: its tokenize's render, as atoms. `invariant_args` are the values
+/// that stay the same across a map's elements.
+fn prompt_of<'c, 'a>(
+    prefill: OperationRef<'c, 'a>,
+    invariant_args: &HashSet<usize>,
+) -> Result<Option<Prompt<'c, 'a>>> {
+    let Some(render) = defining(prefill.operand(0)?).and_then(|tok| defining(tok.operand(0).ok()?))
+    else {
+        return Ok(None);
+    };
+    if op_name(&render) != exec::RENDER {
+        return Ok(None);
+    }
+    let operands: Vec<usize> = render.operands().map(value_key).collect();
+    let mut atoms = Vec::new();
+    let template = str_attr(&render, "template")?;
+    let messages = array_attr(&render, "messages")?;
+    if messages.is_empty() {
+        push_template(&template, &operands, &mut atoms);
+    } else {
+        for i in 0..messages.len() {
+            let dict = DictionaryAttribute::try_from(messages.element(i)?).ok();
+            let field = |k: &str| {
+                dict.and_then(|d| d.element_by_name(k))
+                    .and_then(|a| StringAttribute::try_from(a).ok())
+                    .map(|s| string_value(&s))
+                    .unwrap_or_default()
+            };
+            // The chat template frames each message with its role; model-specific markers do not
+            // change which prompts share a prefix.
+            atoms.extend(format!("<|{}|>\n", field("role")).chars().map(Atom::Char));
+            push_template(&field("content"), &operands, &mut atoms);
+            atoms.extend("<|end|>\n".chars().map(Atom::Char));
+        }
+    }
+    let invariant = atoms
+        .iter()
+        .position(|a| matches!(a, Atom::Val(v) if !invariant_args.contains(v)))
+        .unwrap_or(atoms.len());
+    Ok(Some(Prompt {
+        prefill,
+        node: str_attr(&prefill, "node")?,
+        model: str_attr(&prefill, "model")?,
+        atoms,
+        invariant,
+    }))
+}
+
+fn defining<'c, 'a>(v: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
+    melior::ir::operation::OperationResult::try_from(v)
+        .ok()
+        .map(|r| r.owner())
+}
+
+fn push_template(template: &str, operands: &[usize], atoms: &mut Vec<Atom>) {
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        atoms.extend(rest[..i].chars().map(Atom::Char));
+        let after = &rest[i..];
+        if let Some(s) = after.strip_prefix("$${") {
+            atoms.extend("${".chars().map(Atom::Char));
+            rest = s;
+        } else if let Some(s) = after.strip_prefix("${") {
+            let end = s.find('}').unwrap_or(s.len());
+            let body = &s[..end];
+            let (index, path) = body.split_once('.').unwrap_or((body, ""));
+            match index.parse::<usize>().ok().and_then(|n| operands.get(n)) {
+                // A field of a value is its own value for sharing purposes.
+                Some(&v) if path.is_empty() => atoms.push(Atom::Val(v)),
+                Some(&v) => atoms.push(Atom::Val(v ^ hash_str(path))),
+                None => {}
+            }
+            rest = s.get(end + 1..).unwrap_or("");
+        } else {
+            atoms.push(Atom::Char('$'));
+            rest = &after[1..];
+        }
+    }
+    atoms.extend(rest.chars().map(Atom::Char));
+}
+
+fn hash_str(s: &str) -> usize {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325usize, |h, b| {
+        (h ^ b as usize).wrapping_mul(0x1000_0000_01b3)
+    })
+}
+
+/// Groups of prompts (within `range`) sharing a prefix: each prompt joins the group of its longest
+/// common prefix with any other prompt of the same model.
+fn common_prefixes(prompts: &[Prompt], range: std::ops::Range<usize>) -> Vec<Group> {
+    let mut groups: HashMap<(String, Vec<Atom>), Vec<usize>> = HashMap::new();
+    for i in range.clone() {
+        let mut best = 0;
+        for j in range.clone() {
+            if i != j && prompts[i].model == prompts[j].model {
+                let lcp = prompts[i]
+                    .atoms
+                    .iter()
+                    .zip(&prompts[j].atoms)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                best = best.max(lcp);
+            }
+        }
+        if best > 0 {
+            groups
+                .entry((prompts[i].model.clone(), prompts[i].atoms[..best].to_vec()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut out: Vec<Group> = groups
+        .into_iter()
+        .map(|((model, atoms), consumers)| Group {
+            model,
+            atoms,
+            consumers,
+            per_element: false,
+        })
+        .collect();
+    // Deterministic order: by first consumer.
+    out.sort_by_key(|g| g.consumers[0]);
+    out
+}
+
+fn atom_tokens(
+    cx: &PassContext,
+    model: &str,
+    atoms: &[Atom],
+    value_tokens: &HashMap<usize, u64>,
+) -> u64 {
+    let mut text = String::new();
+    let mut n = 0;
+    for a in atoms {
+        match a {
+            Atom::Char(c) => text.push(*c),
+            Atom::Val(v) => n += value_tokens.get(v).copied().unwrap_or(DEFAULT_INPUT_TOKENS),
+        }
+    }
+    n + cx.tokens.count(model, &text) as u64
+}
+
+fn atoms_text(atoms: &[Atom], names: &HashMap<usize, String>) -> String {
+    let mut s = String::new();
+    for a in atoms {
+        match a {
+            Atom::Char(c) => s.push(*c),
+            Atom::Val(v) => s.push_str(&format!(
+                "${{{}}}",
+                names.get(v).map_or("value", String::as_str)
+            )),
+        }
+    }
+    s
+}
