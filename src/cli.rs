@@ -42,6 +42,10 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Compile one consolidated graph for this many queries of the workflow, sharing and
+        /// batching across them (for `--emit exec`).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        batch: u32,
     },
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
@@ -77,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workflow,
             emit,
             output,
+            batch,
         } => {
             let Some(g) = load(&workflow)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
@@ -86,7 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Emit::Exec => {
                     let options = CompileOptions {
                         tokens: &CharEstimate,
-                        batch: 1,
+                        batch: batch as usize,
                     };
                     compile(&g, &workflow.display().to_string(), &options)?.exec_mlir
                 }

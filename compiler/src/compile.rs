@@ -20,7 +20,7 @@ pub struct CompileOptions<'t> {
 /// Compiles a validated workflow to the `exec` dialect.
 pub fn compile(graph: &WorkflowGraph, file: &str, options: &CompileOptions) -> Result<Compiled> {
     let context = agentc_dialects::new_context()?;
-    let mut module = emit::emit_agent(&context, graph, file)?;
+    let mut module = emit::emit_agent_batched(&context, graph, file, options.batch)?;
     let cx = PassContext {
         context: &context,
         tokens: options.tokens,

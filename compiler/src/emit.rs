@@ -7,7 +7,7 @@
 pub(crate) mod attrs;
 mod captures;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use agentc_dialects::{ValueType, agent};
 use melior::Context;
@@ -37,6 +37,17 @@ pub fn emit_agent<'c>(
     graph: &WorkflowGraph,
     file: &str,
 ) -> Result<Module<'c>> {
+    emit_agent_batched(context, graph, file, 1)
+}
+
+/// Emits one consolidated graph for `queries` runs of the workflow: the workflow function holds
+/// every query's ops, node ids and input/output names prefixed `q<i>.`; bodies are shared.
+pub fn emit_agent_batched<'c>(
+    context: &'c Context,
+    graph: &WorkflowGraph,
+    file: &str,
+    queries: usize,
+) -> Result<Module<'c>> {
     let module = Module::new(Location::new(context, file, 1, 1));
     let mut ctx = LowerCtx {
         context,
@@ -44,8 +55,10 @@ pub fn emit_agent<'c>(
         graph,
         file,
         a: Attrs { context },
+        prefix: String::new(),
+        emitted: HashSet::new(),
     };
-    ctx.emit_main()?;
+    ctx.emit_main(queries.max(1))?;
     agentc_dialects::verify(context, &module)?;
     Ok(module)
 }
@@ -63,6 +76,10 @@ struct LowerCtx<'c, 'm> {
     graph: &'m WorkflowGraph,
     file: &'m str,
     a: Attrs<'c>,
+    /// Prefix of node ids and input/output names: `q<i>.` in a batched graph, else empty.
+    prefix: String,
+    /// Body functions already emitted (queries of a batched graph share them).
+    emitted: HashSet<String>,
 }
 
 type Env<'c, 'b> = HashMap<Target, Value<'c, 'b>>;
@@ -101,41 +118,56 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
         }
     }
 
-    fn emit_main(&mut self) -> Result<()> {
+    fn emit_main(&mut self, queries: usize) -> Result<()> {
         let g = self.graph;
         let block = Block::new(&[]);
-        let mut env: Env = HashMap::new();
-        for (i, input) in g.inputs.iter().enumerate() {
-            let ty = g.target_type(Target::Input(i));
-            let op = OperationBuilder::new(agent::INPUT, self.loc(None))
-                .add_attributes(&[
-                    self.a
-                        .named("node", self.a.str(&format!("inputs.{}", input.name))),
-                    self.a.named("name", self.a.str(&input.name)),
-                    self.a
-                        .named("max_len", self.a.int(input.max_len.unwrap_or(0) as i64)),
-                ])
-                .add_results(&[self.ty(ty)?])
-                .build()?;
-            let op = block.append_operation(op);
-            env.insert(Target::Input(i), op.result(0)?.into());
+        for q in 0..queries {
+            self.prefix = if queries > 1 {
+                format!("q{q}.")
+            } else {
+                String::new()
+            };
+            let mut env: Env = HashMap::new();
+            for (i, input) in g.inputs.iter().enumerate() {
+                let ty = g.target_type(Target::Input(i));
+                let op = OperationBuilder::new(agent::INPUT, self.loc(None))
+                    .add_attributes(&[
+                        self.a.named(
+                            "node",
+                            self.a.str(&format!("{}inputs.{}", self.prefix, input.name)),
+                        ),
+                        self.a.named(
+                            "name",
+                            self.a.str(&format!("{}{}", self.prefix, input.name)),
+                        ),
+                        self.a
+                            .named("max_len", self.a.int(input.max_len.unwrap_or(0) as i64)),
+                    ])
+                    .add_results(&[self.ty(ty)?])
+                    .build()?;
+                let op = block.append_operation(op);
+                env.insert(Target::Input(i), op.result(0)?.into());
+            }
+            self.emit_scope(ROOT_SCOPE, &block, &mut env)?;
+            for out in &g.outputs {
+                let value = self.materialize(
+                    ROOT_SCOPE,
+                    &out.value,
+                    &format!("outputs.{}", out.name),
+                    None,
+                    &block,
+                    &env,
+                )?;
+                let op = OperationBuilder::new(agent::OUTPUT, self.loc(None))
+                    .add_attributes(&[self
+                        .a
+                        .named("name", self.a.str(&format!("{}{}", self.prefix, out.name)))])
+                    .add_operands(&[value])
+                    .build()?;
+                block.append_operation(op);
+            }
         }
-        self.emit_scope(ROOT_SCOPE, &block, &mut env)?;
-        for out in &g.outputs {
-            let value = self.materialize(
-                ROOT_SCOPE,
-                &out.value,
-                &format!("outputs.{}", out.name),
-                None,
-                &block,
-                &env,
-            )?;
-            let op = OperationBuilder::new(agent::OUTPUT, self.loc(None))
-                .add_attributes(&[self.a.named("name", self.a.str(&out.name))])
-                .add_operands(&[value])
-                .build()?;
-            block.append_operation(op);
-        }
+        self.prefix.clear();
         block.append_operation(func::r#return(&[], self.loc(None)));
         let region = Region::new();
         region.append_block(block);
@@ -247,7 +279,8 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
         let ops = self.template_operands(spec.scope, spec.templates, env)?;
         let rewrite = |t: &Template| self.rewrite(spec.scope, t, &ops.index);
         let mut all = vec![
-            self.a.named("node", self.a.str(spec.node)),
+            self.a
+                .named("node", self.a.str(&format!("{}{}", self.prefix, spec.node))),
             self.a
                 .named("operandSegmentSizes", self.a.segments(&ops.segments)),
         ];

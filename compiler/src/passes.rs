@@ -77,6 +77,16 @@ impl Pipeline {
         cx: &PassContext<'c, '_>,
         module: &mut Module<'c>,
     ) -> Result<Vec<PassReport>> {
+        self.run_observed(cx, module, &mut |_, _| {})
+    }
+
+    /// Runs the pipeline, calling `observe` with each pass's report and the IR after it.
+    pub fn run_observed<'c>(
+        &self,
+        cx: &PassContext<'c, '_>,
+        module: &mut Module<'c>,
+        observe: &mut dyn FnMut(&PassReport, &Module<'c>),
+    ) -> Result<Vec<PassReport>> {
         let mut reports = Vec::new();
         for (i, pass) in self.passes.iter().enumerate() {
             self.dump(i, pass.name(), "before", module)?;
@@ -90,11 +100,13 @@ impl Pipeline {
                 ))
             })?;
             self.dump(i, pass.name(), "after", module)?;
-            reports.push(PassReport {
+            let report = PassReport {
                 pass: pass.name(),
                 changed,
                 micros,
-            });
+            };
+            observe(&report, module);
+            reports.push(report);
         }
         Ok(reports)
     }

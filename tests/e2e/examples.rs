@@ -1,30 +1,8 @@
 //! Every example compiles to `agent` MLIR that stock MLIR tools accept.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use agentc_compiler::{emit, export, load_workflow};
 
-use crate::{agentc, examples, root, text};
-
-fn mlir_opt(input: &str) -> (bool, String, String) {
-    let irdl = root().join("dialects/agent.irdl.mlir");
-    let mut child = Command::new("mlir-opt-22")
-        .arg(format!("--irdl-file={}", irdl.display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mlir-opt-22 is installed (scripts/setup.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
+use crate::{agentc, examples, mlir_opt, root, text};
 
 #[test]
 fn agent_mlir_snapshots() {
@@ -43,9 +21,10 @@ fn mlir_opt_accepts_and_round_trips_every_example() {
         let out = agentc(&["build", &rel, "--emit", "mlir"]);
         assert!(out.status.success(), "{rel}: {}", text(&out.stderr));
         let ours = text(&out.stdout);
-        let (ok, once, err) = mlir_opt(&ours);
+        let irdl = root().join("dialects/agent.irdl.mlir");
+        let (ok, once, err) = mlir_opt(&irdl, &ours);
         assert!(ok, "mlir-opt-22 rejected {rel}:\n{err}");
-        let (ok, twice, err) = mlir_opt(&once);
+        let (ok, twice, err) = mlir_opt(&irdl, &once);
         assert!(ok, "mlir-opt-22 rejected its own output for {rel}:\n{err}");
         assert_eq!(once, twice, "{rel} does not round-trip");
         assert_eq!(

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `agentc` binary and the compiler on the shipped examples.
 
 mod cli;
+mod compile;
 mod examples;
 
 use std::path::{Path, PathBuf};
@@ -31,4 +32,25 @@ pub fn agentc(args: &[&str]) -> Output {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `mlir-opt-22` with an IRDL file over `input`: (success, stdout, stderr).
+pub fn mlir_opt(irdl: &Path, input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("mlir-opt-22")
+        .arg(format!("--irdl-file={}", irdl.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mlir-opt-22 is installed (scripts/setup.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }

@@ -296,7 +296,7 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
             _ => unreachable_compound(&id)?,
         };
         let mut all = vec![
-            a.named("node", a.str(&id)),
+            a.named("node", a.str(&format!("{}{id}", self.prefix))),
             a.named("operandSegmentSizes", a.segments(&segments)),
         ];
         all.extend(attrs);
@@ -310,6 +310,18 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
 
     /// Emits a body function (see [`BodySpec`]).
     fn emit_body(&mut self, spec: BodySpec<'_>) -> Result<()> {
+        if !self.emitted.insert(spec.name.to_string()) {
+            // A batched graph's queries share one body function.
+            return Ok(());
+        }
+        // Bodies are shared code: their node ids carry no query prefix.
+        let saved_prefix = std::mem::take(&mut self.prefix);
+        let result = self.emit_body_func(spec);
+        self.prefix = saved_prefix;
+        result
+    }
+
+    fn emit_body_func(&mut self, spec: BodySpec<'_>) -> Result<()> {
         let BodySpec {
             name,
             scope,
