@@ -4,7 +4,6 @@
 use agentc_compiler::passes::{PassContext, Pipeline};
 use agentc_compiler::tokens::CharEstimate;
 use agentc_compiler::{CompileOptions, compile, emit, frontend, load_workflow};
-use melior::ir::operation::OperationLike;
 
 use crate::{examples, mlir_opt, root};
 
