@@ -46,6 +46,9 @@ enum Command {
         /// batching across them (for `--emit exec`).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
         batch: u32,
+        /// Print how long each compiler stage and pass took, on standard error.
+        #[arg(long)]
+        timings: bool,
     },
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
@@ -82,10 +85,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             emit,
             output,
             batch,
+            timings,
         } => {
+            let start = std::time::Instant::now();
             let Some(g) = load(&workflow)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
+            if timings {
+                eprintln!(
+                    "frontend: {:.1} ms ({} nodes)",
+                    start.elapsed().as_secs_f64() * 1e3,
+                    g.nodes.len()
+                );
+            }
             let text = match emit {
                 Emit::Mlir => emit::agent_mlir(&g, &workflow.display().to_string())?,
                 Emit::Exec => {
@@ -93,7 +105,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         tokens: &CharEstimate,
                         batch: batch as usize,
                     };
-                    compile(&g, &workflow.display().to_string(), &options)?.exec_mlir
+                    let compiled = compile(&g, &workflow.display().to_string(), &options)?;
+                    if timings {
+                        let ms = |us: u128| us as f64 / 1e3;
+                        eprintln!("emit agent: {:.1} ms", ms(compiled.emit_micros));
+                        for p in &compiled.passes {
+                            let note = if p.changed { "" } else { ", no change" };
+                            eprintln!(
+                                "{}: {:.1} ms (+{:.1} ms verify{note})",
+                                p.pass,
+                                ms(p.micros),
+                                ms(p.verify_micros)
+                            );
+                        }
+                        eprintln!("print exec: {:.1} ms", ms(compiled.print_micros));
+                        eprintln!("total: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+                    }
+                    compiled.exec_mlir
                 }
                 Emit::Dot => export::dot(&g),
                 Emit::GraphJson => serde_json::to_string_pretty(&export::graph_json(&g))? + "\n",

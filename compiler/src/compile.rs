@@ -1,5 +1,7 @@
 //! The compiler driver: workflow graph -> `agent` MLIR -> pass pipeline -> `exec` MLIR.
 
+use std::time::Instant;
+
 use crate::graph::WorkflowGraph;
 use crate::passes::{PassContext, PassReport, Pipeline};
 use crate::tokens::TokenCounter;
@@ -9,6 +11,10 @@ use crate::{Result, emit};
 pub struct Compiled {
     pub exec_mlir: String,
     pub passes: Vec<PassReport>,
+    /// Emitting and verifying the `agent` module.
+    pub emit_micros: u128,
+    /// Printing the `exec` module.
+    pub print_micros: u128,
 }
 
 pub struct CompileOptions<'t> {
@@ -20,15 +26,21 @@ pub struct CompileOptions<'t> {
 /// Compiles a validated workflow to the `exec` dialect.
 pub fn compile(graph: &WorkflowGraph, file: &str, options: &CompileOptions) -> Result<Compiled> {
     let context = agentc_dialects::new_context()?;
+    let start = Instant::now();
     let mut module = emit::emit_agent_batched(&context, graph, file, options.batch)?;
+    let emit_micros = start.elapsed().as_micros();
     let cx = PassContext {
         context: &context,
         tokens: options.tokens,
         batch: options.batch,
     };
     let passes = Pipeline::standard().run(&cx, &mut module)?;
+    let start = Instant::now();
+    let exec_mlir = module.as_operation().to_string();
     Ok(Compiled {
-        exec_mlir: module.as_operation().to_string(),
+        exec_mlir,
         passes,
+        emit_micros,
+        print_micros: start.elapsed().as_micros(),
     })
 }

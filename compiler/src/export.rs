@@ -66,11 +66,12 @@ fn target_name(g: &WorkflowGraph, t: Target) -> String {
 /// Data edges (producer, consumer) in a stable order, inputs and scope variables included.
 pub fn edges(g: &WorkflowGraph) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for ix in 0..g.nodes.len() {
         for u in uses(g, ix) {
             if let Some(t) = g.lookup(u.scope, &u.reference.root) {
                 let e = (target_name(g, t), g.nodes[ix].id.clone());
-                if !out.contains(&e) {
+                if seen.insert(e.clone()) {
                     out.push(e);
                 }
             }

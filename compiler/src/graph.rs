@@ -1,6 +1,8 @@
 //! The validated, typed workflow graph: nodes flattened into scopes (the top level and one per
 //! map/branch/loop body), references resolved, each scope's nodes in dependency order.
 
+use std::collections::HashMap;
+
 use agentc_dialects::ValueType;
 
 use crate::diagnostics::Span;
@@ -119,6 +121,8 @@ pub struct WorkflowGraph {
     pub outputs: Vec<OutputDecl>,
     pub nodes: Vec<FlatNode>,
     pub scopes: Vec<Scope>,
+    /// Node index by id (ids are unique across the workflow).
+    pub by_id: HashMap<String, NodeIx>,
 }
 
 impl WorkflowGraph {
@@ -132,13 +136,14 @@ impl WorkflowGraph {
                 .position(|i| &i.name == name)
                 .map(Target::Input),
             RefRoot::Name(name) => {
+                let node = self.by_id.get(name).copied();
                 let mut s = Some(scope);
                 while let Some(id) = s {
                     let sc = &self.scopes[id];
                     if let Some(index) = sc.vars.iter().position(|(v, _)| v == name) {
                         return Some(Target::Var { scope: id, index });
                     }
-                    if let Some(&n) = sc.nodes.iter().find(|&&n| &self.nodes[n].id == name) {
+                    if let Some(n) = node.filter(|&n| self.nodes[n].scope == id) {
                         return Some(Target::Node(n));
                     }
                     s = sc.parent;

@@ -11,6 +11,7 @@ pub mod graph;
 mod load;
 pub mod passes;
 pub mod schema;
+pub mod synthetic;
 pub mod tokens;
 
 pub use compile::{CompileOptions, Compiled, compile};

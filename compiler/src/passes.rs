@@ -38,6 +38,8 @@ pub struct PassReport {
     pub pass: &'static str,
     pub changed: bool,
     pub micros: u128,
+    /// Time spent verifying the IR after the pass.
+    pub verify_micros: u128,
 }
 
 pub struct Pipeline {
@@ -93,6 +95,7 @@ impl Pipeline {
             let start = Instant::now();
             let changed = pass.run(cx, module)?;
             let micros = start.elapsed().as_micros();
+            let verify_start = Instant::now();
             agentc_dialects::verify(cx.context, module).map_err(|e| {
                 Error::Internal(format!(
                     "IR does not verify after pass `{}`: {e}",
@@ -104,6 +107,7 @@ impl Pipeline {
                 pass: pass.name(),
                 changed,
                 micros,
+                verify_micros: verify_start.elapsed().as_micros(),
             };
             observe(&report, module);
             reports.push(report);

@@ -102,7 +102,7 @@ fn hostile_files_are_rejected_quickly() {
         (
             "bomb",
             bomb.into_bytes(),
-            "expands to more than 100000 nodes",
+            "aliases expand to more than 100000 nodes",
         ),
         (
             "deep",

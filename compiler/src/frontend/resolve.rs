@@ -34,6 +34,7 @@ pub fn build(d: &mut Decoder, wf: Workflow) -> WorkflowGraph {
         outputs: wf.outputs,
         nodes: Vec::new(),
         scopes: vec![Scope::default()],
+        by_id: HashMap::new(),
     };
     let mut first_seen: HashMap<String, Span> = HashMap::new();
     // Bodies nest at most as deep as the YAML reader allows, so this recursion is bounded.
@@ -69,6 +70,7 @@ fn flatten(
         }
         seen.insert(node.id.clone(), node.span);
         let ix = g.nodes.len();
+        g.by_id.insert(node.id.clone(), ix);
         g.nodes.push(FlatNode {
             id: node.id.clone(),
             span: node.span,
@@ -238,17 +240,21 @@ pub fn resolve_refs(d: &mut Decoder, g: &WorkflowGraph) -> Vec<(NodeIx, NodeIx)>
     let mut edges = Vec::new();
     for ix in 0..g.nodes.len() {
         for u in uses(g, ix) {
-            let pos = if u.text.is_empty() {
-                u.span.start
-            } else {
-                d.src.locate_in_scalar(u.span, u.text, u.reference.offset)
+            // Located only when reported: finding a position costs a scan of the scalar.
+            let pos = |d: &Decoder| {
+                if u.text.is_empty() {
+                    u.span.start
+                } else {
+                    d.src.locate_in_scalar(u.span, u.text, u.reference.offset)
+                }
             };
             match g.lookup(u.scope, &u.reference.root) {
                 Some(Target::Node(dep)) => {
                     let dep_scope = g.nodes[dep].scope;
                     if is_ancestor_node(g, dep, u.scope) {
+                        let at = pos(d);
                         d.err_hint(
-                            pos,
+                            at,
                             format!(
                                 "cycle: `{}` refers to `{}`, which contains it",
                                 g.nodes[ix].id, g.nodes[dep].id
@@ -270,7 +276,10 @@ pub fn resolve_refs(d: &mut Decoder, g: &WorkflowGraph) -> Vec<(NodeIx, NodeIx)>
                     }
                 }
                 Some(_) => {}
-                None => unknown_reference(d, g, u.scope, u.reference, pos),
+                None => {
+                    let at = pos(d);
+                    unknown_reference(d, g, u.scope, u.reference, at);
+                }
             }
         }
     }

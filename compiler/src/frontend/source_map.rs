@@ -29,11 +29,21 @@ impl<'s> SourceMap<'s> {
         Pos { line, col }
     }
 
-    fn byte_of_char(&self, char_index: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_index)
-            .map_or(self.text.len(), |(b, _)| b)
+    /// Byte offset of a 1-based line and column: a scan of that one line only.
+    fn byte_of_pos(&self, pos: Pos) -> usize {
+        let Some(&start) = pos
+            .line
+            .checked_sub(1)
+            .and_then(|l| self.line_starts.get(l))
+        else {
+            return self.text.len();
+        };
+        let line = &self.text[start..];
+        start
+            + line
+                .char_indices()
+                .nth(pos.col.saturating_sub(1))
+                .map_or(line.len(), |(b, _)| b)
     }
 
     /// Position of byte `offset` of a scalar's decoded text `cooked`, found by searching the raw
@@ -52,9 +62,9 @@ impl<'s> SourceMap<'s> {
         let nth = cooked
             .get(..offset)
             .map_or(0, |before| before.matches(snippet).count());
-        let start = self.byte_of_char(span.start_char);
-        let end = if span.end_char > span.start_char {
-            self.byte_of_char(span.end_char)
+        let start = self.byte_of_pos(span.start);
+        let end = if span.end > span.start {
+            self.byte_of_pos(span.end)
         } else {
             self.text.len()
         };

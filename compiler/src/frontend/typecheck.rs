@@ -114,10 +114,11 @@ fn check_template(
             continue;
         };
         let base = g.target_type(target);
-        let pos = d.src.locate_in_scalar(t.span, &t.template.source, r.offset);
+        let pos = |d: &Decoder| d.src.locate_in_scalar(t.span, &t.template.source, r.offset);
         if !r.path.is_empty() && base != ValueType::Json {
+            let at = pos(d);
             d.err_hint(
-                pos,
+                at,
                 format!("`${{{}}}` reads field `{}` of `{}`, which is {base}; only json values have fields", r.display(), r.path.join("."), r.root_display()),
                 if base == ValueType::Text { "give the llm node `output: json`, or drop the field" } else { "drop the field" },
             );
@@ -129,8 +130,9 @@ fn check_template(
             ValueType::Json
         };
         if ty == ValueType::Vec && !(sole && allow_sole.contains(&ValueType::Vec)) {
+            let at = pos(d);
             d.err_hint(
-                pos,
+                at,
                 format!("type mismatch: `${{{}}}` is a vec (an embedding) and cannot be rendered into {what}", r.display()),
                 "use a vec only as the `query` of a retrieve node",
             );

@@ -29,20 +29,28 @@ fn is_pure(op: &OperationRef) -> bool {
     }
 }
 
-fn key(op: &OperationRef) -> String {
-    let mut attrs: Vec<String> = op
+/// What an op computes: its name, operands and attributes. MLIR uniques attributes and
+/// identifiers in the context, so their pointers compare as their values do.
+#[derive(PartialEq, Eq, Hash)]
+struct Key {
+    name: usize,
+    operands: Vec<usize>,
+    attributes: Vec<(usize, usize)>,
+}
+
+fn key(op: &OperationRef) -> Key {
+    use melior::ir::AttributeLike;
+    let mut attributes: Vec<(usize, usize)> = op
         .attributes()
         .filter(|(id, _)| !IGNORED.contains(&id.as_string_ref().as_str().unwrap_or("")))
-        .map(|(id, a)| format!("{}={a}", id.as_string_ref().as_str().unwrap_or("")))
+        .map(|(id, a)| (id.to_raw().ptr as usize, a.to_raw().ptr as usize))
         .collect();
-    attrs.sort();
-    let operands: Vec<String> = op.operands().map(|v| value_key(v).to_string()).collect();
-    format!(
-        "{}({})[{}]",
-        op_name(op),
-        operands.join(","),
-        attrs.join(",")
-    )
+    attributes.sort_unstable();
+    Key {
+        name: op.name().to_raw().ptr as usize,
+        operands: op.operands().map(value_key).collect(),
+        attributes,
+    }
 }
 
 impl Pass for Cse {
@@ -58,7 +66,7 @@ impl Pass for Cse {
                 if op_name(&f) != "func.func" {
                     continue;
                 }
-                let mut seen: HashMap<String, OperationRef> = HashMap::new();
+                let mut seen: HashMap<Key, OperationRef> = HashMap::new();
                 for op in block_ops(func_block(f)?) {
                     if !is_pure(&op) {
                         continue;

@@ -297,35 +297,57 @@ fn hash_str(s: &str) -> usize {
     })
 }
 
-/// Groups of prompts (within `range`) sharing a prefix: each prompt joins the group of its longest
-/// common prefix with any other prompt of the same model.
+/// Groups of prompts (within `range`) sharing a prefix: each prompt joins the group of the
+/// longest prefix it has in common with any other prompt of the same model. One trie over the
+/// prompts' atoms makes this linear in their total length.
 fn common_prefixes(prompts: &[Prompt], range: std::ops::Range<usize>) -> Vec<Group> {
-    let mut groups: HashMap<(String, Vec<Atom>), Vec<usize>> = HashMap::new();
+    let mut roots: HashMap<&str, usize> = HashMap::new();
+    let mut children: HashMap<(usize, &Atom), usize> = HashMap::new();
+    let mut passes: Vec<usize> = Vec::new();
+    let mut new_node = |passes: &mut Vec<usize>| {
+        passes.push(0);
+        passes.len() - 1
+    };
     for i in range.clone() {
-        let mut best = 0;
-        for j in range.clone() {
-            if i != j && prompts[i].model == prompts[j].model {
-                let lcp = prompts[i]
-                    .atoms
-                    .iter()
-                    .zip(&prompts[j].atoms)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                best = best.max(lcp);
-            }
+        let p = &prompts[i];
+        let mut node = *roots
+            .entry(p.model.as_str())
+            .or_insert_with(|| new_node(&mut passes));
+        for atom in &p.atoms {
+            node = *children
+                .entry((node, atom))
+                .or_insert_with(|| new_node(&mut passes));
+            passes[node] += 1;
         }
-        if best > 0 {
-            groups
-                .entry((prompts[i].model.clone(), prompts[i].atoms[..best].to_vec()))
-                .or_default()
-                .push(i);
+    }
+    // For each prompt, the deepest trie node another prompt also passes through.
+    let mut groups: HashMap<usize, (usize, Vec<usize>)> = HashMap::new();
+    for i in range {
+        let p = &prompts[i];
+        let Some(&root) = roots.get(p.model.as_str()) else {
+            continue;
+        };
+        let mut node = root;
+        let mut best: Option<(usize, usize)> = None;
+        for (depth, atom) in p.atoms.iter().enumerate() {
+            let Some(&next) = children.get(&(node, atom)) else {
+                break;
+            };
+            if passes[next] < 2 {
+                break;
+            }
+            node = next;
+            best = Some((node, depth + 1));
+        }
+        if let Some((node, depth)) = best {
+            groups.entry(node).or_insert((depth, Vec::new())).1.push(i);
         }
     }
     let mut out: Vec<Group> = groups
-        .into_iter()
-        .map(|((model, atoms), consumers)| Group {
-            model,
-            atoms,
+        .into_values()
+        .map(|(depth, consumers)| Group {
+            model: prompts[consumers[0]].model.clone(),
+            atoms: prompts[consumers[0]].atoms[..depth].to_vec(),
             consumers,
             per_element: false,
         })
