@@ -304,7 +304,7 @@ fn common_prefixes(prompts: &[Prompt], range: std::ops::Range<usize>) -> Vec<Gro
     let mut roots: HashMap<&str, usize> = HashMap::new();
     let mut children: HashMap<(usize, &Atom), usize> = HashMap::new();
     let mut passes: Vec<usize> = Vec::new();
-    let mut new_node = |passes: &mut Vec<usize>| {
+    let new_node = |passes: &mut Vec<usize>| {
         passes.push(0);
         passes.len() - 1
     };
