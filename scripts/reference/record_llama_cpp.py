@@ -26,6 +26,7 @@ PINNED_VERSION = "0.3.36"
 GENERATED_TOKENS = 32
 THREADS = 2
 CONTEXT = 1024
+RECORDED_CANDIDATES = 5
 
 # Plain prompts: tokenized as-is (special tokens such as <|im_start|> are matched whole, as
 # llama.cpp does with parse_special=true) and continued greedily.
@@ -91,7 +92,7 @@ def is_end_of_generation(llm, token: int) -> bool:
 
 
 def greedy(llm, prompt_tokens):
-    """Greedy decoding that also records each step's top-2 logits (argmax ties go to the lower id)."""
+    """Greedy decoding that also records each step's leading logits (argmax ties go to the lower id)."""
     llm.reset()
     llm.eval(prompt_tokens)
     steps = []
@@ -110,6 +111,8 @@ def greedy(llm, prompt_tokens):
                 "top1_logit": float(logits[top1]),
                 "top2_logit": float(logits[top2]),
                 "margin": float(logits[top1] - logits[top2]),
+                # The leading candidates, to tell a near-tie among several tokens.
+                "top": [[int(t), float(logits[t])] for t in order[:RECORDED_CANDIDATES]],
             }
         )
         generated.append(top1)
