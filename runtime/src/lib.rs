@@ -1,1 +1,19 @@
-//! Placeholder; filled in by the work that owns this crate.
+//! The agentc runtime. This first part is the LLM engine's CPU path: GGUF weights, a llama
+//! forward pass with a per-sequence KV cache, sampling, and a single-sequence generation API.
+
+pub mod engine;
+pub mod error;
+pub mod kv_cache;
+pub mod model;
+pub mod ops;
+pub mod quant;
+pub mod sampling;
+pub mod weights;
+
+pub use agentc_model::ChatMessage;
+pub use engine::{
+    DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Prompt,
+    Timings,
+};
+pub use error::{Error, Result};
+pub use sampling::SamplingParams;

@@ -1,0 +1,323 @@
+//! The single-sequence generation API: load a GGUF model, then generate from text, a chat or
+//! token ids with greedy or sampled decoding, max tokens, stop strings and end-of-generation.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
+
+use crate::error::{Error, Result};
+use crate::model::LlamaModel;
+use crate::sampling::{Sampler, SamplingParams};
+
+/// llama.cpp's benchmark setting on the 2-core development machine; callers size it to theirs.
+pub const DEFAULT_THREADS: usize = 2;
+
+/// How to load a model.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Threads for the forward pass.
+    pub threads: usize,
+    /// Most positions (prompt plus generated) one sequence may use; `None` means the model's
+    /// trained context length.
+    pub context_length: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            threads: DEFAULT_THREADS,
+            context_length: None,
+        }
+    }
+}
+
+/// What to generate from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prompt {
+    /// Text tokenized as llama.cpp does with special parsing on (`<|im_start|>` is one token);
+    /// BOS is added if the model asks for it.
+    Text(String),
+    /// Messages rendered with the model's chat template, ending with the assistant's turn.
+    Chat(Vec<ChatMessage>),
+    /// Token ids used as they are.
+    Tokens(Vec<u32>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateRequest {
+    pub prompt: Prompt,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation ends when the text contains one of these; the text is cut before it.
+    pub stop: Vec<String>,
+}
+
+impl GenerateRequest {
+    /// Greedy generation of up to `max_tokens` tokens from `text`.
+    pub fn greedy(text: impl Into<String>, max_tokens: usize) -> Self {
+        Self {
+            prompt: Prompt::Text(text.into()),
+            max_tokens,
+            sampling: SamplingParams::greedy(),
+            stop: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// `max_tokens` were generated.
+    Length,
+    /// The model produced an end-of-generation token (EOS, `<|im_end|>`, ...).
+    EndOfGeneration,
+    /// The text reached the stop string with this index in the request.
+    Stop(usize),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timings {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// Forward pass over the prompt, through the first sampled token.
+    pub prefill: Duration,
+    /// All later forward passes and sampling.
+    pub decode: Duration,
+}
+
+impl Timings {
+    pub fn prefill_tokens_per_second(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Tokens generated after the first, per second of decode time.
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        self.generated_tokens.saturating_sub(1) as f64
+            / self.decode.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    pub prompt_tokens: Vec<u32>,
+    /// Every generated token, including a final end-of-generation token and the tokens that
+    /// completed a stop string.
+    pub tokens: Vec<u32>,
+    /// The generated text without end-of-generation markers, cut before a stop string.
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub timings: Timings,
+}
+
+/// A loaded model with its tokenizer, chat template and thread pool.
+pub struct Engine {
+    model: LlamaModel,
+    tokenizer: Tokenizer,
+    chat_template: Option<ChatTemplate>,
+    pool: rayon::ThreadPool,
+    context_length: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", self.model.config())
+            .field("context_length", &self.context_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(path, &EngineOptions::default())
+    }
+
+    pub fn load_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
+        let gguf = GgufFile::open(path)?;
+        let model = LlamaModel::load(&gguf)?;
+        let tokenizer = Tokenizer::from_metadata(&gguf)?;
+        let marker = |id: Option<u32>| -> Result<String> {
+            Ok(match id {
+                Some(id) => tokenizer.decode(&[id], true)?,
+                None => String::new(),
+            })
+        };
+        let ids = tokenizer.special_ids();
+        let chat_template =
+            ChatTemplate::from_metadata(&gguf, &marker(ids.bos)?, &marker(ids.eos)?)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads.max(1))
+            .build()?;
+        let context_length = options
+            .context_length
+            .unwrap_or(model.config().context_length);
+        Ok(Self {
+            model,
+            tokenizer,
+            chat_template,
+            pool,
+            context_length,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        self.model.config()
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    /// Renders `messages` with the model's chat template, ready for the assistant's reply.
+    pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        let template = self.chat_template.as_ref().ok_or_else(|| {
+            Error::InvalidRequest(
+                "the model has no chat template (tokenizer.chat_template)".to_owned(),
+            )
+        })?;
+        Ok(template.render(messages, true)?)
+    }
+
+    /// The token ids a prompt becomes.
+    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        Ok(match prompt {
+            Prompt::Text(text) => self.tokenizer.encode(text, true, true)?,
+            Prompt::Chat(messages) => {
+                self.tokenizer
+                    .encode(&self.render_chat(messages)?, true, true)?
+            }
+            Prompt::Tokens(ids) => ids.clone(),
+        })
+    }
+
+    /// Logits after `tokens`, from a fresh sequence (for tests and scoring).
+    pub fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut cache = self.model.new_cache(self.context_length);
+        self.pool.install(|| self.model.forward(tokens, &mut cache))
+    }
+
+    /// Teacher forcing: the logits the model gives before each token of `continuation`, after
+    /// `prompt` and the continuation tokens before it (one row per continuation token).
+    pub fn teacher_forced_logits(
+        &self,
+        prompt: &[u32],
+        continuation: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut cache = self.model.new_cache(self.context_length);
+        self.pool.install(|| {
+            let mut rows = Vec::with_capacity(continuation.len());
+            if continuation.is_empty() {
+                return Ok(rows);
+            }
+            rows.push(self.model.forward(prompt, &mut cache)?);
+            for &token in &continuation[..continuation.len() - 1] {
+                rows.push(self.model.forward(&[token], &mut cache)?);
+            }
+            Ok(rows)
+        })
+    }
+
+    pub fn generate(&self, request: &GenerateRequest) -> Result<Generation> {
+        if request.stop.iter().any(String::is_empty) {
+            return Err(Error::InvalidRequest(
+                "stop strings must not be empty".to_owned(),
+            ));
+        }
+        let prompt_tokens = self.prompt_tokens(&request.prompt)?;
+        if prompt_tokens.is_empty() {
+            return Err(Error::InvalidRequest(
+                "the prompt is empty after tokenization (and the model adds no BOS)".to_owned(),
+            ));
+        }
+        let needed = prompt_tokens.len() + request.max_tokens;
+        if needed > self.context_length {
+            return Err(Error::ContextFull {
+                needed,
+                capacity: self.context_length,
+            });
+        }
+        let mut cache = self.model.new_cache(self.context_length);
+        let mut sampler = Sampler::new(request.sampling.clone());
+        let mut timings = Timings {
+            prompt_tokens: prompt_tokens.len(),
+            ..Timings::default()
+        };
+        let mut tokens = Vec::with_capacity(request.max_tokens);
+        let mut text_bytes = Vec::new();
+        let mut finish_reason = FinishReason::Length;
+        let mut stop_cut = None;
+
+        let started = Instant::now();
+        let mut logits = self
+            .pool
+            .install(|| self.model.forward(&prompt_tokens, &mut cache))?;
+        let mut decode_started = None;
+        while tokens.len() < request.max_tokens {
+            let token = sampler.sample(&logits);
+            tokens.push(token);
+            if tokens.len() == 1 {
+                timings.prefill = started.elapsed();
+                decode_started = Some(Instant::now());
+            }
+            if self.tokenizer.is_end_of_generation(token) {
+                finish_reason = FinishReason::EndOfGeneration;
+                break;
+            }
+            self.tokenizer
+                .append_token_bytes(token, false, &mut text_bytes)?;
+            if let Some((index, at)) = find_stop(&text_bytes, &request.stop) {
+                finish_reason = FinishReason::Stop(index);
+                stop_cut = Some(at);
+                break;
+            }
+            if tokens.len() < request.max_tokens {
+                logits = self
+                    .pool
+                    .install(|| self.model.forward(&[token], &mut cache))?;
+            }
+        }
+        if let Some(decode_started) = decode_started {
+            timings.decode = decode_started.elapsed();
+        }
+        timings.generated_tokens = tokens.len();
+        if let Some(at) = stop_cut {
+            text_bytes.truncate(at);
+        }
+        Ok(Generation {
+            prompt_tokens,
+            tokens,
+            text: String::from_utf8_lossy(&text_bytes).into_owned(),
+            finish_reason,
+            timings,
+        })
+    }
+}
+
+/// The earliest stop string in `text`: (its index in `stops`, its byte offset).
+fn find_stop(text: &[u8], stops: &[String]) -> Option<(usize, usize)> {
+    stops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, stop)| {
+            text.windows(stop.len())
+                .position(|w| w == stop.as_bytes())
+                .map(|at| (i, at))
+        })
+        .min_by_key(|&(_, at)| at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_stop_string_wins() {
+        let stops = vec!["world".to_owned(), "lo".to_owned()];
+        assert_eq!(find_stop(b"hello world", &stops), Some((1, 3)));
+        assert_eq!(find_stop(b"nothing", &stops), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! The one error type of `agentc-runtime`.
+
+/// Everything that can go wrong while loading a model or generating with it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Model(#[from] agentc_model::Error),
+
+    #[error("tensor {tensor} has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        tensor: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
+
+    #[error("invalid generation request: {0}")]
+    InvalidRequest(String),
+
+    #[error(
+        "the prompt and the tokens to generate need {needed} positions but the context holds {capacity}; shorten the prompt or lower max_tokens"
+    )]
+    ContextFull { needed: usize, capacity: usize },
+
+    #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]
+    TokenOutOfRange { id: u32, vocab_size: usize },
+
+    #[error("cannot start the thread pool: {0}")]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,168 @@
+//! The numeric operations of a llama forward pass on f32 activations. Matmuls take weights in
+//! their stored ggml format; this is the seam where `agentc-kernels`' fast kernels plug in.
+
+use rayon::prelude::*;
+
+use crate::quant::{PreparedActivations, round_f16};
+use crate::weights::QuantTensor;
+
+/// Weight rows per parallel task: large enough that scheduling is cheap next to the work.
+const ROWS_PER_TASK: usize = 64;
+
+/// `out[t][r] = dot(w[r], x[t])` for `n_tokens` activation rows `x` (`n_tokens * w.cols`
+/// values), token-major output (`n_tokens * w.rows` values). Runs on the current rayon pool.
+pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
+    debug_assert_eq!(x.len(), n_tokens * w.cols);
+    debug_assert_eq!(out.len(), n_tokens * w.rows);
+    let prepared = PreparedActivations::new(w.ty, x, w.cols);
+    let row_bytes = w.row_bytes();
+    if n_tokens == 1 {
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(chunk, out_rows)| {
+                for (i, o) in out_rows.iter_mut().enumerate() {
+                    let r = chunk * ROWS_PER_TASK + i;
+                    *o = prepared.dot(w.ty, &w.data[r * row_bytes..(r + 1) * row_bytes], 0);
+                }
+            });
+        return;
+    }
+    // Row-major scratch so each task owns a contiguous slice; each weight row is read once
+    // for all tokens.
+    let mut by_row = vec![0.0f32; w.rows * n_tokens];
+    by_row
+        .par_chunks_mut(ROWS_PER_TASK * n_tokens)
+        .enumerate()
+        .for_each(|(chunk, rows)| {
+            for (i, row_out) in rows.chunks_exact_mut(n_tokens).enumerate() {
+                let r = chunk * ROWS_PER_TASK + i;
+                let weights = &w.data[r * row_bytes..(r + 1) * row_bytes];
+                for (t, o) in row_out.iter_mut().enumerate() {
+                    *o = prepared.dot(w.ty, weights, t);
+                }
+            }
+        });
+    for (r, row) in by_row.chunks_exact(n_tokens).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            out[t * w.rows + r] = v;
+        }
+    }
+}
+
+/// RMS normalization of each `weight.len()`-wide row of `x`, then scaling by `weight`, in place.
+/// The sum of squares is kept in f64 as ggml does.
+pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(weight.len()) {
+        let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
+        let mean = (sum / row.len() as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for (v, &w) in row.iter_mut().zip(weight) {
+            *v = (*v * scale) * w;
+        }
+    }
+}
+
+/// Rotary position embedding in llama.cpp's "normal" mode: adjacent pairs `(x[2i], x[2i+1])`
+/// of the first `rope_dim` values of every `head_dim`-wide head are rotated by
+/// `position * base^(-2i/rope_dim)`. The angle is built by repeated f32 multiplication, like
+/// ggml's rope cache, so the angles match llama.cpp's bit for bit.
+pub fn rope(x: &mut [f32], position: usize, head_dim: usize, rope_dim: usize, freq_base: f32) {
+    let theta_scale = freq_base.powf(-2.0 / rope_dim as f32);
+    let mut angles = Vec::with_capacity(rope_dim / 2);
+    let mut theta = position as f32;
+    for _ in 0..rope_dim / 2 {
+        angles.push((theta.cos(), theta.sin()));
+        theta *= theta_scale;
+    }
+    for head in x.chunks_exact_mut(head_dim) {
+        for (pair, &(cos, sin)) in head[..rope_dim].chunks_exact_mut(2).zip(&angles) {
+            let (x0, x1) = (pair[0], pair[1]);
+            pair[0] = x0 * cos - x1 * sin;
+            pair[1] = x0 * sin + x1 * cos;
+        }
+    }
+}
+
+/// SwiGLU: `gate = silu(gate) * up`, in place.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Causal attention of one query head over `keys`/`values` (f16-rounded, `positions` rows of
+/// `head_dim`, laid out with stride `kv_stride`), following ggml's non-flash path: the query is
+/// rounded to f16 for the score dot products, softmax sums in f64, and the probabilities are
+/// rounded to f16 before weighting the values.
+pub fn attend(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    positions: usize,
+    kv_stride: usize,
+    out: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    let head_dim = query.len();
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let q16: Vec<f32> = query.iter().map(|&v| round_f16(v)).collect();
+    scores.clear();
+    for p in 0..positions {
+        let k = &keys[p * kv_stride..p * kv_stride + head_dim];
+        let dot: f32 = q16.iter().zip(k).map(|(a, b)| a * b).sum();
+        scores.push(dot * scale);
+    }
+    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0f64;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += f64::from(*s);
+    }
+    let inverse = (1.0 / sum) as f32;
+    out.fill(0.0);
+    for (p, &s) in scores.iter().enumerate() {
+        let weight = round_f16(s * inverse);
+        let v = &values[p * kv_stride..p * kv_stride + head_dim];
+        for (o, &vv) in out.iter_mut().zip(v) {
+            *o += weight * vv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_gives_unit_rms() {
+        let mut x = vec![3.0, 4.0];
+        rms_norm(&mut x, &[1.0, 1.0], 0.0);
+        let rms = ((x[0] * x[0] + x[1] * x[1]) / 2.0f32).sqrt();
+        assert!((rms - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_at_position_zero_is_identity_and_rotates_pairs() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0];
+        rope(&mut x, 0, 4, 4, 10000.0);
+        assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
+        let mut y = vec![1.0, 0.0, 1.0, 0.0];
+        rope(&mut y, 1, 4, 4, 10000.0);
+        assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn attention_over_one_position_returns_its_value() {
+        let mut out = vec![0.0; 2];
+        attend(
+            &[1.0, 0.0],
+            &[0.5, 0.5],
+            &[2.0, -1.0],
+            1,
+            2,
+            &mut out,
+            &mut Vec::new(),
+        );
+        assert_eq!(out, [2.0, -1.0]);
+    }
+}

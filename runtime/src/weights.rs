@@ -1,0 +1,144 @@
+//! Model weights copied out of a GGUF file, with their shapes checked against the config.
+
+use agentc_model::{GgmlType, GgufFile, LlamaConfig};
+
+use crate::error::{Error, Result};
+use crate::quant;
+
+/// A weight matrix of `rows` rows of `cols` values each, stored in a ggml format.
+///
+/// Owned rather than borrowed from the memory map so that kernels may repack it; the copy of a
+/// 100 MB model costs tens of milliseconds at load.
+#[derive(Debug)]
+pub struct QuantTensor {
+    pub name: String,
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<u8>,
+}
+
+impl QuantTensor {
+    /// Loads tensor `name`, which must have shape `[cols, rows]` in ggml order.
+    pub fn load(gguf: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Self> {
+        let (info, data) = gguf.tensor_data(name)?;
+        let expected = if rows == 1 {
+            vec![cols as u64]
+        } else {
+            vec![cols as u64, rows as u64]
+        };
+        if info.dims != expected {
+            return Err(Error::TensorShape {
+                tensor: name.to_owned(),
+                expected,
+                found: info.dims.clone(),
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            ty: info.ggml_type,
+            rows,
+            cols,
+            data: data.to_vec(),
+        })
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        quant::row_bytes(self.ty, self.cols)
+    }
+
+    /// Row `r` as f32 (used for embedding lookups and norm weights).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let row_bytes = self.row_bytes();
+        quant::dequantize_row(self.ty, &self.data[r * row_bytes..(r + 1) * row_bytes], out);
+    }
+
+    /// The whole tensor as f32 (for small vectors such as norm weights).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.rows * self.cols];
+        for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
+            self.dequantize_row(r, row);
+        }
+        out
+    }
+}
+
+/// The weights of one transformer block.
+#[derive(Debug)]
+pub struct LayerWeights {
+    pub attn_norm: Vec<f32>,
+    pub wq: QuantTensor,
+    pub wk: QuantTensor,
+    pub wv: QuantTensor,
+    /// qwen2 adds biases to the Q, K and V projections.
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
+    pub wo: QuantTensor,
+    pub ffn_norm: Vec<f32>,
+    pub w_gate: QuantTensor,
+    pub w_up: QuantTensor,
+    pub w_down: QuantTensor,
+}
+
+/// All weights of a llama-style model.
+#[derive(Debug)]
+pub struct LlamaWeights {
+    pub token_embedding: QuantTensor,
+    pub layers: Vec<LayerWeights>,
+    pub output_norm: Vec<f32>,
+    /// `None` when the output projection is tied to the token embedding.
+    pub output: Option<QuantTensor>,
+}
+
+impl LlamaWeights {
+    pub fn load(gguf: &GgufFile, config: &LlamaConfig) -> Result<Self> {
+        let (embd, kv, ff, vocab) = (
+            config.n_embd,
+            config.kv_dim(),
+            config.n_ff,
+            config.vocab_size,
+        );
+        let vector =
+            |name: &str, len: usize| QuantTensor::load(gguf, name, len, 1).map(|t| t.to_f32());
+        let optional_vector = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
+            match gguf.tensor_info(name) {
+                Some(_) => vector(name, len).map(Some),
+                None => Ok(None),
+            }
+        };
+        let mut layers = Vec::with_capacity(config.n_layer);
+        for i in 0..config.n_layer {
+            let name = |part: &str| format!("blk.{i}.{part}");
+            layers.push(LayerWeights {
+                attn_norm: vector(&name("attn_norm.weight"), embd)?,
+                wq: QuantTensor::load(gguf, &name("attn_q.weight"), embd, embd)?,
+                wk: QuantTensor::load(gguf, &name("attn_k.weight"), embd, kv)?,
+                wv: QuantTensor::load(gguf, &name("attn_v.weight"), embd, kv)?,
+                bq: optional_vector(&name("attn_q.bias"), embd)?,
+                bk: optional_vector(&name("attn_k.bias"), kv)?,
+                bv: optional_vector(&name("attn_v.bias"), kv)?,
+                wo: QuantTensor::load(gguf, &name("attn_output.weight"), embd, embd)?,
+                ffn_norm: vector(&name("ffn_norm.weight"), embd)?,
+                w_gate: QuantTensor::load(gguf, &name("ffn_gate.weight"), embd, ff)?,
+                w_up: QuantTensor::load(gguf, &name("ffn_up.weight"), embd, ff)?,
+                w_down: QuantTensor::load(gguf, &name("ffn_down.weight"), ff, embd)?,
+            });
+        }
+        let output = match gguf.tensor_info("output.weight") {
+            Some(_) => Some(QuantTensor::load(gguf, "output.weight", embd, vocab)?),
+            None => None,
+        };
+        Ok(Self {
+            token_embedding: QuantTensor::load(gguf, "token_embd.weight", embd, vocab)?,
+            layers,
+            output_norm: vector("output_norm.weight", embd)?,
+            output,
+        })
+    }
+
+    /// The matrix that turns the final hidden state into logits.
+    pub fn output_projection(&self) -> &QuantTensor {
+        self.output.as_ref().unwrap_or(&self.token_embedding)
+    }
+}
