@@ -15,14 +15,12 @@ pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
     debug_assert_eq!(x.len(), n_tokens * w.cols);
     debug_assert_eq!(out.len(), n_tokens * w.rows);
     let prepared = PreparedActivations::new(w.ty, x, w.cols);
-    let row_bytes = w.row_bytes();
     if n_tokens == 1 {
         out.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(chunk, out_rows)| {
                 for (i, o) in out_rows.iter_mut().enumerate() {
-                    let r = chunk * ROWS_PER_TASK + i;
-                    *o = prepared.dot(w.ty, &w.data[r * row_bytes..(r + 1) * row_bytes], 0);
+                    *o = prepared.dot(w, chunk * ROWS_PER_TASK + i, 0);
                 }
             });
         return;
@@ -36,9 +34,8 @@ pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
         .for_each(|(chunk, rows)| {
             for (i, row_out) in rows.chunks_exact_mut(n_tokens).enumerate() {
                 let r = chunk * ROWS_PER_TASK + i;
-                let weights = &w.data[r * row_bytes..(r + 1) * row_bytes];
                 for (t, o) in row_out.iter_mut().enumerate() {
-                    *o = prepared.dot(w.ty, weights, t);
+                    *o = prepared.dot(w, r, t);
                 }
             }
         });

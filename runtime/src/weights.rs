@@ -16,9 +16,22 @@ pub struct QuantTensor {
     pub rows: usize,
     pub cols: usize,
     pub data: Vec<u8>,
+    pub scales: quant::BlockScales,
 }
 
 impl QuantTensor {
+    /// A tensor over `data` already in `ty`'s layout (`rows * row_bytes` bytes).
+    pub fn from_raw(name: &str, ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Self {
+        Self {
+            name: name.to_owned(),
+            ty,
+            rows,
+            cols,
+            scales: quant::BlockScales::of(ty, &data),
+            data,
+        }
+    }
+
     /// Loads tensor `name`, which must have shape `[cols, rows]` in ggml order.
     pub fn load(gguf: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Self> {
         let (info, data) = gguf.tensor_data(name)?;
@@ -34,13 +47,13 @@ impl QuantTensor {
                 found: info.dims.clone(),
             });
         }
-        Ok(Self {
-            name: name.to_owned(),
-            ty: info.ggml_type,
+        Ok(Self::from_raw(
+            name,
+            info.ggml_type,
             rows,
             cols,
-            data: data.to_vec(),
-        })
+            data.to_vec(),
+        ))
     }
 
     pub fn row_bytes(&self) -> usize {
