@@ -89,22 +89,10 @@ impl LlamaModel {
         add_bias(&mut q, layer.bq.as_deref());
         add_bias(&mut k, layer.bk.as_deref());
         add_bias(&mut v, layer.bv.as_deref());
+        let rope = ops::Rope::for_config(c);
         for t in 0..n {
-            let position = start + t;
-            ops::rope(
-                &mut q[t * c.n_embd..(t + 1) * c.n_embd],
-                position,
-                head_dim,
-                c.rope_dim,
-                c.rope_freq_base,
-            );
-            ops::rope(
-                &mut k[t * kv_dim..(t + 1) * kv_dim],
-                position,
-                head_dim,
-                c.rope_dim,
-                c.rope_freq_base,
-            );
+            rope.apply(&mut q[t * c.n_embd..(t + 1) * c.n_embd], start + t);
+            rope.apply(&mut k[t * kv_dim..(t + 1) * kv_dim], start + t);
         }
         cache.append(index, &k, &v);
 

@@ -1,6 +1,7 @@
 //! The numeric operations of a llama forward pass on f32 activations. Matmuls take weights in
 //! their stored ggml format; this is the seam where `agentc-kernels`' fast kernels plug in.
 
+use agentc_model::{LlamaConfig, RopeStyle};
 use rayon::prelude::*;
 
 use crate::quant::{PreparedActivations, round_f16};
@@ -59,23 +60,47 @@ pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// Rotary position embedding in llama.cpp's "normal" mode: adjacent pairs `(x[2i], x[2i+1])`
-/// of the first `rope_dim` values of every `head_dim`-wide head are rotated by
-/// `position * base^(-2i/rope_dim)`. The angle is built by repeated f32 multiplication, like
-/// ggml's rope cache, so the angles match llama.cpp's bit for bit.
-pub fn rope(x: &mut [f32], position: usize, head_dim: usize, rope_dim: usize, freq_base: f32) {
-    let theta_scale = freq_base.powf(-2.0 / rope_dim as f32);
-    let mut angles = Vec::with_capacity(rope_dim / 2);
-    let mut theta = position as f32;
-    for _ in 0..rope_dim / 2 {
-        angles.push((theta.cos(), theta.sin()));
-        theta *= theta_scale;
+/// Rotary position embedding: in every `head_dim`-wide head the first `rope_dim` values are
+/// rotated in pairs (chosen by `style`) by `position * freq_base^(-2i/rope_dim)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope {
+    pub head_dim: usize,
+    pub rope_dim: usize,
+    pub freq_base: f32,
+    pub style: RopeStyle,
+}
+
+impl Rope {
+    pub fn for_config(config: &LlamaConfig) -> Self {
+        Self {
+            head_dim: config.head_dim(),
+            rope_dim: config.rope_dim,
+            freq_base: config.rope_freq_base,
+            style: config.rope_style,
+        }
     }
-    for head in x.chunks_exact_mut(head_dim) {
-        for (pair, &(cos, sin)) in head[..rope_dim].chunks_exact_mut(2).zip(&angles) {
-            let (x0, x1) = (pair[0], pair[1]);
-            pair[0] = x0 * cos - x1 * sin;
-            pair[1] = x0 * sin + x1 * cos;
+
+    /// Rotates all heads in `x` for `position`. The angle is built by repeated f32
+    /// multiplication, like ggml's rope cache, so angles match llama.cpp's.
+    pub fn apply(&self, x: &mut [f32], position: usize) {
+        let theta_scale = self.freq_base.powf(-2.0 / self.rope_dim as f32);
+        let half = self.rope_dim / 2;
+        let mut angles = Vec::with_capacity(half);
+        let mut theta = position as f32;
+        for _ in 0..half {
+            angles.push((theta.cos(), theta.sin()));
+            theta *= theta_scale;
+        }
+        for head in x.chunks_exact_mut(self.head_dim) {
+            for (i, &(cos, sin)) in angles.iter().enumerate() {
+                let (a, b) = match self.style {
+                    RopeStyle::AdjacentPairs => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos - x1 * sin;
+                head[b] = x0 * sin + x1 * cos;
+            }
         }
     }
 }
@@ -106,8 +131,7 @@ pub fn attend(
     scores.clear();
     for p in 0..positions {
         let k = &keys[p * kv_stride..p * kv_stride + head_dim];
-        let dot: f32 = q16.iter().zip(k).map(|(a, b)| a * b).sum();
-        scores.push(dot * scale);
+        scores.push(dot_f32(&q16, k) * scale);
     }
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0.0f64;
@@ -126,6 +150,26 @@ pub fn attend(
     }
 }
 
+/// An f32 dot product with eight independent partial sums, which the compiler vectorizes (a
+/// single running sum cannot be reordered into SIMD lanes).
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut partial = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            partial[lane] += ca[lane] * cb[lane];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,12 +184,28 @@ mod tests {
 
     #[test]
     fn rope_at_position_zero_is_identity_and_rotates_pairs() {
+        let adjacent = Rope {
+            head_dim: 4,
+            rope_dim: 4,
+            freq_base: 10000.0,
+            style: RopeStyle::AdjacentPairs,
+        };
         let mut x = vec![1.0, 2.0, 3.0, 4.0];
-        rope(&mut x, 0, 4, 4, 10000.0);
+        adjacent.apply(&mut x, 0);
         assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
         let mut y = vec![1.0, 0.0, 1.0, 0.0];
-        rope(&mut y, 1, 4, 4, 10000.0);
+        adjacent.apply(&mut y, 1);
         assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+        // Halves: element 0 pairs with element 2, rotated by the first (largest) angle.
+        let mut z = vec![1.0, 0.0, 0.0, 0.0];
+        let halves = Rope {
+            style: RopeStyle::Halves,
+            ..adjacent
+        };
+        halves.apply(&mut z, 1);
+        assert!(
+            (z[0] - 1f32.cos()).abs() < 1e-6 && (z[2] - 1f32.sin()).abs() < 1e-6 && z[1] == 0.0
+        );
     }
 
     #[test]
