@@ -1,0 +1,155 @@
+//! Quantized matmul: every instruction set and the packed layout against the raw-bytes oracle,
+//! and the oracle against f32 arithmetic within the 8-bit activation error bound.
+
+use agentc_kernels::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+fn isas() -> Vec<Isa> {
+    [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|i| i.is_available())
+        .collect()
+}
+
+/// `(rows, k, n)` shapes: odd row counts (partial last group), one block, n = 1..=9 (tiles of
+/// 8 and 4 plus remainders).
+fn shapes() -> Vec<(usize, usize, usize)> {
+    let mut s = Vec::new();
+    for (rows, k) in [
+        (1, 32),
+        (7, 64),
+        (16, 32),
+        (17, 96),
+        (33, 160),
+        (64, 576),
+        (100, 64),
+    ] {
+        for n in 1..=9 {
+            s.push((rows, k, n));
+        }
+    }
+    s.push((576, 576, 2));
+    s
+}
+
+/// Every ISA and thread count equals the oracle up to f32 summation order: the integer block
+/// sums are exact, so only `nb` float additions per output differ (relative 1e-5 of the sum of
+/// absolute terms is ~100 ulps of slack).
+#[test]
+fn packed_kernels_match_oracle() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let ctxs: Vec<KernelContext> = isas()
+        .into_iter()
+        .flat_map(|isa| [1, 2, 3].map(|t| KernelContext::with_isa(isa, t).unwrap()))
+        .collect();
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::F32,
+        GgmlType::F16,
+    ] {
+        for (rows, k, n) in shapes() {
+            let wf = random(&mut rng, rows * k);
+            let bytes = quantize_matrix(ty, &wf, rows, k).unwrap();
+            let w = QMatrix::new(ty, rows, k, &bytes).unwrap();
+            let x = random(&mut rng, n * k);
+            let mut want = vec![0.0f32; n * rows];
+            matmul_ref(&w, &x, n, &mut want).unwrap();
+            // Scale of the terms: |w| <= ~1, |x| <= 1.
+            let tol = 1e-5 * k as f32 + 1e-6;
+            let packed = PackedMatrix::pack(&w).unwrap();
+            for ctx in &ctxs {
+                let mut got = vec![f32::NAN; n * rows];
+                matmul(&packed, &x, n, &mut got, ctx).unwrap();
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{ty} {rows}x{k} n={n} {:?} t={} out {i}: {a} vs {b}",
+                        ctx.isa(),
+                        ctx.threads()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The oracle against f64 arithmetic on the dequantized weights and the *unquantized* x. Per
+/// element, 8-bit rounding moves x by at most `amax_b / 254` (half a step of `amax_b / 127`), so
+/// `|err| <= sum_b amax_b / 254 * sum_{i in b} |w_i|`, plus f16 rounding of the scales (folded
+/// into the weights already) and f32 summation (1e-5 relative).
+#[test]
+fn oracle_within_activation_quantization_bound() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for (rows, k, n) in [(5, 64, 3), (31, 256, 2), (8, 576, 9)] {
+            let wf = random(&mut rng, rows * k);
+            let bytes = quantize_matrix(ty, &wf, rows, k).unwrap();
+            let w = QMatrix::new(ty, rows, k, &bytes).unwrap();
+            let mut wd = vec![0.0f32; rows * k];
+            for r in 0..rows {
+                dequantize_row(
+                    ty,
+                    &bytes[r * bytes.len() / rows..(r + 1) * bytes.len() / rows],
+                    &mut wd[r * k..(r + 1) * k],
+                )
+                .unwrap();
+            }
+            let x = random(&mut rng, n * k);
+            let mut got = vec![0.0f32; n * rows];
+            matmul_ref(&w, &x, n, &mut got).unwrap();
+            for j in 0..n {
+                for r in 0..rows {
+                    let (wr, xr) = (&wd[r * k..(r + 1) * k], &x[j * k..(j + 1) * k]);
+                    let exact: f64 = wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    let mut bound = 0.0f64;
+                    let mut mag = 0.0f64;
+                    for (wb, xb) in wr.chunks(32).zip(xr.chunks(32)) {
+                        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+                        let wsum: f64 = wb.iter().map(|v| v.abs() as f64).sum();
+                        bound += amax / 254.0 * wsum;
+                        mag += wsum * amax;
+                    }
+                    let tol = bound * 1.001 + 1e-5 * mag + 1e-6;
+                    let e = (got[j * rows + r] as f64 - exact).abs();
+                    assert!(e <= tol, "{ty} r={r} j={j}: err {e} > bound {tol}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_q8_reuses_activations() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let (rows, k, n) = (48, 128, 5);
+    let bytes = quantize_matrix(GgmlType::Q4_1, &random(&mut rng, rows * k), rows, k).unwrap();
+    let packed =
+        PackedMatrix::pack(&QMatrix::new(GgmlType::Q4_1, rows, k, &bytes).unwrap()).unwrap();
+    let x = random(&mut rng, n * k);
+    let ctx = KernelContext::new(2).unwrap();
+    let acts = Q8Activations::quantize(&x, n, k).unwrap();
+    let (mut a, mut b) = (vec![0.0; n * rows], vec![0.0; n * rows]);
+    matmul_q8(&packed, &acts, &mut a, &ctx).unwrap();
+    matmul(&packed, &x, n, &mut b, &ctx).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let bytes = vec![0u8; 4 * 20];
+    let w = PackedMatrix::pack(&QMatrix::new(GgmlType::Q4_1, 4, 32, &bytes).unwrap()).unwrap();
+    let ctx = KernelContext::new(1).unwrap();
+    let mut y = vec![0.0; 8];
+    assert!(matmul(&w, &[0.0; 63], 2, &mut y, &ctx).is_err());
+    assert!(matmul(&w, &[0.0; 64], 2, &mut y[..7], &ctx).is_err());
+    assert!(matmul(&w, &[0.0; 64], 2, &mut y, &ctx).is_ok());
+    let q81 = vec![0u8; 36];
+    assert!(PackedMatrix::pack(&QMatrix::new(GgmlType::Q8_1, 1, 32, &q81).unwrap()).is_err());
+}
