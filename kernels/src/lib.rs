@@ -3,11 +3,15 @@
 //! fast paths are chosen once per [`KernelContext`] from the CPU's features.
 
 pub mod activations;
+pub mod attention;
 pub mod error;
 pub mod formats;
 pub mod matmul;
+pub mod ops;
+mod simd;
 
 pub use activations::Q8Activations;
+pub use attention::{KvPool, attention_paged_f32};
 pub use error::{Error, Result};
 pub use formats::{
     GgmlType, QK, dequantize_row, dequantize_row_f16, dequantize_row_f32, dequantize_row_q4_0,
@@ -17,3 +21,4 @@ pub use formats::{
 pub use matmul::{
     Isa, KernelContext, PackedMatrix, QMatrix, ROW_GROUP, matmul, matmul_q8, matmul_ref,
 };
+pub use ops::{RopeMode, rms_norm_f32, rope_f32, silu_mul_f32, softmax_f32};
