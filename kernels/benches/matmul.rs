@@ -79,9 +79,23 @@ fn summary(ctx: &KernelContext) {
     }
 }
 
+/// Cost of quantizing the activations alone (included in every `matmul` call above).
+fn quantize_cost() {
+    for (n, k) in [(1, 576), (8, 576), (8, 1536)] {
+        let x: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut a = Q8Activations::default();
+        let t = best_time(&mut || a.requantize(black_box(&x), n, k).expect("quantize"));
+        eprintln!(
+            "quantize activations n={n} k={k}: {:.2}us",
+            t.as_secs_f64() * 1e6
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let ctx = KernelContext::new(threads()).expect("context");
-    summary(&ctx);
+    ctx.install(|| summary(&ctx));
+    quantize_cost();
     let mut g = c.benchmark_group("matmul_q4_1");
     g.warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))

@@ -43,6 +43,12 @@ impl Q8Activations {
         self.qs.resize(n * k, 0);
         self.d.resize(n * nb, 0.0);
         self.s.resize(n * nb, 0.0);
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU has AVX-512 F/BW (checked just above).
+            unsafe { avx512::quantize(x, &mut self.qs, &mut self.d, &mut self.s) };
+            return Ok(());
+        }
         for (((xb, qb), d), s) in x
             .chunks_exact(QK)
             .zip(self.qs.chunks_exact_mut(QK))
@@ -85,4 +91,73 @@ impl Q8Activations {
     pub fn value(&self, j: usize, i: usize) -> f32 {
         self.d[(j * self.k + i) / QK] * self.qs[j * self.k + i] as f32
     }
+}
+
+/// AVX-512 block quantization, bit-identical to `quantize_block_i8`: the same max-abs, the
+/// same `d = amax / 127` and `id = 1 / d`, and `vcvtps2dq` rounds half to even as the scalar
+/// magic-number rounding does.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use crate::formats::QK;
+    use std::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
+    /// Quantizes `x` (a whole number of blocks) into `qs`, `d`, `s` (already sized).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        for (((xb, qb), d), s) in x
+            .chunks_exact(QK)
+            .zip(qs.chunks_exact_mut(QK))
+            .zip(d.iter_mut())
+            .zip(s.iter_mut())
+        {
+            // SAFETY: `xb` holds 32 f32 = two 64-byte unaligned loads.
+            let (v0, v1) = unsafe {
+                (
+                    _mm512_loadu_ps(xb.as_ptr()),
+                    _mm512_loadu_ps(xb.as_ptr().add(16)),
+                )
+            };
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            let bd = amax / 127.0;
+            let id = if bd != 0.0 { 1.0 / bd } else { 0.0 };
+            let idv = _mm512_set1_ps(id);
+            let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv));
+            let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv));
+            let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            // SAFETY: `qb` holds 32 i8 = two 16-byte unaligned stores.
+            unsafe {
+                _mm_storeu_si128(qb.as_mut_ptr() as *mut __m128i, _mm512_cvtepi32_epi8(q0));
+                _mm_storeu_si128(
+                    qb.as_mut_ptr().add(16) as *mut __m128i,
+                    _mm512_cvtepi32_epi8(q1),
+                );
+            }
+            *d = bd;
+            *s = bd * sum as f32;
+        }
+    }
+}
+
+/// The portable quantizer, for tests that compare it with the SIMD one.
+#[doc(hidden)]
+pub fn quantize_portable(x: &[f32], n: usize, k: usize) -> Result<Q8Activations> {
+    let mut a = Q8Activations::quantize(x, n, k)?;
+    for (((xb, qb), d), s) in x
+        .chunks_exact(QK)
+        .zip(a.qs.chunks_exact_mut(QK))
+        .zip(a.d.iter_mut())
+        .zip(a.s.iter_mut())
+    {
+        let (bd, sum) = quantize_block_i8(xb, qb);
+        *d = bd;
+        *s = bd * sum as f32;
+    }
+    Ok(a)
 }

@@ -165,8 +165,10 @@ impl KernelContext {
         self.threads
     }
 
-    /// Runs `f` on the context's pool (or inline with one thread).
-    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs `f` on one of the context's worker threads (or inline with one thread). Kernels
+    /// called inside `f` split their work without a cross-thread hand-off per call: run a whole
+    /// forward pass inside one `install`.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(p) => p.install(f),
             None => f(),

@@ -153,3 +153,20 @@ fn bad_shapes_are_errors() {
     let q81 = vec![0u8; 36];
     assert!(PackedMatrix::pack(&QMatrix::new(GgmlType::Q8_1, 1, 32, &q81).unwrap()).is_err());
 }
+
+/// The SIMD activation quantizer is bit-identical to the portable one (including ties, which
+/// both round to even, and all-zero blocks).
+#[test]
+fn simd_quantizer_is_bit_identical() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut x = random(&mut rng, 9 * 576);
+    x[..32].fill(0.0);
+    // Exact ties: amax 127 gives id 1, so x.5 values are ties.
+    for (i, v) in x[32..64].iter_mut().enumerate() {
+        *v = i as f32 - 15.5;
+    }
+    x[63] = 127.0;
+    let a = Q8Activations::quantize(&x, 9, 576).unwrap();
+    let b = agentc_kernels::activations::quantize_portable(&x, 9, 576).unwrap();
+    assert_eq!((a.qs(), a.d(), a.s()), (b.qs(), b.d(), b.s()));
+}
