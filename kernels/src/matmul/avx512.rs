@@ -22,10 +22,6 @@ mod imp {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    /// How many group blocks ahead to prefetch (0 disables). 4 and 8 measured no better than
-    /// the hardware prefetcher on a loaded 2-core Xeon; kept as a knob for other machines.
-    const PREFETCH_BLOCKS: usize = 0;
-    const CACHE_LINE: usize = 64;
     const Q4_0: u8 = 0;
     const Q4_1: u8 = 1;
     const Q8_0: u8 = 2;
@@ -140,15 +136,6 @@ mod imp {
         for b in 0..tile.nb {
             // SAFETY: block `b < nb` lies inside `gdata` (asserted above); loads are unaligned.
             let p = unsafe { tile.gdata.as_ptr().add(b * gbb) };
-            if PREFETCH_BLOCKS > 0 {
-                // Streams from L3/DRAM: the hardware prefetcher alone leaves the core waiting.
-                // `wrapping_add` because the address may lie past the matrix (prefetches of
-                // any address are harmless).
-                let ahead = p.wrapping_add(PREFETCH_BLOCKS * gbb);
-                for line in (0..gbb).step_by(CACHE_LINE) {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
-                }
-            }
             // SAFETY: 32 bytes of f16 scales at the start of the group block.
             let dv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) };
             let cv = match T {
