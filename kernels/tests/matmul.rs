@@ -170,3 +170,41 @@ fn simd_quantizer_is_bit_identical() {
     let b = agentc_kernels::activations::quantize_portable(&x, 9, 576).unwrap();
     assert_eq!((a.qs(), a.d(), a.s()), (b.qs(), b.d(), b.s()));
 }
+
+#[test]
+fn stacked_matrices_equal_separate_calls() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let (k, n) = (64, 3);
+    let shapes = [40usize, 9, 9];
+    let bytes: Vec<Vec<u8>> = shapes
+        .iter()
+        .map(|&r| quantize_matrix(GgmlType::Q4_1, &random(&mut rng, r * k), r, k).unwrap())
+        .collect();
+    let parts: Vec<QMatrix> = shapes
+        .iter()
+        .zip(&bytes)
+        .map(|(&r, b)| QMatrix::new(GgmlType::Q4_1, r, k, b).unwrap())
+        .collect();
+    let stacked = PackedMatrix::pack_stacked(&parts).unwrap();
+    let total: usize = shapes.iter().sum();
+    let x = random(&mut rng, n * k);
+    let ctx = KernelContext::new(2).unwrap();
+    let mut y = vec![0.0; n * total];
+    matmul(&stacked, &x, n, &mut y, &ctx).unwrap();
+    let mut off = 0;
+    for (p, &r) in parts.iter().zip(&shapes) {
+        let mut yp = vec![0.0; n * r];
+        matmul(&PackedMatrix::pack(p).unwrap(), &x, n, &mut yp, &ctx).unwrap();
+        for j in 0..n {
+            assert_eq!(
+                &y[j * total + off..j * total + off + r],
+                &yp[j * r..(j + 1) * r]
+            );
+        }
+        off += r;
+    }
+    let q8 = quantize_matrix(GgmlType::Q8_0, &random(&mut rng, k), 1, k).unwrap();
+    let other = QMatrix::new(GgmlType::Q8_0, 1, k, &q8).unwrap();
+    assert!(PackedMatrix::pack_stacked(&[parts[0], other]).is_err());
+    assert!(PackedMatrix::pack_stacked(&[]).is_err());
+}

@@ -86,6 +86,30 @@ impl PackedMatrix {
         Ok(p)
     }
 
+    /// Packs several matrices of the same type and width stacked by rows into one (e.g. the Q,
+    /// K and V projections, or the FFN gate and up): one [`super::matmul`] call then computes
+    /// all of them, `y[j]` holding each part's outputs one after another. Fewer, larger calls
+    /// pay the per-call thread hand-off once.
+    pub fn pack_stacked(parts: &[QMatrix]) -> Result<Self> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::InvalidShape("pack_stacked: no matrices".into()))?;
+        let (ty, cols) = (first.ty(), first.cols());
+        if let Some(p) = parts.iter().find(|p| p.ty() != ty || p.cols() != cols) {
+            return Err(Error::InvalidShape(format!(
+                "pack_stacked: a {} matrix with {} columns among {ty} matrices with {cols}",
+                p.ty(),
+                p.cols()
+            )));
+        }
+        let data: Vec<u8> = parts
+            .iter()
+            .flat_map(|p| p.data().iter().copied())
+            .collect();
+        let rows = parts.iter().map(|p| p.rows()).sum();
+        Self::pack(&QMatrix::new(ty, rows, cols, &data)?)
+    }
+
     fn pack_quantized(&mut self, w: &QMatrix) {
         let ty = self.ty;
         let nb = blocks(self.cols);
