@@ -9,6 +9,7 @@ use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
 
 use crate::error::{Error, Result};
 use crate::model::LlamaModel;
+use crate::ops::{Matmul, MatmulBackend};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::text_stream::TextStream;
 
@@ -23,6 +24,8 @@ pub struct EngineOptions {
     /// Most positions (prompt plus generated) one sequence may use; `None` means the model's
     /// trained context length.
     pub context_length: Option<usize>,
+    /// Which code runs the matmuls (the fast kernels by default).
+    pub matmul: MatmulBackend,
 }
 
 impl Default for EngineOptions {
@@ -30,6 +33,7 @@ impl Default for EngineOptions {
         Self {
             threads: DEFAULT_THREADS,
             context_length: None,
+            matmul: MatmulBackend::default(),
         }
     }
 }
@@ -147,7 +151,7 @@ impl Engine {
 
     pub fn load_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
         let gguf = GgufFile::open(path)?;
-        let model = LlamaModel::load(&gguf)?;
+        let model = LlamaModel::load(&gguf, Matmul::new(options.matmul, options.threads)?)?;
         let tokenizer = Tokenizer::from_metadata(&gguf)?;
         let marker = |id: Option<u32>| -> Result<String> {
             Ok(match id {

@@ -6,6 +6,9 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] agentc_model::Error),
 
+    #[error("kernel: {0}")]
+    Kernel(#[from] agentc_kernels::Error),
+
     #[error("tensor {tensor} has shape {found:?}, expected {expected:?}")]
     TensorShape {
         tensor: String,

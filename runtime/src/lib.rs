@@ -17,4 +17,5 @@ pub use engine::{
     Timings, TokenEvent,
 };
 pub use error::{Error, Result};
+pub use ops::MatmulBackend;
 pub use sampling::SamplingParams;

@@ -4,11 +4,59 @@
 use agentc_model::{LlamaConfig, RopeStyle};
 use rayon::prelude::*;
 
+use crate::error::Result;
 use crate::quant::{PreparedActivations, round_f16};
 use crate::weights::QuantTensor;
 
 /// Weight rows per parallel task: large enough that scheduling is cheap next to the work.
 const ROWS_PER_TASK: usize = 64;
+
+/// Which code runs the matmuls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulBackend {
+    /// `agentc-kernels`' packed AVX-512 VNNI / AVX2 kernels (weights are repacked at load).
+    #[default]
+    Kernels,
+    /// This crate's row-at-a-time reference code ([`matmul`]); the oracle for the kernels.
+    Reference,
+}
+
+/// Runs matmuls on the chosen backend.
+#[derive(Debug)]
+pub struct Matmul {
+    /// `None` for the reference backend.
+    kernels: Option<agentc_kernels::KernelContext>,
+}
+
+impl Matmul {
+    pub fn new(backend: MatmulBackend, threads: usize) -> Result<Self> {
+        let kernels = match backend {
+            MatmulBackend::Kernels => Some(agentc_kernels::KernelContext::new(threads)?),
+            MatmulBackend::Reference => None,
+        };
+        Ok(Self { kernels })
+    }
+
+    pub fn backend(&self) -> MatmulBackend {
+        match self.kernels {
+            Some(_) => MatmulBackend::Kernels,
+            None => MatmulBackend::Reference,
+        }
+    }
+
+    /// As [`matmul`]; uses the kernels when this backend has them and `w` is packed.
+    pub fn run(&self, w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
+        match (&self.kernels, &w.packed) {
+            (Some(context), Some(packed)) => {
+                Ok(agentc_kernels::matmul(packed, x, n_tokens, out, context)?)
+            }
+            _ => {
+                matmul(w, x, n_tokens, out);
+                Ok(())
+            }
+        }
+    }
+}
 
 /// `out[t][r] = dot(w[r], x[t])` for `n_tokens` activation rows `x` (`n_tokens * w.cols`
 /// values), token-major output (`n_tokens * w.rows` values). Runs on the current rayon pool.

@@ -1,5 +1,6 @@
 //! Model weights copied out of a GGUF file, with their shapes checked against the config.
 
+use agentc_kernels::{PackedMatrix, QMatrix};
 use agentc_model::{GgmlType, GgufFile, LlamaConfig};
 
 use crate::error::{Error, Result};
@@ -17,6 +18,8 @@ pub struct QuantTensor {
     pub cols: usize,
     pub data: Vec<u8>,
     pub scales: quant::BlockScales,
+    /// The same matrix repacked for `agentc-kernels`' fast matmul, when that backend is in use.
+    pub packed: Option<PackedMatrix>,
 }
 
 impl QuantTensor {
@@ -29,7 +32,20 @@ impl QuantTensor {
             cols,
             scales: quant::BlockScales::of(ty, &data),
             data,
+            packed: None,
         }
+    }
+
+    /// Builds the `agentc-kernels` packing of this matrix (for matmuls; rows stay readable here).
+    pub fn pack(&mut self) -> Result<()> {
+        let ty =
+            kernels_type(self.ty).ok_or_else(|| agentc_model::Error::UnsupportedTensorType {
+                tensor: self.name.clone(),
+                type_name: self.ty.name(),
+            })?;
+        let matrix = QMatrix::new(ty, self.rows, self.cols, &self.data)?;
+        self.packed = Some(PackedMatrix::pack(&matrix)?);
+        Ok(())
     }
 
     /// Loads tensor `name`, which must have shape `[cols, rows]` in ggml order.
@@ -74,6 +90,18 @@ impl QuantTensor {
         }
         out
     }
+}
+
+/// The `agentc-kernels` name of a tensor type, for the types both crates support.
+fn kernels_type(ty: GgmlType) -> Option<agentc_kernels::GgmlType> {
+    Some(match ty {
+        GgmlType::F32 => agentc_kernels::GgmlType::F32,
+        GgmlType::F16 => agentc_kernels::GgmlType::F16,
+        GgmlType::Q4_0 => agentc_kernels::GgmlType::Q4_0,
+        GgmlType::Q4_1 => agentc_kernels::GgmlType::Q4_1,
+        GgmlType::Q8_0 => agentc_kernels::GgmlType::Q8_0,
+        _ => return None,
+    })
 }
 
 /// The weights of one transformer block.
@@ -148,6 +176,28 @@ impl LlamaWeights {
             output_norm: vector("output_norm.weight", embd)?,
             output,
         })
+    }
+
+    /// Packs every matrix used in a matmul for `agentc-kernels` (about doubles weight memory,
+    /// since embedding rows are still read from the plain copy).
+    pub fn pack_for_kernels(&mut self) -> Result<()> {
+        for layer in &mut self.layers {
+            for matrix in [
+                &mut layer.wq,
+                &mut layer.wk,
+                &mut layer.wv,
+                &mut layer.wo,
+                &mut layer.w_gate,
+                &mut layer.w_up,
+                &mut layer.w_down,
+            ] {
+                matrix.pack()?;
+            }
+        }
+        match &mut self.output {
+            Some(output) => output.pack(),
+            None => self.token_embedding.pack(),
+        }
     }
 
     /// The matrix that turns the final hidden state into logits.

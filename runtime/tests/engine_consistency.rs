@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use agentc_runtime::{Engine, EngineOptions, GenerateRequest};
+use agentc_runtime::{Engine, EngineOptions, GenerateRequest, MatmulBackend};
 
 fn model_path() -> Option<PathBuf> {
     let path =
@@ -44,22 +44,13 @@ fn prefill_and_token_by_token_decode_give_identical_logits() {
 #[test]
 fn thread_count_does_not_change_results() {
     let Some(path) = model_path() else { return };
-    let one = Engine::load_with(
-        &path,
-        &EngineOptions {
-            threads: 1,
-            context_length: Some(256),
-        },
-    )
-    .expect("loads");
-    let two = Engine::load_with(
-        &path,
-        &EngineOptions {
-            threads: 2,
-            context_length: Some(256),
-        },
-    )
-    .expect("loads");
+    let options = |threads| EngineOptions {
+        threads,
+        context_length: Some(256),
+        ..EngineOptions::default()
+    };
+    let one = Engine::load_with(&path, &options(1)).expect("loads");
+    let two = Engine::load_with(&path, &options(2)).expect("loads");
     let request = GenerateRequest::greedy("The three primary colors are", 16);
     let a = one.generate(&request).expect("generates");
     let b = two.generate(&request).expect("generates");
@@ -68,4 +59,41 @@ fn thread_count_does_not_change_results() {
     let la = one.logits(&prompt).expect("logits");
     let lb = two.logits(&prompt).expect("logits");
     assert!(la.iter().zip(&lb).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+/// The kernels crate's packed matmuls against this crate's reference matmul. They sum in a
+/// different order, so logits differ by rounding noise amplified by the 8-bit activations (see
+/// llama_cpp_reference.rs); a real kernel bug moves them by whole units.
+#[test]
+fn kernel_matmuls_agree_with_the_reference_matmul() {
+    const LOGIT_TOLERANCE: f32 = 1.0;
+    let Some(path) = model_path() else { return };
+    let options = |matmul| EngineOptions {
+        threads: 2,
+        context_length: Some(256),
+        matmul,
+    };
+    let fast = Engine::load_with(&path, &options(MatmulBackend::Kernels)).expect("loads");
+    let reference = Engine::load_with(&path, &options(MatmulBackend::Reference)).expect("loads");
+    for prompt in [
+        "The capital of France is",
+        "def fibonacci(n):\n    ",
+        "日本語のテキスト",
+    ] {
+        let tokens = fast
+            .tokenizer()
+            .encode(prompt, true, true)
+            .expect("encodes");
+        let a = fast.logits(&tokens).expect("logits");
+        let b = reference.logits(&tokens).expect("logits");
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < LOGIT_TOLERANCE,
+            "{prompt:?}: logits differ by up to {worst}"
+        );
+    }
 }
