@@ -109,8 +109,8 @@ impl LlamaModel {
         let group = c.n_head / c.n_head_kv;
         let mut attended = vec![0.0f32; n * c.n_embd];
         attended.par_chunks_mut(head_dim).enumerate().for_each_init(
-            Vec::new,
-            |scores, (i, out)| {
+            ops::AttentionScratch::default,
+            |scratch, (i, out)| {
                 let (t, head) = (i / c.n_head, i % c.n_head);
                 let kv_offset = (head / group) * head_dim;
                 let query =
@@ -123,7 +123,7 @@ impl LlamaModel {
                     visible,
                     kv_dim,
                     out,
-                    scores,
+                    scratch,
                 );
             },
         );

@@ -5,7 +5,10 @@ use agentc_model::{LlamaConfig, RopeStyle};
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::quant::{PreparedActivations, round_f16};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::quant::PreparedActivations;
 use crate::weights::QuantTensor;
 
 /// Weight rows per parallel task: large enough that scheduling is cheap next to the work.
@@ -160,6 +163,14 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// Reusable buffers of one attention worker.
+#[derive(Debug, Default)]
+pub struct AttentionScratch {
+    scores: Vec<f32>,
+    halves: Vec<f16>,
+    query: Vec<f32>,
+}
+
 /// Causal attention of one query head over `keys`/`values` (f16-rounded, `positions` rows of
 /// `head_dim`, laid out with stride `kv_stride`), following ggml's non-flash path: the query is
 /// rounded to f16 for the score dot products, softmax sums in f64, and the probabilities are
@@ -171,15 +182,53 @@ pub fn attend(
     positions: usize,
     kv_stride: usize,
     out: &mut [f32],
-    scores: &mut Vec<f32>,
+    scratch: &mut AttentionScratch,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected just above, the only requirement of `attend_avx2`.
+        unsafe { attend_avx2(query, keys, values, positions, kv_stride, out, scratch) };
+        return;
+    }
+    attend_portable(query, keys, values, positions, kv_stride, out, scratch);
+}
+
+/// [`attend_portable`] compiled with AVX2 so its loops use 8-wide vectors; Rust does not
+/// contract or reorder float operations, so results are bit-identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn attend_avx2(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    positions: usize,
+    kv_stride: usize,
+    out: &mut [f32],
+    scratch: &mut AttentionScratch,
+) {
+    attend_portable(query, keys, values, positions, kv_stride, out, scratch);
+}
+
+#[inline(always)]
+fn attend_portable(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    positions: usize,
+    kv_stride: usize,
+    out: &mut [f32],
+    scratch: &mut AttentionScratch,
 ) {
     let head_dim = query.len();
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let q16: Vec<f32> = query.iter().map(|&v| round_f16(v)).collect();
+    scratch.query.clear();
+    scratch.query.extend_from_slice(query);
+    round_to_f16(&mut scratch.query, &mut scratch.halves);
+    let scores = &mut scratch.scores;
     scores.clear();
     for p in 0..positions {
         let k = &keys[p * kv_stride..p * kv_stride + head_dim];
-        scores.push(dot_f32(&q16, k) * scale);
+        scores.push(dot_f32(&scratch.query, k) * scale);
     }
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0.0f64;
@@ -188,14 +237,25 @@ pub fn attend(
         sum += f64::from(*s);
     }
     let inverse = (1.0 / sum) as f32;
+    for s in scores.iter_mut() {
+        *s *= inverse;
+    }
+    round_to_f16(scores, &mut scratch.halves);
     out.fill(0.0);
-    for (p, &s) in scores.iter().enumerate() {
-        let weight = round_f16(s * inverse);
+    for (p, &weight) in scratch.scores.iter().enumerate() {
         let v = &values[p * kv_stride..p * kv_stride + head_dim];
         for (o, &vv) in out.iter_mut().zip(v) {
             *o += weight * vv;
         }
     }
+}
+
+/// Rounds every value to f16 precision in bulk (the slice conversions use F16C when present).
+fn round_to_f16(values: &mut [f32], halves: &mut Vec<f16>) {
+    halves.clear();
+    halves.resize(values.len(), f16::ZERO);
+    halves.convert_from_f32_slice(values);
+    halves.convert_to_f32_slice(values);
 }
 
 /// An f32 dot product with eight independent partial sums, which the compiler vectorizes (a
@@ -266,7 +326,7 @@ mod tests {
             1,
             2,
             &mut out,
-            &mut Vec::new(),
+            &mut AttentionScratch::default(),
         );
         assert_eq!(out, [2.0, -1.0]);
     }
