@@ -116,6 +116,9 @@ pub fn rope_f32(
             "rope: head_dim {head_dim} must be even and non-zero"
         )));
     }
+    if positions.is_empty() && x.is_empty() {
+        return Ok(());
+    }
     let per_token = if positions.is_empty() {
         0
     } else {

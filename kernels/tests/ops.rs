@@ -123,6 +123,7 @@ fn rope_both_modes_match_reference() {
     assert_eq!(x, y);
     assert!(rope_f32(&mut y, 63, &[0], 10000.0, RopeMode::Normal).is_err());
     assert!(rope_f32(&mut y, 64, &[0, 1], 10000.0, RopeMode::Normal).is_err());
+    assert!(rope_f32(&mut [], 64, &[], 10000.0, RopeMode::Normal).is_ok());
 }
 
 #[test]
