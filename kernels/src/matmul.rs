@@ -118,41 +118,65 @@ impl Isa {
     }
 }
 
+/// Where a context's kernels run their parallel parts.
+#[derive(Debug)]
+enum Workers {
+    /// On the caller's thread only.
+    Inline,
+    /// On a pool this context owns.
+    Own(rayon::ThreadPool),
+    /// On whichever rayon pool the caller runs in (its own pool if called from one of its
+    /// workers, else rayon's global pool): no hand-off between pools.
+    Current,
+}
+
 /// What the kernels run with: the instruction set (detected once) and the worker threads.
 #[derive(Debug)]
 pub struct KernelContext {
     isa: Isa,
-    threads: usize,
-    /// `None` when `threads == 1`: work runs on the caller's thread.
-    pool: Option<rayon::ThreadPool>,
+    workers: Workers,
 }
 
 impl KernelContext {
-    /// A context using the best instruction set of this CPU and `threads` worker threads (the
-    /// engine uses one per physical core; 0 is treated as 1).
+    /// A context using the best instruction set of this CPU and its own pool of `threads`
+    /// worker threads (0 is treated as 1; 1 runs everything on the caller's thread).
     pub fn new(threads: usize) -> Result<Self> {
         Self::with_isa(Isa::detect(), threads)
     }
 
     /// A context forced to `isa` (for tests and benchmarks); an error if the CPU lacks it.
     pub fn with_isa(isa: Isa, threads: usize) -> Result<Self> {
-        if !isa.is_available() {
-            return Err(Error::InvalidShape(format!(
-                "instruction set {isa:?} is not available on this CPU"
-            )));
-        }
-        let threads = threads.max(1);
-        let pool = if threads > 1 {
+        check_isa(isa)?;
+        let workers = if threads > 1 {
             let p = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .thread_name(|i| format!("agentc-kernel-{i}"))
                 .build()
                 .map_err(|e| Error::ThreadPool(e.to_string()))?;
-            Some(p)
+            Workers::Own(p)
         } else {
-            None
+            Workers::Inline
         };
-        Ok(Self { isa, threads, pool })
+        Ok(Self { isa, workers })
+    }
+
+    /// A context using the best instruction set and the rayon pool of the caller: use this when
+    /// the engine already runs its forward pass inside its own rayon pool, so that each kernel
+    /// call splits across that pool's threads instead of handing off to a second pool.
+    pub fn on_current_pool() -> Self {
+        Self {
+            isa: Isa::detect(),
+            workers: Workers::Current,
+        }
+    }
+
+    /// [`KernelContext::on_current_pool`] forced to `isa`; an error if the CPU lacks it.
+    pub fn with_isa_on_current_pool(isa: Isa) -> Result<Self> {
+        check_isa(isa)?;
+        Ok(Self {
+            isa,
+            workers: Workers::Current,
+        })
     }
 
     /// The instruction set in use.
@@ -160,19 +184,34 @@ impl KernelContext {
         self.isa
     }
 
-    /// Number of worker threads.
+    /// Number of threads a kernel call splits over (for the current pool: that pool's size, as
+    /// seen from the calling thread).
     pub fn threads(&self) -> usize {
-        self.threads
+        match &self.workers {
+            Workers::Inline => 1,
+            Workers::Own(p) => p.current_num_threads(),
+            Workers::Current => rayon::current_num_threads(),
+        }
     }
 
-    /// Runs `f` on one of the context's worker threads (or inline with one thread). Kernels
-    /// called inside `f` split their work without a cross-thread hand-off per call: run a whole
-    /// forward pass inside one `install`.
+    /// Runs `f` on one of the context's worker threads (inline for the other kinds). With an
+    /// own pool, kernels called inside `f` split their work without a cross-thread hand-off per
+    /// call: run a whole forward pass inside one `install`.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
-            Some(p) => p.install(f),
-            None => f(),
+        match &self.workers {
+            Workers::Own(p) => p.install(f),
+            Workers::Inline | Workers::Current => f(),
         }
+    }
+}
+
+fn check_isa(isa: Isa) -> Result<()> {
+    if isa.is_available() {
+        Ok(())
+    } else {
+        Err(Error::InvalidShape(format!(
+            "instruction set {isa:?} is not available on this CPU"
+        )))
     }
 }
 

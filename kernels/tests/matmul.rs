@@ -208,3 +208,30 @@ fn stacked_matrices_equal_separate_calls() {
     assert!(PackedMatrix::pack_stacked(&[parts[0], other]).is_err());
     assert!(PackedMatrix::pack_stacked(&[]).is_err());
 }
+
+/// A context on the caller's rayon pool splits work across that pool and gives the same bits
+/// as a context with its own pool.
+#[test]
+fn current_pool_context_matches_own_pool() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let (rows, k, n) = (200, 96, 3);
+    let bytes = quantize_matrix(GgmlType::Q4_0, &random(&mut rng, rows * k), rows, k).unwrap();
+    let w = PackedMatrix::pack(&QMatrix::new(GgmlType::Q4_0, rows, k, &bytes).unwrap()).unwrap();
+    let x = random(&mut rng, n * k);
+    let own = KernelContext::new(2).unwrap();
+    let mut want = vec![0.0; n * rows];
+    matmul(&w, &x, n, &mut want, &own).unwrap();
+    let engine_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let ctx = KernelContext::on_current_pool();
+    let (got, threads) = engine_pool.install(|| {
+        let mut got = vec![0.0; n * rows];
+        matmul(&w, &x, n, &mut got, &ctx).unwrap();
+        (got, ctx.threads())
+    });
+    assert_eq!(threads, 2);
+    assert_eq!(got, want);
+    assert!(KernelContext::with_isa_on_current_pool(Isa::Scalar).is_ok());
+}
