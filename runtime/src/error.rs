@@ -9,6 +9,11 @@ pub enum Error {
     #[error("kernel: {0}")]
     Kernel(#[from] agentc_kernels::Error),
 
+    #[error(
+        "tensor {tensor} is only kept packed for the kernels, but the matmul backend has no kernels"
+    )]
+    WeightsUnavailable { tensor: String },
+
     #[error("tensor {tensor} has shape {found:?}, expected {expected:?}")]
     TensorShape {
         tensor: String,

@@ -4,7 +4,7 @@
 use agentc_model::{LlamaConfig, RopeStyle};
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
@@ -53,10 +53,13 @@ impl Matmul {
             (Some(context), Some(packed)) => {
                 Ok(agentc_kernels::matmul(packed, x, n_tokens, out, context)?)
             }
-            _ => {
+            _ if w.has_plain_copy() => {
                 matmul(w, x, n_tokens, out);
                 Ok(())
             }
+            _ => Err(Error::WeightsUnavailable {
+                tensor: w.name.clone(),
+            }),
         }
     }
 }

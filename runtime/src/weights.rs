@@ -72,6 +72,19 @@ impl QuantTensor {
         ))
     }
 
+    /// Frees the ggml-layout bytes of a packed matrix; afterwards only the kernels can use it.
+    fn release_plain_copy(&mut self) {
+        if self.packed.is_some() {
+            self.data = Vec::new();
+            self.scales = quant::BlockScales::default();
+        }
+    }
+
+    /// Whether the ggml-layout bytes are here (the reference matmul and row lookups need them).
+    pub fn has_plain_copy(&self) -> bool {
+        !self.data.is_empty()
+    }
+
     pub fn row_bytes(&self) -> usize {
         quant::row_bytes(self.ty, self.cols)
     }
@@ -178,8 +191,9 @@ impl LlamaWeights {
         })
     }
 
-    /// Packs every matrix used in a matmul for `agentc-kernels` (about doubles weight memory,
-    /// since embedding rows are still read from the plain copy).
+    /// Packs every matrix used in a matmul for `agentc-kernels` and drops the plain copies that
+    /// only matmuls read. The token embedding keeps its plain rows for lookups (and is packed
+    /// too when it doubles as the output projection).
     pub fn pack_for_kernels(&mut self) -> Result<()> {
         for layer in &mut self.layers {
             for matrix in [
@@ -192,10 +206,15 @@ impl LlamaWeights {
                 &mut layer.w_down,
             ] {
                 matrix.pack()?;
+                matrix.release_plain_copy();
             }
         }
         match &mut self.output {
-            Some(output) => output.pack(),
+            Some(output) => {
+                output.pack()?;
+                output.release_plain_copy();
+                Ok(())
+            }
             None => self.token_embedding.pack(),
         }
     }
