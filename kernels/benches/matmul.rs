@@ -92,10 +92,53 @@ fn quantize_cost() {
     }
 }
 
+/// A prefill-sized batch: compute-bound, so GOP/s is the figure of merit.
+fn prefill_rate(ctx: &KernelContext) {
+    let (rows, cols, n) = (1536, 576, 128);
+    let (w, x) = setup(rows, cols, n);
+    let mut y = vec![0.0f32; n * rows];
+    let t = ctx
+        .install(|| best_time(&mut || matmul(&w, black_box(&x), n, &mut y, ctx).expect("matmul")));
+    let gops = 2.0 * (rows * cols * n) as f64 / t.as_secs_f64() / 1e9;
+    eprintln!(
+        "{rows}x{cols} n={n}: {:.1}us, {gops:.1} GOP/s",
+        t.as_secs_f64() * 1e6
+    );
+}
+
+/// 576x576 n=1 (the smallest decode matmul) under the three ways of running kernel threads.
+fn dispatch_cost(threads: usize) {
+    let (w, x) = setup(576, 576, 1);
+    let mut y = vec![0.0f32; 576];
+    let own = KernelContext::new(threads).expect("context");
+    let t_out = best_time(&mut || matmul(&w, black_box(&x), 1, &mut y, &own).expect("matmul"));
+    let t_in = own
+        .install(|| best_time(&mut || matmul(&w, black_box(&x), 1, &mut y, &own).expect("matmul")));
+    let engine = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let cur = KernelContext::on_current_pool();
+    let t_cur = engine
+        .install(|| best_time(&mut || matmul(&w, black_box(&x), 1, &mut y, &cur).expect("matmul")));
+    let one = KernelContext::new(1).expect("context");
+    let t_one = best_time(&mut || matmul(&w, black_box(&x), 1, &mut y, &one).expect("matmul"));
+    eprintln!(
+        "576x576 n=1: 1 thread {:.2}us; {threads} threads: own pool from outside {:.2}us, \
+         inside install {:.2}us, caller's pool {:.2}us",
+        t_one.as_secs_f64() * 1e6,
+        t_out.as_secs_f64() * 1e6,
+        t_in.as_secs_f64() * 1e6,
+        t_cur.as_secs_f64() * 1e6
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let ctx = KernelContext::new(threads()).expect("context");
     ctx.install(|| summary(&ctx));
     quantize_cost();
+    dispatch_cost(threads());
+    prefill_rate(&ctx);
     let mut g = c.benchmark_group("matmul_q4_1");
     g.warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
