@@ -169,6 +169,9 @@ fn simd_quantizer_is_bit_identical() {
     let a = Q8Activations::quantize(&x, 9, 576).unwrap();
     let b = agentc_kernels::activations::quantize_portable(&x, 9, 576).unwrap();
     assert_eq!((a.qs(), a.d(), a.s()), (b.qs(), b.d(), b.s()));
+    if let Some(c) = agentc_kernels::activations::quantize_avx2(&x, 9, 576).unwrap() {
+        assert_eq!((c.qs(), c.d(), c.s()), (b.qs(), b.d(), b.s()));
+    }
 }
 
 #[test]
