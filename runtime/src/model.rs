@@ -116,15 +116,13 @@ impl LlamaModel {
                 let query =
                     &q[t * c.n_embd + head * head_dim..t * c.n_embd + (head + 1) * head_dim];
                 let visible = start + t + 1;
-                ops::attend(
-                    query,
-                    &keys[kv_offset..],
-                    &values[kv_offset..],
-                    visible,
-                    kv_dim,
-                    out,
-                    scratch,
-                );
+                let kv = ops::KvHead {
+                    keys: &keys[kv_offset..],
+                    values: &values[kv_offset..],
+                    positions: visible,
+                    stride: kv_dim,
+                };
+                ops::attend(query, kv, out, scratch);
             },
         );
         let mut projected = vec![0.0f32; n * c.n_embd];

@@ -174,54 +174,45 @@ pub struct AttentionScratch {
     query: Vec<f32>,
 }
 
-/// Causal attention of one query head over `keys`/`values` (f16-rounded, `positions` rows of
-/// `head_dim`, laid out with stride `kv_stride`), following ggml's non-flash path: the query is
-/// rounded to f16 for the score dot products, softmax sums in f64, and the probabilities are
-/// rounded to f16 before weighting the values.
-pub fn attend(
-    query: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    positions: usize,
-    kv_stride: usize,
-    out: &mut [f32],
-    scratch: &mut AttentionScratch,
-) {
+/// The keys and values one query head attends to: `positions` rows of the head's width, each
+/// row starting `stride` values after the previous one (the KV heads of a position are adjacent).
+#[derive(Clone, Copy, Debug)]
+pub struct KvHead<'a> {
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    pub positions: usize,
+    pub stride: usize,
+}
+
+/// Causal attention of one query head over `kv` (f16-rounded), following ggml's non-flash path:
+/// the query is rounded to f16 for the score dot products, softmax sums in f64, and the
+/// probabilities are rounded to f16 before weighting the values.
+pub fn attend(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was detected just above, the only requirement of `attend_avx2`.
-        unsafe { attend_avx2(query, keys, values, positions, kv_stride, out, scratch) };
+        unsafe { attend_avx2(query, kv, out, scratch) };
         return;
     }
-    attend_portable(query, keys, values, positions, kv_stride, out, scratch);
+    attend_portable(query, kv, out, scratch);
 }
 
 /// [`attend_portable`] compiled with AVX2 so its loops use 8-wide vectors; Rust does not
 /// contract or reorder float operations, so results are bit-identical.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn attend_avx2(
-    query: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    positions: usize,
-    kv_stride: usize,
-    out: &mut [f32],
-    scratch: &mut AttentionScratch,
-) {
-    attend_portable(query, keys, values, positions, kv_stride, out, scratch);
+fn attend_avx2(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
+    attend_portable(query, kv, out, scratch);
 }
 
 #[inline(always)]
-fn attend_portable(
-    query: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    positions: usize,
-    kv_stride: usize,
-    out: &mut [f32],
-    scratch: &mut AttentionScratch,
-) {
+fn attend_portable(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
+    let KvHead {
+        keys,
+        values,
+        positions,
+        stride: kv_stride,
+    } = kv;
     let head_dim = query.len();
     let scale = 1.0 / (head_dim as f32).sqrt();
     scratch.query.clear();
@@ -322,15 +313,13 @@ mod tests {
     #[test]
     fn attention_over_one_position_returns_its_value() {
         let mut out = vec![0.0; 2];
-        attend(
-            &[1.0, 0.0],
-            &[0.5, 0.5],
-            &[2.0, -1.0],
-            1,
-            2,
-            &mut out,
-            &mut AttentionScratch::default(),
-        );
+        let kv = KvHead {
+            keys: &[0.5, 0.5],
+            values: &[2.0, -1.0],
+            positions: 1,
+            stride: 2,
+        };
+        attend(&[1.0, 0.0], kv, &mut out, &mut AttentionScratch::default());
         assert_eq!(out, [2.0, -1.0]);
     }
 }
