@@ -18,6 +18,10 @@ fn threads() -> usize {
 }
 
 fn setup(rows: usize, cols: usize, n: usize) -> (PackedMatrix, Vec<f32>) {
+    setup_typed(GgmlType::Q4_1, rows, cols, n)
+}
+
+fn setup_typed(ty: GgmlType, rows: usize, cols: usize, n: usize) -> (PackedMatrix, Vec<f32>) {
     // A cheap deterministic pseudo-random fill (an LCG), so the bench needs no rand crate.
     let mut s = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -27,10 +31,9 @@ fn setup(rows: usize, cols: usize, n: usize) -> (PackedMatrix, Vec<f32>) {
         ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
     let w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
-    let bytes = quantize_matrix(GgmlType::Q4_1, &w, rows, cols).expect("quantize");
+    let bytes = quantize_matrix(ty, &w, rows, cols).expect("quantize");
     let packed =
-        PackedMatrix::pack(&QMatrix::new(GgmlType::Q4_1, rows, cols, &bytes).expect("shape"))
-            .expect("pack");
+        PackedMatrix::pack(&QMatrix::new(ty, rows, cols, &bytes).expect("shape")).expect("pack");
     let x: Vec<f32> = (0..n * cols).map(|_| next()).collect();
     (packed, x)
 }
@@ -92,6 +95,32 @@ fn quantize_cost() {
     }
 }
 
+/// SmolLM2's output layer is the Q8_0 token embedding (30 MB, the largest matrix of a step).
+fn output_layer(ctx: &KernelContext) {
+    let mut t1 = Duration::ZERO;
+    for n in [1, 8] {
+        let (w, x) = setup_typed(GgmlType::Q8_0, 49152, 576, n);
+        let mut y = vec![0.0f32; n * 49152];
+        let t = ctx.install(|| {
+            best_time(&mut || matmul(&w, black_box(&x), n, &mut y, ctx).expect("matmul"))
+        });
+        if n == 1 {
+            t1 = t;
+        }
+        let ratio = t.as_secs_f64() / (8.0 * t1.as_secs_f64());
+        eprintln!(
+            "Q8_0 49152x576 n={n}: {:.1}us, {:.1} GB/s{}",
+            t.as_secs_f64() * 1e6,
+            w.weight_bytes() as f64 / t.as_secs_f64() / 1e9,
+            if n == 8 {
+                format!(", n8/(8*n1) {ratio:.3}")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
 /// A prefill-sized batch: compute-bound, so GOP/s is the figure of merit.
 fn prefill_rate(ctx: &KernelContext) {
     let (rows, cols, n) = (1536, 576, 128);
@@ -139,6 +168,7 @@ fn bench(c: &mut Criterion) {
     quantize_cost();
     dispatch_cost(threads());
     prefill_rate(&ctx);
+    output_layer(&ctx);
     let mut g = c.benchmark_group("matmul_q4_1");
     g.warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
