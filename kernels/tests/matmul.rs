@@ -238,3 +238,57 @@ fn current_pool_context_matches_own_pool() {
     assert_eq!(got, want);
     assert!(KernelContext::with_isa_on_current_pool(Isa::Scalar).is_ok());
 }
+
+/// Raw bytes no ggml quantizer writes but a GGUF file may hold: Q8_0 quants of -128, Q4 nibbles
+/// of 15 everywhere, negative and tiny f16 scales; activations at +-amax (quants +-127).
+#[test]
+fn extreme_raw_blocks_match_oracle() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let (rows, k, n) = (35, 128, 9);
+    let scales = [1.0f32, -0.5, 6.0e-5, -3.0, 0.0];
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let ts = ty.type_size();
+        let mut bytes = vec![0u8; rows * k / 32 * ts];
+        for (i, b) in bytes.chunks_exact_mut(ts).enumerate() {
+            let d = half::f16::from_f32(scales[i % scales.len()])
+                .to_bits()
+                .to_le_bytes();
+            b[..2].copy_from_slice(&d);
+            let start = if ty == GgmlType::Q4_1 {
+                b[2..4].copy_from_slice(
+                    &half::f16::from_f32(-scales[(i + 1) % 5])
+                        .to_bits()
+                        .to_le_bytes(),
+                );
+                4
+            } else {
+                2
+            };
+            for q in &mut b[start..] {
+                *q = match rng.random_range(0..3) {
+                    0 => 0x80,
+                    1 => 0xff,
+                    _ => rng.random(),
+                };
+            }
+        }
+        let w = QMatrix::new(ty, rows, k, &bytes).unwrap();
+        let x: Vec<f32> = (0..n * k)
+            .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let mut want = vec![0.0; n * rows];
+        matmul_ref(&w, &x, n, &mut want).unwrap();
+        let packed = PackedMatrix::pack(&w).unwrap();
+        for isa in isas() {
+            let ctx = KernelContext::with_isa(isa, 2).unwrap();
+            let mut got = vec![f32::NAN; n * rows];
+            matmul(&packed, &x, n, &mut got, &ctx).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0) * k as f32,
+                    "{ty} {isa:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
