@@ -151,7 +151,7 @@ impl Engine {
 
     pub fn load_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
         let gguf = GgufFile::open(path)?;
-        let model = LlamaModel::load(&gguf, Matmul::new(options.matmul, options.threads)?)?;
+        let model = LlamaModel::load(&gguf, Matmul::new(options.matmul))?;
         let tokenizer = Tokenizer::from_metadata(&gguf)?;
         let marker = |id: Option<u32>| -> Result<String> {
             Ok(match id {

@@ -32,12 +32,14 @@ pub struct Matmul {
 }
 
 impl Matmul {
-    pub fn new(backend: MatmulBackend, threads: usize) -> Result<Self> {
+    /// Kernel calls split their work across the rayon pool they are called from, so the engine
+    /// runs every forward pass inside its own pool (one pool, no hand-off between pools).
+    pub fn new(backend: MatmulBackend) -> Self {
         let kernels = match backend {
-            MatmulBackend::Kernels => Some(agentc_kernels::KernelContext::new(threads)?),
+            MatmulBackend::Kernels => Some(agentc_kernels::KernelContext::on_current_pool()),
             MatmulBackend::Reference => None,
         };
-        Ok(Self { kernels })
+        Self { kernels }
     }
 
     pub fn backend(&self) -> MatmulBackend {
