@@ -25,6 +25,7 @@ use crate::error::{Error, Result, check_len};
 use crate::formats::{GgmlType, QK};
 use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::Mutex;
 
 pub use pack::PackedMatrix;
 
@@ -135,6 +136,10 @@ enum Workers {
 pub struct KernelContext {
     isa: Isa,
     workers: Workers,
+    /// Reused activation buffers for [`matmul`]: a prefill's activations are hundreds of KB,
+    /// which the allocator would otherwise map, fault in and zero on every call. A call that
+    /// finds it busy (another thread using the same context) allocates its own.
+    scratch: Mutex<Q8Activations>,
 }
 
 impl KernelContext {
@@ -157,7 +162,11 @@ impl KernelContext {
         } else {
             Workers::Inline
         };
-        Ok(Self { isa, workers })
+        Ok(Self {
+            isa,
+            workers,
+            scratch: Mutex::default(),
+        })
     }
 
     /// A context using the best instruction set and the rayon pool of the caller: use this when
@@ -167,6 +176,7 @@ impl KernelContext {
         Self {
             isa: Isa::detect(),
             workers: Workers::Current,
+            scratch: Mutex::default(),
         }
     }
 
@@ -176,6 +186,7 @@ impl KernelContext {
         Ok(Self {
             isa,
             workers: Workers::Current,
+            scratch: Mutex::default(),
         })
     }
 
@@ -227,8 +238,14 @@ pub fn matmul(
     if w.ty().is_float() {
         return matmul_f32(w, x, n, y, ctx);
     }
-    let acts = Q8Activations::quantize(x, n, w.cols())?;
-    matmul_q8(w, &acts, y, ctx)
+    match ctx.scratch.try_lock() {
+        Ok(mut acts) => {
+            acts.requantize(x, n, w.cols())?;
+            matmul_q8(w, &acts, y, ctx)
+        }
+        // Busy, or poisoned by a panic elsewhere: a fresh buffer is always correct.
+        Err(_) => matmul_q8(w, &Q8Activations::quantize(x, n, w.cols())?, y, ctx),
+    }
 }
 
 /// Like [`matmul`], with activations already quantized (reuse them across matrices that share
