@@ -1,6 +1,7 @@
 //! The single-sequence generation API: load a GGUF model, then generate from text, a chat or
 //! token ids with greedy or sampled decoding, max tokens, stop strings and end-of-generation.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,9 @@ use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
 
 use crate::error::{Error, Result};
 use crate::model::LlamaModel;
+use crate::ops::{Matmul, MatmulBackend};
 use crate::sampling::{Sampler, SamplingParams};
+use crate::text_stream::TextStream;
 
 /// llama.cpp's benchmark setting on the 2-core development machine; callers size it to theirs.
 pub const DEFAULT_THREADS: usize = 2;
@@ -21,6 +24,8 @@ pub struct EngineOptions {
     /// Most positions (prompt plus generated) one sequence may use; `None` means the model's
     /// trained context length.
     pub context_length: Option<usize>,
+    /// Which code runs the matmuls (the fast kernels by default).
+    pub matmul: MatmulBackend,
 }
 
 impl Default for EngineOptions {
@@ -28,6 +33,7 @@ impl Default for EngineOptions {
         Self {
             threads: DEFAULT_THREADS,
             context_length: None,
+            matmul: MatmulBackend::default(),
         }
     }
 }
@@ -73,6 +79,17 @@ pub enum FinishReason {
     EndOfGeneration,
     /// The text reached the stop string with this index in the request.
     Stop(usize),
+    /// The caller's token callback asked to stop.
+    Cancelled,
+}
+
+/// One generated token, as seen by a streaming caller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenEvent<'a> {
+    pub token: u32,
+    /// Text that became final with this token (may be empty: a character or a possible stop
+    /// string is still incomplete). Concatenated, the events' texts are the generation's text.
+    pub text: &'a str,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -134,7 +151,7 @@ impl Engine {
 
     pub fn load_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
         let gguf = GgufFile::open(path)?;
-        let model = LlamaModel::load(&gguf)?;
+        let model = LlamaModel::load(&gguf, Matmul::new(options.matmul))?;
         let tokenizer = Tokenizer::from_metadata(&gguf)?;
         let marker = |id: Option<u32>| -> Result<String> {
             Ok(match id {
@@ -222,6 +239,17 @@ impl Engine {
     }
 
     pub fn generate(&self, request: &GenerateRequest) -> Result<Generation> {
+        self.generate_streaming(request, |_| ControlFlow::Continue(()))
+    }
+
+    /// Like [`Engine::generate`], calling `on_token` after every generated token with the text
+    /// that became final; returning `ControlFlow::Break` stops generation
+    /// ([`FinishReason::Cancelled`]). The last event carries all remaining text.
+    pub fn generate_streaming(
+        &self,
+        request: &GenerateRequest,
+        mut on_token: impl FnMut(&TokenEvent<'_>) -> ControlFlow<()>,
+    ) -> Result<Generation> {
         if request.stop.iter().any(String::is_empty) {
             return Err(Error::InvalidRequest(
                 "stop strings must not be empty".to_owned(),
@@ -247,7 +275,7 @@ impl Engine {
             ..Timings::default()
         };
         let mut tokens = Vec::with_capacity(request.max_tokens);
-        let mut text_bytes = Vec::new();
+        let mut stream = TextStream::new(&request.stop);
         let mut finish_reason = FinishReason::Length;
         let mut stop_cut = None;
 
@@ -263,18 +291,33 @@ impl Engine {
                 timings.prefill = started.elapsed();
                 decode_started = Some(Instant::now());
             }
-            if self.tokenizer.is_end_of_generation(token) {
+            let end_of_generation = self.tokenizer.is_end_of_generation(token);
+            if !end_of_generation {
+                self.tokenizer
+                    .append_token_bytes(token, false, stream.bytes_mut())?;
+            }
+            let stop = stream.find_stop();
+            let last = end_of_generation || stop.is_some() || tokens.len() == request.max_tokens;
+            let text = if last {
+                stream.finish(stop.map(|(_, at)| at))
+            } else {
+                stream.take_ready()
+            };
+            let control = on_token(&TokenEvent { token, text: &text });
+            if end_of_generation {
                 finish_reason = FinishReason::EndOfGeneration;
                 break;
             }
-            self.tokenizer
-                .append_token_bytes(token, false, &mut text_bytes)?;
-            if let Some((index, at)) = find_stop(&text_bytes, &request.stop) {
+            if let Some((index, at)) = stop {
                 finish_reason = FinishReason::Stop(index);
                 stop_cut = Some(at);
                 break;
             }
-            if tokens.len() < request.max_tokens {
+            if control.is_break() {
+                finish_reason = FinishReason::Cancelled;
+                break;
+            }
+            if !last {
                 logits = self
                     .pool
                     .install(|| self.model.forward(&[token], &mut cache))?;
@@ -284,30 +327,14 @@ impl Engine {
             timings.decode = decode_started.elapsed();
         }
         timings.generated_tokens = tokens.len();
-        if let Some(at) = stop_cut {
-            text_bytes.truncate(at);
-        }
         Ok(Generation {
             prompt_tokens,
             tokens,
-            text: String::from_utf8_lossy(&text_bytes).into_owned(),
+            text: stream.text(stop_cut),
             finish_reason,
             timings,
         })
     }
-}
-
-/// The earliest stop string in `text`: (its index in `stops`, its byte offset).
-fn find_stop(text: &[u8], stops: &[String]) -> Option<(usize, usize)> {
-    stops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, stop)| {
-            text.windows(stop.len())
-                .position(|w| w == stop.as_bytes())
-                .map(|at| (i, at))
-        })
-        .min_by_key(|&(_, at)| at)
 }
 
 #[cfg(test)]
@@ -315,9 +342,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn earliest_stop_string_wins() {
-        let stops = vec!["world".to_owned(), "lo".to_owned()];
-        assert_eq!(find_stop(b"hello world", &stops), Some((1, 3)));
-        assert_eq!(find_stop(b"nothing", &stops), None);
+    fn engine_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Engine>();
     }
 }

@@ -6,6 +6,14 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] agentc_model::Error),
 
+    #[error("kernel: {0}")]
+    Kernel(#[from] agentc_kernels::Error),
+
+    #[error(
+        "tensor {tensor} is only kept packed for the kernels, but the matmul backend has no kernels"
+    )]
+    WeightsUnavailable { tensor: String },
+
     #[error("tensor {tensor} has shape {found:?}, expected {expected:?}")]
     TensorShape {
         tensor: String,

@@ -8,12 +8,14 @@ pub mod model;
 pub mod ops;
 pub mod quant;
 pub mod sampling;
+pub mod text_stream;
 pub mod weights;
 
 pub use agentc_model::ChatMessage;
 pub use engine::{
     DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Prompt,
-    Timings,
+    Timings, TokenEvent,
 };
 pub use error::{Error, Result};
+pub use ops::MatmulBackend;
 pub use sampling::SamplingParams;

@@ -6,20 +6,29 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
-use crate::ops;
+use crate::ops::{self, Matmul, MatmulBackend};
 use crate::weights::{LayerWeights, LlamaWeights};
 
 #[derive(Debug)]
 pub struct LlamaModel {
     config: LlamaConfig,
     weights: LlamaWeights,
+    matmul: Matmul,
 }
 
 impl LlamaModel {
-    pub fn load(gguf: &GgufFile) -> Result<Self> {
+    /// Loads the weights; `matmul` decides whether they are also packed for the kernels.
+    pub fn load(gguf: &GgufFile, matmul: Matmul) -> Result<Self> {
         let config = LlamaConfig::from_metadata(gguf)?;
-        let weights = LlamaWeights::load(gguf, &config)?;
-        Ok(Self { config, weights })
+        let mut weights = LlamaWeights::load(gguf, &config)?;
+        if matmul.backend() == MatmulBackend::Kernels {
+            weights.pack_for_kernels()?;
+        }
+        Ok(Self {
+            config,
+            weights,
+            matmul,
+        })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -53,8 +62,8 @@ impl LlamaModel {
                 .dequantize_row(token as usize, row);
         }
         for (index, layer) in self.weights.layers.iter().enumerate() {
-            self.attention_block(index, layer, &mut x, cache);
-            self.feed_forward_block(layer, &mut x);
+            self.attention_block(index, layer, &mut x, cache)?;
+            self.feed_forward_block(layer, &mut x)?;
         }
         cache.advance(n);
 
@@ -62,7 +71,7 @@ impl LlamaModel {
         ops::rms_norm(&mut last, &self.weights.output_norm, c.rms_eps);
         let output = self.weights.output_projection();
         let mut logits = vec![0.0f32; output.rows];
-        ops::matmul(output, &last, 1, &mut logits);
+        self.matmul.run(output, &last, 1, &mut logits)?;
         Ok(logits)
     }
 
@@ -72,7 +81,7 @@ impl LlamaModel {
         layer: &LayerWeights,
         x: &mut [f32],
         cache: &mut KvCache,
-    ) {
+    ) -> Result<()> {
         let c = &self.config;
         let n = x.len() / c.n_embd;
         let (head_dim, kv_dim) = (c.head_dim(), c.kv_dim());
@@ -83,28 +92,16 @@ impl LlamaModel {
         let mut q = vec![0.0f32; n * c.n_embd];
         let mut k = vec![0.0f32; n * kv_dim];
         let mut v = vec![0.0f32; n * kv_dim];
-        ops::matmul(&layer.wq, &h, n, &mut q);
-        ops::matmul(&layer.wk, &h, n, &mut k);
-        ops::matmul(&layer.wv, &h, n, &mut v);
+        self.matmul.run(&layer.wq, &h, n, &mut q)?;
+        self.matmul.run(&layer.wk, &h, n, &mut k)?;
+        self.matmul.run(&layer.wv, &h, n, &mut v)?;
         add_bias(&mut q, layer.bq.as_deref());
         add_bias(&mut k, layer.bk.as_deref());
         add_bias(&mut v, layer.bv.as_deref());
+        let rope = ops::Rope::for_config(c);
         for t in 0..n {
-            let position = start + t;
-            ops::rope(
-                &mut q[t * c.n_embd..(t + 1) * c.n_embd],
-                position,
-                head_dim,
-                c.rope_dim,
-                c.rope_freq_base,
-            );
-            ops::rope(
-                &mut k[t * kv_dim..(t + 1) * kv_dim],
-                position,
-                head_dim,
-                c.rope_dim,
-                c.rope_freq_base,
-            );
+            rope.apply(&mut q[t * c.n_embd..(t + 1) * c.n_embd], start + t);
+            rope.apply(&mut k[t * kv_dim..(t + 1) * kv_dim], start + t);
         }
         cache.append(index, &k, &v);
 
@@ -112,46 +109,46 @@ impl LlamaModel {
         let group = c.n_head / c.n_head_kv;
         let mut attended = vec![0.0f32; n * c.n_embd];
         attended.par_chunks_mut(head_dim).enumerate().for_each_init(
-            Vec::new,
-            |scores, (i, out)| {
+            ops::AttentionScratch::default,
+            |scratch, (i, out)| {
                 let (t, head) = (i / c.n_head, i % c.n_head);
                 let kv_offset = (head / group) * head_dim;
                 let query =
                     &q[t * c.n_embd + head * head_dim..t * c.n_embd + (head + 1) * head_dim];
                 let visible = start + t + 1;
-                ops::attend(
-                    query,
-                    &keys[kv_offset..],
-                    &values[kv_offset..],
-                    visible,
-                    kv_dim,
-                    out,
-                    scores,
-                );
+                let kv = ops::KvHead {
+                    keys: &keys[kv_offset..],
+                    values: &values[kv_offset..],
+                    positions: visible,
+                    stride: kv_dim,
+                };
+                ops::attend(query, kv, out, scratch);
             },
         );
         let mut projected = vec![0.0f32; n * c.n_embd];
-        ops::matmul(&layer.wo, &attended, n, &mut projected);
+        self.matmul.run(&layer.wo, &attended, n, &mut projected)?;
         for (xv, p) in x.iter_mut().zip(&projected) {
             *xv += p;
         }
+        Ok(())
     }
 
-    fn feed_forward_block(&self, layer: &LayerWeights, x: &mut [f32]) {
+    fn feed_forward_block(&self, layer: &LayerWeights, x: &mut [f32]) -> Result<()> {
         let c = &self.config;
         let n = x.len() / c.n_embd;
         let mut h = x.to_vec();
         ops::rms_norm(&mut h, &layer.ffn_norm, c.rms_eps);
         let mut gate = vec![0.0f32; n * c.n_ff];
         let mut up = vec![0.0f32; n * c.n_ff];
-        ops::matmul(&layer.w_gate, &h, n, &mut gate);
-        ops::matmul(&layer.w_up, &h, n, &mut up);
+        self.matmul.run(&layer.w_gate, &h, n, &mut gate)?;
+        self.matmul.run(&layer.w_up, &h, n, &mut up)?;
         ops::swiglu(&mut gate, &up);
         let mut down = vec![0.0f32; n * c.n_embd];
-        ops::matmul(&layer.w_down, &gate, n, &mut down);
+        self.matmul.run(&layer.w_down, &gate, n, &mut down)?;
         for (xv, d) in x.iter_mut().zip(&down) {
             *xv += d;
         }
+        Ok(())
     }
 }
 

@@ -1,13 +1,70 @@
 //! The numeric operations of a llama forward pass on f32 activations. Matmuls take weights in
 //! their stored ggml format; this is the seam where `agentc-kernels`' fast kernels plug in.
 
+use agentc_model::{LlamaConfig, RopeStyle};
 use rayon::prelude::*;
 
-use crate::quant::{PreparedActivations, round_f16};
+use crate::error::{Error, Result};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::quant::PreparedActivations;
 use crate::weights::QuantTensor;
 
 /// Weight rows per parallel task: large enough that scheduling is cheap next to the work.
 const ROWS_PER_TASK: usize = 64;
+
+/// Which code runs the matmuls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulBackend {
+    /// `agentc-kernels`' packed AVX-512 VNNI / AVX2 kernels (weights are repacked at load).
+    #[default]
+    Kernels,
+    /// This crate's row-at-a-time reference code ([`matmul`]); the oracle for the kernels.
+    Reference,
+}
+
+/// Runs matmuls on the chosen backend.
+#[derive(Debug)]
+pub struct Matmul {
+    /// `None` for the reference backend.
+    kernels: Option<agentc_kernels::KernelContext>,
+}
+
+impl Matmul {
+    /// Kernel calls split their work across the rayon pool they are called from, so the engine
+    /// runs every forward pass inside its own pool (one pool, no hand-off between pools).
+    pub fn new(backend: MatmulBackend) -> Self {
+        let kernels = match backend {
+            MatmulBackend::Kernels => Some(agentc_kernels::KernelContext::on_current_pool()),
+            MatmulBackend::Reference => None,
+        };
+        Self { kernels }
+    }
+
+    pub fn backend(&self) -> MatmulBackend {
+        match self.kernels {
+            Some(_) => MatmulBackend::Kernels,
+            None => MatmulBackend::Reference,
+        }
+    }
+
+    /// As [`matmul`]; uses the kernels when this backend has them and `w` is packed.
+    pub fn run(&self, w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
+        match (&self.kernels, &w.packed) {
+            (Some(context), Some(packed)) => {
+                Ok(agentc_kernels::matmul(packed, x, n_tokens, out, context)?)
+            }
+            _ if w.has_plain_copy() => {
+                matmul(w, x, n_tokens, out);
+                Ok(())
+            }
+            _ => Err(Error::WeightsUnavailable {
+                tensor: w.name.clone(),
+            }),
+        }
+    }
+}
 
 /// `out[t][r] = dot(w[r], x[t])` for `n_tokens` activation rows `x` (`n_tokens * w.cols`
 /// values), token-major output (`n_tokens * w.rows` values). Runs on the current rayon pool.
@@ -15,14 +72,12 @@ pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
     debug_assert_eq!(x.len(), n_tokens * w.cols);
     debug_assert_eq!(out.len(), n_tokens * w.rows);
     let prepared = PreparedActivations::new(w.ty, x, w.cols);
-    let row_bytes = w.row_bytes();
     if n_tokens == 1 {
         out.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(chunk, out_rows)| {
                 for (i, o) in out_rows.iter_mut().enumerate() {
-                    let r = chunk * ROWS_PER_TASK + i;
-                    *o = prepared.dot(w.ty, &w.data[r * row_bytes..(r + 1) * row_bytes], 0);
+                    *o = prepared.dot(w, chunk * ROWS_PER_TASK + i, 0);
                 }
             });
         return;
@@ -36,9 +91,8 @@ pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
         .for_each(|(chunk, rows)| {
             for (i, row_out) in rows.chunks_exact_mut(n_tokens).enumerate() {
                 let r = chunk * ROWS_PER_TASK + i;
-                let weights = &w.data[r * row_bytes..(r + 1) * row_bytes];
                 for (t, o) in row_out.iter_mut().enumerate() {
-                    *o = prepared.dot(w.ty, weights, t);
+                    *o = prepared.dot(w, r, t);
                 }
             }
         });
@@ -62,23 +116,47 @@ pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// Rotary position embedding in llama.cpp's "normal" mode: adjacent pairs `(x[2i], x[2i+1])`
-/// of the first `rope_dim` values of every `head_dim`-wide head are rotated by
-/// `position * base^(-2i/rope_dim)`. The angle is built by repeated f32 multiplication, like
-/// ggml's rope cache, so the angles match llama.cpp's bit for bit.
-pub fn rope(x: &mut [f32], position: usize, head_dim: usize, rope_dim: usize, freq_base: f32) {
-    let theta_scale = freq_base.powf(-2.0 / rope_dim as f32);
-    let mut angles = Vec::with_capacity(rope_dim / 2);
-    let mut theta = position as f32;
-    for _ in 0..rope_dim / 2 {
-        angles.push((theta.cos(), theta.sin()));
-        theta *= theta_scale;
+/// Rotary position embedding: in every `head_dim`-wide head the first `rope_dim` values are
+/// rotated in pairs (chosen by `style`) by `position * freq_base^(-2i/rope_dim)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope {
+    pub head_dim: usize,
+    pub rope_dim: usize,
+    pub freq_base: f32,
+    pub style: RopeStyle,
+}
+
+impl Rope {
+    pub fn for_config(config: &LlamaConfig) -> Self {
+        Self {
+            head_dim: config.head_dim(),
+            rope_dim: config.rope_dim,
+            freq_base: config.rope_freq_base,
+            style: config.rope_style,
+        }
     }
-    for head in x.chunks_exact_mut(head_dim) {
-        for (pair, &(cos, sin)) in head[..rope_dim].chunks_exact_mut(2).zip(&angles) {
-            let (x0, x1) = (pair[0], pair[1]);
-            pair[0] = x0 * cos - x1 * sin;
-            pair[1] = x0 * sin + x1 * cos;
+
+    /// Rotates all heads in `x` for `position`. The angle is built by repeated f32
+    /// multiplication, like ggml's rope cache, so angles match llama.cpp's.
+    pub fn apply(&self, x: &mut [f32], position: usize) {
+        let theta_scale = self.freq_base.powf(-2.0 / self.rope_dim as f32);
+        let half = self.rope_dim / 2;
+        let mut angles = Vec::with_capacity(half);
+        let mut theta = position as f32;
+        for _ in 0..half {
+            angles.push((theta.cos(), theta.sin()));
+            theta *= theta_scale;
+        }
+        for head in x.chunks_exact_mut(self.head_dim) {
+            for (i, &(cos, sin)) in angles.iter().enumerate() {
+                let (a, b) = match self.style {
+                    RopeStyle::AdjacentPairs => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos - x1 * sin;
+                head[b] = x0 * sin + x1 * cos;
+            }
         }
     }
 }
@@ -90,27 +168,63 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// Causal attention of one query head over `keys`/`values` (f16-rounded, `positions` rows of
-/// `head_dim`, laid out with stride `kv_stride`), following ggml's non-flash path: the query is
-/// rounded to f16 for the score dot products, softmax sums in f64, and the probabilities are
-/// rounded to f16 before weighting the values.
-pub fn attend(
-    query: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    positions: usize,
-    kv_stride: usize,
-    out: &mut [f32],
-    scores: &mut Vec<f32>,
-) {
+/// Reusable buffers of one attention worker.
+#[derive(Debug, Default)]
+pub struct AttentionScratch {
+    scores: Vec<f32>,
+    halves: Vec<f16>,
+    query: Vec<f32>,
+}
+
+/// The keys and values one query head attends to: `positions` rows of the head's width, each
+/// row starting `stride` values after the previous one (the KV heads of a position are adjacent).
+#[derive(Clone, Copy, Debug)]
+pub struct KvHead<'a> {
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    pub positions: usize,
+    pub stride: usize,
+}
+
+/// Causal attention of one query head over `kv` (f16-rounded), following ggml's non-flash path:
+/// the query is rounded to f16 for the score dot products, softmax sums in f64, and the
+/// probabilities are rounded to f16 before weighting the values.
+pub fn attend(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected just above, the only requirement of `attend_avx2`.
+        unsafe { attend_avx2(query, kv, out, scratch) };
+        return;
+    }
+    attend_portable(query, kv, out, scratch);
+}
+
+/// [`attend_portable`] compiled with AVX2 so its loops use 8-wide vectors; Rust does not
+/// contract or reorder float operations, so results are bit-identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn attend_avx2(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
+    attend_portable(query, kv, out, scratch);
+}
+
+#[inline(always)]
+fn attend_portable(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
+    let KvHead {
+        keys,
+        values,
+        positions,
+        stride: kv_stride,
+    } = kv;
     let head_dim = query.len();
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let q16: Vec<f32> = query.iter().map(|&v| round_f16(v)).collect();
+    scratch.query.clear();
+    scratch.query.extend_from_slice(query);
+    round_to_f16(&mut scratch.query, &mut scratch.halves);
+    let scores = &mut scratch.scores;
     scores.clear();
     for p in 0..positions {
         let k = &keys[p * kv_stride..p * kv_stride + head_dim];
-        let dot: f32 = q16.iter().zip(k).map(|(a, b)| a * b).sum();
-        scores.push(dot * scale);
+        scores.push(dot_f32(&scratch.query, k) * scale);
     }
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0.0f64;
@@ -119,14 +233,45 @@ pub fn attend(
         sum += f64::from(*s);
     }
     let inverse = (1.0 / sum) as f32;
+    for s in scores.iter_mut() {
+        *s *= inverse;
+    }
+    round_to_f16(scores, &mut scratch.halves);
     out.fill(0.0);
-    for (p, &s) in scores.iter().enumerate() {
-        let weight = round_f16(s * inverse);
+    for (p, &weight) in scratch.scores.iter().enumerate() {
         let v = &values[p * kv_stride..p * kv_stride + head_dim];
         for (o, &vv) in out.iter_mut().zip(v) {
             *o += weight * vv;
         }
     }
+}
+
+/// Rounds every value to f16 precision in bulk (the slice conversions use F16C when present).
+fn round_to_f16(values: &mut [f32], halves: &mut Vec<f16>) {
+    halves.clear();
+    halves.resize(values.len(), f16::ZERO);
+    halves.convert_from_f32_slice(values);
+    halves.convert_to_f32_slice(values);
+}
+
+/// An f32 dot product with eight independent partial sums, which the compiler vectorizes (a
+/// single running sum cannot be reordered into SIMD lanes).
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut partial = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            partial[lane] += ca[lane] * cb[lane];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -143,26 +288,40 @@ mod tests {
 
     #[test]
     fn rope_at_position_zero_is_identity_and_rotates_pairs() {
+        let adjacent = Rope {
+            head_dim: 4,
+            rope_dim: 4,
+            freq_base: 10000.0,
+            style: RopeStyle::AdjacentPairs,
+        };
         let mut x = vec![1.0, 2.0, 3.0, 4.0];
-        rope(&mut x, 0, 4, 4, 10000.0);
+        adjacent.apply(&mut x, 0);
         assert_eq!(x, [1.0, 2.0, 3.0, 4.0]);
         let mut y = vec![1.0, 0.0, 1.0, 0.0];
-        rope(&mut y, 1, 4, 4, 10000.0);
+        adjacent.apply(&mut y, 1);
         assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+        // Halves: element 0 pairs with element 2, rotated by the first (largest) angle.
+        let mut z = vec![1.0, 0.0, 0.0, 0.0];
+        let halves = Rope {
+            style: RopeStyle::Halves,
+            ..adjacent
+        };
+        halves.apply(&mut z, 1);
+        assert!(
+            (z[0] - 1f32.cos()).abs() < 1e-6 && (z[2] - 1f32.sin()).abs() < 1e-6 && z[1] == 0.0
+        );
     }
 
     #[test]
     fn attention_over_one_position_returns_its_value() {
         let mut out = vec![0.0; 2];
-        attend(
-            &[1.0, 0.0],
-            &[0.5, 0.5],
-            &[2.0, -1.0],
-            1,
-            2,
-            &mut out,
-            &mut Vec::new(),
-        );
+        let kv = KvHead {
+            keys: &[0.5, 0.5],
+            values: &[2.0, -1.0],
+            positions: 1,
+            stride: 2,
+        };
+        attend(&[1.0, 0.0], kv, &mut out, &mut AttentionScratch::default());
         assert_eq!(out, [2.0, -1.0]);
     }
 }

@@ -8,6 +8,11 @@
 use agentc_model::GgmlType;
 use half::f16;
 
+use crate::weights::QuantTensor;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// Elements per block of the classic quant formats.
 pub const QK: usize = 32;
 /// Largest magnitude of an 8-bit quantized activation.
@@ -126,71 +131,155 @@ impl PreparedActivations {
         }
     }
 
-    /// The dot product of weight row `w` (stored as `ty`) with activation row `row`.
-    pub fn dot(&self, ty: GgmlType, w: &[u8], row: usize) -> f32 {
-        let blocks_per_row = self.cols / QK;
-        let first_block = row * blocks_per_row;
-        match ty {
+    /// The dot product of weight row `r` of `w` with activation row `t`.
+    pub fn dot(&self, w: &QuantTensor, r: usize, t: usize) -> f32 {
+        let row_bytes = w.row_bytes();
+        let raw = &w.data[r * row_bytes..(r + 1) * row_bytes];
+        let blocks = self.cols / QK;
+        let (wb, xb) = (r * blocks..(r + 1) * blocks, t * blocks..(t + 1) * blocks);
+        match w.ty {
             GgmlType::F32 => {
-                let x = &self.values[row * self.cols..(row + 1) * self.cols];
-                w.chunks_exact(4)
+                let x = &self.values[t * self.cols..(t + 1) * self.cols];
+                raw.chunks_exact(4)
                     .zip(x)
                     .map(|(b, &xv)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * xv)
                     .sum()
             }
             GgmlType::F16 => {
-                let x = &self.values[row * self.cols..(row + 1) * self.cols];
-                w.chunks_exact(2)
+                let x = &self.values[t * self.cols..(t + 1) * self.cols];
+                raw.chunks_exact(2)
                     .zip(x)
                     .map(|(b, &xv)| f16::from_le_bytes([b[0], b[1]]).to_f32() * xv)
                     .sum()
             }
-            GgmlType::Q4_0 => self.dot_blocks(w, 18, first_block, |block, q, _, dx| {
-                let qs = &block[2..18];
-                let mut sumi = 0i32;
-                for j in 0..QK / 2 {
-                    sumi += (i32::from(qs[j] & 0x0F) - 8) * i32::from(q[j])
-                        + (i32::from(qs[j] >> 4) - 8) * i32::from(q[j + QK / 2]);
-                }
-                f16_at(block, 0) * dx * sumi as f32
-            }),
-            GgmlType::Q4_1 => self.dot_blocks(w, 20, first_block, |block, q, sx, dx| {
-                let qs = &block[4..20];
-                let mut sumi = 0i32;
-                for j in 0..QK / 2 {
-                    sumi += i32::from(qs[j] & 0x0F) * i32::from(q[j])
-                        + i32::from(qs[j] >> 4) * i32::from(q[j + QK / 2]);
-                }
-                f16_at(block, 0) * dx * sumi as f32 + f16_at(block, 2) * sx
-            }),
-            GgmlType::Q8_0 => self.dot_blocks(w, 34, first_block, |block, q, _, dx| {
-                let qs = &block[2..34];
-                let mut sumi = 0i32;
-                for j in 0..QK {
-                    sumi += i32::from(qs[j] as i8) * i32::from(q[j]);
-                }
-                f16_at(block, 0) * dx * sumi as f32
-            }),
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+                let rows = BlockRows {
+                    ty: w.ty,
+                    raw,
+                    w_scales: &w.scales.d[wb.clone()],
+                    w_mins: w.scales.m.get(wb).unwrap_or(&[]),
+                    x_quants: &self.qs[t * self.cols..(t + 1) * self.cols],
+                    x_scales: &self.d[xb.clone()],
+                    x_sums: self.s.get(xb).unwrap_or(&[]),
+                };
+                rows.dot()
+            }
             _ => 0.0,
         }
     }
+}
 
-    fn dot_blocks(
-        &self,
-        w: &[u8],
-        block_bytes: usize,
-        first_block: usize,
-        block_dot: impl Fn(&[u8], &[i8], f32, f32) -> f32,
-    ) -> f32 {
+/// Per-block scales (and Q4_1 minimums) of a quantized tensor, converted from f16 once at load.
+#[derive(Debug, Default)]
+pub struct BlockScales {
+    pub d: Vec<f32>,
+    pub m: Vec<f32>,
+}
+
+impl BlockScales {
+    pub fn of(ty: GgmlType, data: &[u8]) -> Self {
+        let (_, block_bytes) = ty.block_geometry();
+        let mut scales = Self::default();
+        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+            for block in data.chunks_exact(block_bytes) {
+                scales.d.push(f16_at(block, 0));
+                if ty == GgmlType::Q4_1 {
+                    scales.m.push(f16_at(block, 2));
+                }
+            }
+        }
+        scales
+    }
+}
+
+/// One quantized weight row and one 8-bit activation row, block by block.
+struct BlockRows<'a> {
+    ty: GgmlType,
+    raw: &'a [u8],
+    w_scales: &'a [f32],
+    w_mins: &'a [f32],
+    x_quants: &'a [i8],
+    x_scales: &'a [f32],
+    x_sums: &'a [f32],
+}
+
+impl BlockRows<'_> {
+    fn dot(&self) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected just above, and the slices come from one weight row and
+            // one activation row of the same width, as the AVX2 functions require.
+            unsafe {
+                return match self.ty {
+                    GgmlType::Q4_1 => avx2::dot_q4_1(
+                        self.raw,
+                        self.w_scales,
+                        self.w_mins,
+                        self.x_quants,
+                        self.x_scales,
+                        self.x_sums,
+                    ),
+                    GgmlType::Q4_0 => {
+                        avx2::dot_q4_0(self.raw, self.w_scales, self.x_quants, self.x_scales)
+                    }
+                    GgmlType::Q8_0 => {
+                        avx2::dot_q8_0(self.raw, self.w_scales, self.x_quants, self.x_scales)
+                    }
+                    _ => self.dot_portable(),
+                };
+            }
+        }
+        self.dot_portable()
+    }
+
+    #[inline(always)]
+    fn dot_portable(&self) -> f32 {
+        let (_, block_bytes) = self.ty.block_geometry();
+        let blocks = self
+            .raw
+            .chunks_exact(block_bytes)
+            .zip(self.x_quants.chunks_exact(QK));
         let mut sum = 0.0f32;
-        for (i, block) in w.chunks_exact(block_bytes).enumerate() {
-            let b = first_block + i;
-            let q = &self.qs[b * QK..(b + 1) * QK];
-            let sx = self.s.get(b).copied().unwrap_or(0.0);
-            sum += block_dot(block, q, sx, self.d[b]);
+        match self.ty {
+            GgmlType::Q4_1 => {
+                for (b, (block, q)) in blocks.enumerate() {
+                    let sumi = nibble_dot::<0>(&block[4..20], q);
+                    sum += self.w_scales[b] * self.x_scales[b] * sumi as f32
+                        + self.w_mins[b] * self.x_sums[b];
+                }
+            }
+            GgmlType::Q4_0 => {
+                for (b, (block, q)) in blocks.enumerate() {
+                    let sumi = nibble_dot::<8>(&block[2..18], q);
+                    sum += self.w_scales[b] * self.x_scales[b] * sumi as f32;
+                }
+            }
+            GgmlType::Q8_0 => {
+                for (b, (block, q)) in blocks.enumerate() {
+                    let mut sumi = 0i32;
+                    for (&wq, &xq) in block[2..34].iter().zip(q) {
+                        sumi += i32::from(wq as i8) * i32::from(xq);
+                    }
+                    sum += self.w_scales[b] * self.x_scales[b] * sumi as f32;
+                }
+            }
+            _ => {}
         }
         sum
     }
+}
+
+/// `sum((nibble - OFFSET) * q)` over one block: low nibbles hold elements 0..16, high nibbles
+/// elements 16..32.
+#[inline(always)]
+fn nibble_dot<const OFFSET: i32>(qs: &[u8], q: &[i8]) -> i32 {
+    let (low, high) = q.split_at(QK / 2);
+    let mut sumi = 0i32;
+    for ((&byte, &l), &h) in qs.iter().zip(low).zip(high) {
+        sumi += (i32::from(byte & 0x0F) - OFFSET) * i32::from(l)
+            + (i32::from(byte >> 4) - OFFSET) * i32::from(h);
+    }
+    sumi
 }
 
 #[cfg(test)]
@@ -223,13 +312,95 @@ mod tests {
         let mut w = [0.0f32; QK];
         let block = q4_1_block();
         dequantize_row(GgmlType::Q4_1, &block, &mut w);
+
         let exact: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
         let prepared = PreparedActivations::new(GgmlType::Q4_1, &x, QK);
-        let approx = prepared.dot(GgmlType::Q4_1, &block, 0);
+        let tensor = QuantTensor::from_raw("w", GgmlType::Q4_1, 1, QK, block);
+        let approx = prepared.dot(&tensor, 0, 0);
         assert!(
             (exact - approx).abs() < 0.05 * exact.abs().max(1.0),
             "{exact} vs {approx}"
         );
+    }
+
+    #[test]
+    fn every_dot_path_gives_identical_bits() {
+        const COLS: usize = 4 * QK;
+        let x: Vec<f32> = (0..COLS)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        let w: Vec<f32> = (0..COLS)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.021)
+            .collect();
+        for (ty, block_bytes) in [
+            (GgmlType::Q4_0, 18),
+            (GgmlType::Q4_1, 20),
+            (GgmlType::Q8_0, 34),
+        ] {
+            let data = crate::quant::tests::quantize_for_test(ty, &w, block_bytes);
+            let tensor = QuantTensor::from_raw("w", ty, 1, COLS, data);
+            let prepared = PreparedActivations::new(ty, &x, COLS);
+            let fast = prepared.dot(&tensor, 0, 0);
+            let rows = BlockRows {
+                ty,
+                raw: &tensor.data,
+                w_scales: &tensor.scales.d,
+                w_mins: &tensor.scales.m,
+                x_quants: &prepared.qs,
+                x_scales: &prepared.d,
+                x_sums: &prepared.s,
+            };
+            assert_eq!(fast.to_bits(), rows.dot_portable().to_bits(), "{ty}");
+            let mut dequantized = vec![0.0; COLS];
+            dequantize_row(ty, &tensor.data, &mut dequantized);
+            let exact: f32 = dequantized.iter().zip(&x).map(|(a, b)| a * b).sum();
+            assert!(
+                (fast - exact).abs() < 0.02 * exact.abs().max(1.0),
+                "{ty}: {fast} vs {exact}"
+            );
+        }
+    }
+
+    /// A crude quantizer (scale by max, no rounding subtleties) good enough to make test blocks.
+    pub(crate) fn quantize_for_test(ty: GgmlType, w: &[f32], block_bytes: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for block in w.chunks_exact(QK) {
+            let start = out.len();
+            out.resize(start + block_bytes, 0);
+            let bytes = &mut out[start..];
+            let (min, max) = block
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            match ty {
+                GgmlType::Q4_1 => {
+                    let d = (max - min) / 15.0;
+                    bytes[0..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                    bytes[2..4].copy_from_slice(&f16::from_f32(min).to_le_bytes());
+                    for j in 0..QK / 2 {
+                        let lo = ((block[j] - min) / d).round() as u8;
+                        let hi = ((block[j + QK / 2] - min) / d).round() as u8;
+                        bytes[4 + j] = lo.min(15) | (hi.min(15) << 4);
+                    }
+                }
+                GgmlType::Q4_0 => {
+                    let d = max.abs().max(min.abs()) / 8.0;
+                    bytes[0..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                    for j in 0..QK / 2 {
+                        let lo = ((block[j] / d).round() + 8.0).clamp(0.0, 15.0) as u8;
+                        let hi = ((block[j + QK / 2] / d).round() + 8.0).clamp(0.0, 15.0) as u8;
+                        bytes[2 + j] = lo | (hi << 4);
+                    }
+                }
+                _ => {
+                    let d = max.abs().max(min.abs()) / 127.0;
+                    bytes[0..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                    for j in 0..QK {
+                        bytes[2 + j] = ((block[j] / d).round() as i8) as u8;
+                    }
+                }
+            }
+        }
+        out
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Model weights copied out of a GGUF file, with their shapes checked against the config.
 
+use agentc_kernels::{PackedMatrix, QMatrix};
 use agentc_model::{GgmlType, GgufFile, LlamaConfig};
 
 use crate::error::{Error, Result};
@@ -16,9 +17,37 @@ pub struct QuantTensor {
     pub rows: usize,
     pub cols: usize,
     pub data: Vec<u8>,
+    pub scales: quant::BlockScales,
+    /// The same matrix repacked for `agentc-kernels`' fast matmul, when that backend is in use.
+    pub packed: Option<PackedMatrix>,
 }
 
 impl QuantTensor {
+    /// A tensor over `data` already in `ty`'s layout (`rows * row_bytes` bytes).
+    pub fn from_raw(name: &str, ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Self {
+        Self {
+            name: name.to_owned(),
+            ty,
+            rows,
+            cols,
+            scales: quant::BlockScales::of(ty, &data),
+            data,
+            packed: None,
+        }
+    }
+
+    /// Builds the `agentc-kernels` packing of this matrix (for matmuls; rows stay readable here).
+    pub fn pack(&mut self) -> Result<()> {
+        let ty =
+            kernels_type(self.ty).ok_or_else(|| agentc_model::Error::UnsupportedTensorType {
+                tensor: self.name.clone(),
+                type_name: self.ty.name(),
+            })?;
+        let matrix = QMatrix::new(ty, self.rows, self.cols, &self.data)?;
+        self.packed = Some(PackedMatrix::pack(&matrix)?);
+        Ok(())
+    }
+
     /// Loads tensor `name`, which must have shape `[cols, rows]` in ggml order.
     pub fn load(gguf: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<Self> {
         let (info, data) = gguf.tensor_data(name)?;
@@ -34,13 +63,26 @@ impl QuantTensor {
                 found: info.dims.clone(),
             });
         }
-        Ok(Self {
-            name: name.to_owned(),
-            ty: info.ggml_type,
+        Ok(Self::from_raw(
+            name,
+            info.ggml_type,
             rows,
             cols,
-            data: data.to_vec(),
-        })
+            data.to_vec(),
+        ))
+    }
+
+    /// Frees the ggml-layout bytes of a packed matrix; afterwards only the kernels can use it.
+    fn release_plain_copy(&mut self) {
+        if self.packed.is_some() {
+            self.data = Vec::new();
+            self.scales = quant::BlockScales::default();
+        }
+    }
+
+    /// Whether the ggml-layout bytes are here (the reference matmul and row lookups need them).
+    pub fn has_plain_copy(&self) -> bool {
+        !self.data.is_empty()
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -61,6 +103,18 @@ impl QuantTensor {
         }
         out
     }
+}
+
+/// The `agentc-kernels` name of a tensor type, for the types both crates support.
+fn kernels_type(ty: GgmlType) -> Option<agentc_kernels::GgmlType> {
+    Some(match ty {
+        GgmlType::F32 => agentc_kernels::GgmlType::F32,
+        GgmlType::F16 => agentc_kernels::GgmlType::F16,
+        GgmlType::Q4_0 => agentc_kernels::GgmlType::Q4_0,
+        GgmlType::Q4_1 => agentc_kernels::GgmlType::Q4_1,
+        GgmlType::Q8_0 => agentc_kernels::GgmlType::Q8_0,
+        _ => return None,
+    })
 }
 
 /// The weights of one transformer block.
@@ -135,6 +189,34 @@ impl LlamaWeights {
             output_norm: vector("output_norm.weight", embd)?,
             output,
         })
+    }
+
+    /// Packs every matrix used in a matmul for `agentc-kernels` and drops the plain copies that
+    /// only matmuls read. The token embedding keeps its plain rows for lookups (and is packed
+    /// too when it doubles as the output projection).
+    pub fn pack_for_kernels(&mut self) -> Result<()> {
+        for layer in &mut self.layers {
+            for matrix in [
+                &mut layer.wq,
+                &mut layer.wk,
+                &mut layer.wv,
+                &mut layer.wo,
+                &mut layer.w_gate,
+                &mut layer.w_up,
+                &mut layer.w_down,
+            ] {
+                matrix.pack()?;
+                matrix.release_plain_copy();
+            }
+        }
+        match &mut self.output {
+            Some(output) => {
+                output.pack()?;
+                output.release_plain_copy();
+                Ok(())
+            }
+            None => self.token_embedding.pack(),
+        }
     }
 
     /// The matrix that turns the final hidden state into logits.

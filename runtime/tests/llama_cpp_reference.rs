@@ -305,3 +305,36 @@ fn requests_that_cannot_fit_are_refused() {
         Err(agentc_runtime::Error::TokenOutOfRange { .. })
     ));
 }
+
+#[test]
+fn streamed_text_adds_up_to_the_generation_and_can_be_cancelled() {
+    let Some(engine) = load_engine() else { return };
+    // The recorded continuation of this prompt has multi-byte characters split across tokens.
+    let request = GenerateRequest::greedy("Emoji test: 🦀🚀 and 👨‍👩‍👧 family", 24);
+    let mut streamed = String::new();
+    let mut events = 0;
+    let generation = engine
+        .generate_streaming(&request, |event| {
+            streamed.push_str(event.text);
+            events += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("generates");
+    assert_eq!(streamed, generation.text);
+    assert_eq!(events, generation.tokens.len());
+    assert!(generation.text.contains('👨'), "{:?}", generation.text);
+
+    let mut seen = 0;
+    let cancelled = engine
+        .generate_streaming(&request, |_| {
+            seen += 1;
+            if seen == 3 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .expect("generates");
+    assert_eq!(cancelled.finish_reason, FinishReason::Cancelled);
+    assert_eq!(cancelled.tokens.len(), 3);
+}

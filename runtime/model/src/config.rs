@@ -10,6 +10,16 @@ const DEFAULT_ROPE_FREQ_BASE: f64 = 10_000.0;
 /// llama.cpp's default when a file has no `{arch}.attention.layer_norm_rms_epsilon`.
 const DEFAULT_RMS_EPS: f64 = 1e-5;
 
+/// Which dimensions RoPE rotates together (llama.cpp's rope types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(x[2i], x[2i+1])` (LLAMA_ROPE_TYPE_NORM: llama, whose Q/K weights the GGUF
+    /// converter permutes to suit it).
+    AdjacentPairs,
+    /// Pairs `(x[i], x[i + d/2])` (LLAMA_ROPE_TYPE_NEOX: qwen2 and Hugging Face's layout).
+    Halves,
+}
+
 /// The sizes and constants that define a llama-style decoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LlamaConfig {
@@ -22,6 +32,7 @@ pub struct LlamaConfig {
     /// Hidden size of the feed-forward block.
     pub n_ff: usize,
     pub rope_freq_base: f32,
+    pub rope_style: RopeStyle,
     /// Number of leading dimensions of each head that RoPE rotates (the whole head by default).
     pub rope_dim: usize,
     pub rms_eps: f32,
@@ -88,6 +99,11 @@ impl LlamaConfig {
                 .get_f64(&key("rope.freq_base"))?
                 .unwrap_or(DEFAULT_ROPE_FREQ_BASE) as f32,
             rope_dim,
+            rope_style: if architecture == "qwen2" {
+                RopeStyle::Halves
+            } else {
+                RopeStyle::AdjacentPairs
+            },
             rms_eps: metadata
                 .get_f64(&key("attention.layer_norm_rms_epsilon"))?
                 .unwrap_or(DEFAULT_RMS_EPS) as f32,

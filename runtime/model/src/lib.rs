@@ -6,7 +6,7 @@ pub mod config;
 pub mod error;
 pub mod gguf;
 
-pub use config::LlamaConfig;
+pub use config::{LlamaConfig, RopeStyle};
 pub use error::{Error, Result};
 pub use gguf::{GgmlType, GgufFile, MetadataLookup, MetadataValue, TensorInfo};
 pub mod chat_template;

@@ -123,6 +123,25 @@ mod tests {
     }
 
     #[test]
+    fn every_named_pre_tokenizer_compiles_and_round_trips() {
+        let text = "Hello,  world! It's 2024...\n\t ünïcode 🦀 12345";
+        for name in [
+            None,
+            Some("gpt2"),
+            Some("smollm"),
+            Some("llama-bpe"),
+            Some("qwen2"),
+            Some("starcoder"),
+        ] {
+            let pre = PreTokenizer::for_name(name).unwrap();
+            assert_eq!(pre.split(text).unwrap().concat(), text, "{name:?}");
+        }
+        // llama-3 keeps up to three digits together; qwen2 splits every digit.
+        assert_eq!(split("llama-bpe", "12345"), ["123", "45"]);
+        assert_eq!(split("qwen2", "123"), ["1", "2", "3"]);
+    }
+
+    #[test]
     fn unknown_pre_tokenizer_is_named() {
         let err = PreTokenizer::for_name(Some("mystery")).unwrap_err();
         assert!(err.to_string().contains("\"mystery\""), "{err}");

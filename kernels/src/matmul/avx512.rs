@@ -1,0 +1,213 @@
+//! AVX-512 VNNI kernel over the packed layout (see `pack.rs`).
+//!
+//! Per group of 16 rows and block of 32 elements: 4 (Q4) or 8 (Q8_0) 64-byte loads give 8
+//! vectors of unsigned weight bytes (16 rows x 4 consecutive elements); each is multiplied by
+//! the 4 matching activation bytes broadcast to all lanes with one `vpdpbusd`. The 16 i32 lanes
+//! are the 16 rows' block dot products; one FMA applies `d_w * d_x` and one adds `c_w * s_x`.
+//! The expanded weights stay in registers for up to [`MAX_TILE`] activation rows.
+
+pub(super) use imp::*;
+
+/// Activation rows processed per pass over a weight block held in registers.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const MAX_TILE: usize = 8;
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use super::super::pack::{VEC_BYTES, group_block_bytes, qs_offset};
+    use super::super::{PackedMatrix, ROW_GROUP, blocks};
+    use super::MAX_TILE;
+    use crate::activations::Q8Activations;
+    use crate::formats::{GgmlType, QK};
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    const Q4_0: u8 = 0;
+    const Q4_1: u8 = 1;
+    const Q8_0: u8 = 2;
+
+    /// Whether the CPU has every feature this kernel is compiled for.
+    pub(crate) fn available() -> bool {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    }
+
+    /// See `scalar::matmul_groups`. Only called with a context whose ISA was checked available.
+    pub(in crate::matmul) fn matmul_groups(
+        w: &PackedMatrix,
+        acts: &Q8Activations,
+        groups: Range<usize>,
+        out: &mut [&mut [f32]],
+    ) {
+        // SAFETY: `KernelContext::with_isa` refuses `Isa::Avx512Vnni` unless `available()`, so the
+        // CPU supports every feature `groups_impl` is compiled with.
+        unsafe {
+            match w.ty() {
+                GgmlType::Q4_0 => groups_impl::<Q4_0>(w, acts, groups, out),
+                GgmlType::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
+                _ => groups_impl::<Q8_0>(w, acts, groups, out),
+            }
+        }
+    }
+
+    /// Borrowed inputs of one tile: a group's packed bytes and `NT` activation rows.
+    struct Tile<'a> {
+        gdata: &'a [u8],
+        nb: usize,
+        k: usize,
+        /// Quants of the tile's first activation row onwards.
+        xq: &'a [i8],
+        xd: &'a [f32],
+        xs: &'a [f32],
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    fn groups_impl<const T: u8>(
+        w: &PackedMatrix,
+        acts: &Q8Activations,
+        groups: Range<usize>,
+        out: &mut [&mut [f32]],
+    ) {
+        let (k, nb, n) = (w.cols(), blocks(w.cols()), acts.n());
+        let base = groups.start * ROW_GROUP;
+        for g in groups {
+            let gdata = w.group_data(g);
+            let valid = ROW_GROUP.min(w.rows() - g * ROW_GROUP);
+            let at = g * ROW_GROUP - base;
+            let mut j = 0;
+            while j < n {
+                let nt = MAX_TILE.min(n - j);
+                let tile = Tile {
+                    gdata,
+                    nb,
+                    k,
+                    xq: &acts.qs()[j * k..(j + nt) * k],
+                    xd: &acts.d()[j * nb..(j + nt) * nb],
+                    xs: &acts.s()[j * nb..(j + nt) * nb],
+                };
+                let outs = &mut out[j..j + nt];
+                // SAFETY: same CPU features as this function; the tile's slices hold `nt` rows.
+                unsafe {
+                    match nt {
+                        8 => tile_impl::<T, 8>(&tile, outs, at, valid),
+                        7 => tile_impl::<T, 7>(&tile, outs, at, valid),
+                        6 => tile_impl::<T, 6>(&tile, outs, at, valid),
+                        5 => tile_impl::<T, 5>(&tile, outs, at, valid),
+                        4 => tile_impl::<T, 4>(&tile, outs, at, valid),
+                        3 => tile_impl::<T, 3>(&tile, outs, at, valid),
+                        2 => tile_impl::<T, 2>(&tile, outs, at, valid),
+                        _ => tile_impl::<T, 1>(&tile, outs, at, valid),
+                    }
+                }
+                j += nt;
+            }
+        }
+    }
+
+    /// One group of 16 rows times `NT` activation rows; writes `outs[jj][at..at + valid]`.
+    ///
+    /// # Safety
+    /// The CPU must support the enabled features; `tile` must hold `NT` activation rows and
+    /// `gdata` `nb` group blocks of type `T` (both guaranteed by construction in the callers).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn tile_impl<const T: u8, const NT: usize>(
+        tile: &Tile,
+        outs: &mut [&mut [f32]],
+        at: usize,
+        valid: usize,
+    ) {
+        let ty = match T {
+            Q4_0 => GgmlType::Q4_0,
+            Q4_1 => GgmlType::Q4_1,
+            _ => GgmlType::Q8_0,
+        };
+        let gbb = group_block_bytes(ty);
+        let qs_off = qs_offset(ty);
+        assert!(tile.gdata.len() >= tile.nb * gbb && tile.xq.len() >= NT * tile.k);
+        assert!(tile.xd.len() >= NT * tile.nb && tile.xs.len() >= NT * tile.nb && outs.len() >= NT);
+        let mask = _mm512_set1_epi8(0x0f);
+        let mut acc = [_mm512_setzero_ps(); NT];
+        let mut cacc = [_mm512_setzero_ps(); NT];
+        for b in 0..tile.nb {
+            // SAFETY: block `b < nb` lies inside `gdata` (asserted above); loads are unaligned.
+            let p = unsafe { tile.gdata.as_ptr().add(b * gbb) };
+            // SAFETY: 32 bytes of f16 scales at the start of the group block.
+            let dv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) };
+            let cv = match T {
+                // SAFETY: Q4_1 group blocks hold 16 f16 minimums after the scales.
+                Q4_1 => unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32) as *const __m256i)) },
+                Q4_0 => _mm512_mul_ps(dv, _mm512_set1_ps(-8.0)),
+                _ => _mm512_mul_ps(dv, _mm512_set1_ps(-128.0)),
+            };
+            // SAFETY: the qs vectors (4 or 8 x 64 bytes) end at the end of the group block.
+            let q = unsafe { p.add(qs_off) };
+            let mut wv = [_mm512_setzero_si512(); 8];
+            if T == Q8_0 {
+                for (t, v) in wv.iter_mut().enumerate() {
+                    // SAFETY: vector `t < 8` of a Q8_0 group block.
+                    *v = unsafe { _mm512_loadu_si512(q.add(t * VEC_BYTES) as *const _) };
+                }
+            } else {
+                for t in 0..4 {
+                    // SAFETY: vector `t < 4` of a Q4 group block.
+                    let v = unsafe { _mm512_loadu_si512(q.add(t * VEC_BYTES) as *const _) };
+                    // High nibbles stay in place (16 * q): one op instead of shift + mask;
+                    // their dot products are divided by 16 below, exactly.
+                    wv[t] = _mm512_and_si512(v, mask);
+                    wv[t + 4] = _mm512_andnot_si512(mask, v);
+                }
+            }
+            for jj in 0..NT {
+                // SAFETY: activation row `jj < NT`, block `b < nb`: 32 bytes inside `xq`.
+                let xb = unsafe { tile.xq.as_ptr().add(jj * tile.k + b * QK) } as *const i32;
+                let mut s0 = _mm512_setzero_si512();
+                let mut s1 = _mm512_setzero_si512();
+                for t in 0..4 {
+                    // SAFETY: 4-byte reads at offsets 4t and 16 + 4t < 32 of the block.
+                    let (x0, x1) =
+                        unsafe { (xb.add(t).read_unaligned(), xb.add(t + 4).read_unaligned()) };
+                    s0 = _mm512_dpbusd_epi32(s0, wv[t], _mm512_set1_epi32(x0));
+                    s1 = _mm512_dpbusd_epi32(s1, wv[t + 4], _mm512_set1_epi32(x1));
+                }
+                // Q4: `s1` sums products of 16 * q (a multiple of 16, at most 8 * 16 * 15 * 128
+                // in magnitude), so the shift is exact.
+                let s1 = if T == Q8_0 {
+                    s1
+                } else {
+                    _mm512_srai_epi32::<4>(s1)
+                };
+                let isum = _mm512_add_epi32(s0, s1);
+                let i = jj * tile.nb + b;
+                let scale = _mm512_mul_ps(dv, _mm512_set1_ps(tile.xd[i]));
+                acc[jj] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[jj]);
+                cacc[jj] = _mm512_fmadd_ps(cv, _mm512_set1_ps(tile.xs[i]), cacc[jj]);
+            }
+        }
+        for jj in 0..NT {
+            let v = _mm512_add_ps(acc[jj], cacc[jj]);
+            let dst = &mut outs[jj][at..at + valid];
+            let m: __mmask16 = if valid >= ROW_GROUP {
+                0xffff
+            } else {
+                (1u16 << valid) - 1
+            };
+            // SAFETY: the mask enables exactly `valid = dst.len()` lanes; masked-off lanes are
+            // neither read nor written.
+            unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), m, v) };
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod imp {
+    /// Never available off x86-64.
+    pub(crate) fn available() -> bool {
+        false
+    }
+    pub(in crate::matmul) use super::super::scalar::matmul_groups;
+}
