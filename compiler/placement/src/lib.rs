@@ -1,1 +1,15 @@
-//! Placeholder; filled in by the work that owns this crate.
+//! Hardware catalog, cluster files, operator cost model and placement solver for agentc.
+//!
+//! The compiler builds an [`OpGraph`] of granular operators (tokenize, prefill, decode, ...),
+//! loads a [`Cluster`] against the [`HardwareCatalog`], prices every operator on every device
+//! with a [`CostModel`], and asks the [`PlacementSolver`] for the cheapest placement whose
+//! predicted latency meets the SLA. See `docs/placement.md` for the equations.
+
+pub mod catalog;
+pub mod cluster;
+pub mod error;
+mod yaml;
+
+pub use catalog::{DeviceClass, DeviceType, Dtype, HardwareCatalog};
+pub use cluster::{Cluster, Device, DeviceId, Link, PricingMode};
+pub use error::{Error, Result};
