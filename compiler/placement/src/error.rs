@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-// placeholder
+use crate::solver::Infeasibility;
 
 /// Errors from loading catalogs, cluster files and profiles, and from solving.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum Error {
     Graph(String),
     /// No placement meets the SLA and the memory limits; the payload says which constraint binds.
     #[error("no feasible placement: {0}")]
-    Infeasible(String),
+    Infeasible(Box<Infeasibility>),
     /// Solver settings were out of range.
     #[error("invalid solver settings: {0}")]
     Settings(String),

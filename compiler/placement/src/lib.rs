@@ -7,9 +7,21 @@
 
 pub mod catalog;
 pub mod cluster;
+pub mod cost;
 pub mod error;
+pub mod graph;
+pub mod profile;
+pub mod solver;
+pub mod synthetic;
 mod yaml;
 
 pub use catalog::{DeviceClass, DeviceType, Dtype, HardwareCatalog};
 pub use cluster::{Cluster, Device, DeviceId, Link, PricingMode};
+pub use cost::{CostModel, CostSettings, OpCost, PricedGraph};
 pub use error::{Error, Result};
+pub use graph::{ModelShape, Op, OpGraph, OpGraphBuilder, OpId, OpKind, PrefixGroupId, Work};
+pub use profile::DeviceProfile;
+pub use solver::{
+    Assessment, HomogeneousOption, Infeasibility, Placement, PlacementSolver, SolveMethod,
+    SolverSettings,
+};
