@@ -209,3 +209,101 @@ pub fn agent_workflow(target_ops: usize, seed: u64, model: &ModelShape) -> Resul
 fn b_find_prefill(b: &OpGraphBuilder, step: &str) -> Option<OpId> {
     b.find(&format!("{step}.prefill"))
 }
+
+/// A catalog of four made-up device types (one CPU, three GPUs) whose memory is small enough
+/// that capacity binds on random instances; `seed` varies their prices and speeds.
+pub fn random_catalog_yaml(seed: u64) -> String {
+    let mut rng = Rng::new(seed);
+    let mut text = String::from("version: 1\ndevices:\n");
+    let kinds = [
+        ("cpu-a", "cpu", 2.0, 0.2, 100.0),
+        ("gpu-slow", "gpu", 20.0, 0.3, 300.0),
+        ("gpu-mid", "gpu", 120.0, 1.0, 1000.0),
+        ("gpu-fast", "gpu", 900.0, 3.0, 3000.0),
+    ];
+    for (name, class, tflops, price, bandwidth) in kinds {
+        let jitter = |rng: &mut Rng| 0.5 + rng.unit();
+        let memory = 4.0 + 28.0 * rng.unit();
+        text.push_str(&format!(
+            "  - name: {name}\n    class: {class}\n    vendor: test\n    model: {name}\n    source: synthetic\n    peak_tflops: {{ fp32: {:.3}, fp16: {:.3} }}\n    memory_gb: {memory:.2}\n    memory_bandwidth_gbs: {:.1}\n    tdp_w: 100\n    interconnect: {{ pcie_gen: 4, pcie_gbs: 64 }}\n    op_overhead_us: 10\n    on_demand: {{ usd_per_hour: {:.4}, date: 2025-01, source: synthetic }}\n",
+            tflops * jitter(&mut rng) / 4.0,
+            tflops * jitter(&mut rng),
+            bandwidth * jitter(&mut rng),
+            price * jitter(&mut rng),
+        ));
+    }
+    text
+}
+
+/// A two-node cluster over [`random_catalog_yaml`]: one device of each type, or with
+/// `duplicate_slow_gpu` two interchangeable `gpu-slow` devices (to exercise symmetry breaking).
+pub fn random_cluster_yaml(duplicate_slow_gpu: bool) -> String {
+    let slow = if duplicate_slow_gpu { 2 } else { 1 };
+    format!(
+        "name: random\npricing: {{ mode: on_demand }}\nnodes:\n  - name: a\n    devices:\n      - {{ type: cpu-a, count: 1 }}\n      - {{ type: gpu-slow, count: {slow} }}\n  - name: b\n    devices:\n      - {{ type: gpu-mid, count: 1 }}\n      - {{ type: gpu-fast, count: 1 }}\nlinks:\n  - {{ between: [a, b], bandwidth_gbs: 5, latency_us: 50, usd_per_gb: 0.01 }}\n"
+    )
+}
+
+/// A random DAG of `n_ops` ops of mixed kinds (including host-only ones), sharing two models
+/// and sometimes a KV prefix, each op depending on up to two earlier ones.
+pub fn random_graph(seed: u64, n_ops: usize) -> Result<OpGraph> {
+    let mut rng = Rng::new(seed);
+    let mut b = OpGraph::builder();
+    let models = [
+        ("model-a".to_string(), 1e9 + 6e9 * rng.unit()),
+        ("model-b".to_string(), 1e9 + 12e9 * rng.unit()),
+    ];
+    let group = b.prefix_group("prefix", 0.5e9 * rng.unit());
+    let mut ids = Vec::with_capacity(n_ops);
+    for i in 0..n_ops {
+        let kind = match rng.below(8) {
+            0 => OpKind::Tool,
+            1 => OpKind::Json,
+            2 => OpKind::Embed,
+            3 => OpKind::Knn,
+            4 | 5 => OpKind::Prefill,
+            _ => OpKind::Decode,
+        };
+        let mut work = match kind {
+            OpKind::Tool => Work::tool(0.001 + 0.05 * rng.unit(), 1e6 * rng.unit()),
+            OpKind::Json => Work::host(1e5 + 1e7 * rng.unit(), 1e5),
+            _ => {
+                let (model, bytes) = &models[rng.below(2) as usize];
+                let mut w = Work {
+                    flops: crate::graph::Flops::of(
+                        if rng.below(2) == 0 {
+                            Dtype::Fp16
+                        } else {
+                            Dtype::Fp32
+                        },
+                        1e10 * (1.0 + 100.0 * rng.unit()),
+                    ),
+                    bytes_read: 1e8 * rng.unit(),
+                    weights: Some((model.clone(), *bytes)),
+                    weight_reads: 1.0 + (rng.below(4) as f64) * 10.0,
+                    kv_bytes_written: 1e9 * rng.unit(),
+                    tokens: 1 + rng.below(512),
+                    steps: 1 + rng.below(32) as u32,
+                    ..Work::default()
+                };
+                w.output_bytes = 1e7 * rng.unit();
+                w
+            }
+        };
+        if work.output_bytes == 0.0 {
+            work.output_bytes = 1e4;
+        }
+        let id = b.op(format!("op{i}"), kind, work);
+        if kind == OpKind::Prefill && rng.below(2) == 0 {
+            b.join_prefix(id, group);
+        }
+        if i > 0 {
+            for _ in 0..=rng.below(2) {
+                let from = ids[rng.below(i as u64) as usize];
+                b.dep(from, id);
+            }
+        }
+        ids.push(id);
+    }
+    b.build()
+}
