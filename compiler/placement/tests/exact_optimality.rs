@@ -67,7 +67,7 @@ fn instance(seed: u64, ops: usize, duplicate: bool) -> Instance {
         .expect("cluster");
     let graph = random_graph(seed, ops).expect("graph");
     // Every third instance runs under load so queueing is part of the check.
-    let rps = if seed % 3 == 0 { 0.5 } else { 0.0 };
+    let rps = if seed.is_multiple_of(3) { 0.5 } else { 0.0 };
     Instance {
         cluster,
         graph,
