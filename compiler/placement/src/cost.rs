@@ -26,6 +26,9 @@ pub const DEFAULT_MEMORY_HEADROOM: f64 = 0.9;
 /// delay grows as 1 / (1 - rho), so a device near 1 has unbounded waits.
 pub const DEFAULT_MAX_UTILIZATION: f64 = 0.9;
 
+/// Requests in flight per device whose KV must fit at once, when not set.
+pub const DEFAULT_REQUESTS_IN_FLIGHT: f64 = 1.0;
+
 /// Load and limits the cost model prices against.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CostSettings {
@@ -34,6 +37,9 @@ pub struct CostSettings {
     pub rps: f64,
     pub memory_headroom: f64,
     pub max_utilization: f64,
+    /// Requests whose transient KV a device holds at once (continuous batching keeps several
+    /// sequences resident); multiplies each device's largest per-op KV.
+    pub requests_in_flight: f64,
 }
 
 impl Default for CostSettings {
@@ -42,6 +48,7 @@ impl Default for CostSettings {
             rps: 0.0,
             memory_headroom: DEFAULT_MEMORY_HEADROOM,
             max_utilization: DEFAULT_MAX_UTILIZATION,
+            requests_in_flight: DEFAULT_REQUESTS_IN_FLIGHT,
         }
     }
 }
@@ -72,6 +79,12 @@ impl<'c> CostModel<'c> {
             return Err(Error::Settings(format!(
                 "rps must be >= 0, got {}",
                 settings.rps
+            )));
+        }
+        if !fine(settings.requests_in_flight, 1.0, f64::MAX) {
+            return Err(Error::Settings(format!(
+                "requests_in_flight must be >= 1, got {}",
+                settings.requests_in_flight
             )));
         }
         if !fine(settings.memory_headroom, f64::MIN_POSITIVE, 1.0)
@@ -309,13 +322,14 @@ impl<'g> PricedGraph<'g> {
         }
     }
 
-    /// Bytes `op` needs on its own device: its model's weights plus the KV it keeps.
+    /// Bytes `op` needs on its own device: its model's weights plus the KV it holds for the
+    /// requests in flight.
     pub fn standalone_bytes(&self, op: OpId) -> f64 {
         let o = self.graph.op(op);
         let weights = o
             .model
             .map_or(0.0, |m| self.graph.models()[m.0].weight_bytes);
-        weights + o.work.resident_bytes()
+        weights + o.work.transient_bytes() * self.settings.requests_in_flight
     }
 
     /// A copy where op `op` may run on device `d` only if `keep(d, op)` (for "what if we had

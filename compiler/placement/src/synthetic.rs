@@ -281,7 +281,7 @@ pub fn random_graph(seed: u64, n_ops: usize) -> Result<OpGraph> {
                     bytes_read: 1e8 * rng.unit(),
                     weights: Some((model.clone(), *bytes)),
                     weight_reads: 1.0 + (rng.below(4) as f64) * 10.0,
-                    kv_bytes_written: 1e9 * rng.unit(),
+                    kv_bytes_held: 4e9 * rng.unit(),
                     tokens: 1 + rng.below(512),
                     steps: 1 + rng.below(32) as u32,
                     ..Work::default()

@@ -72,8 +72,12 @@ pub struct Work {
     pub weight_reads: f64,
     /// KV bytes read from the cache (already counted in `bytes_read`; kept for reports).
     pub kv_bytes_read: f64,
-    /// KV bytes the op adds to the cache; they stay resident on its device.
+    /// KV bytes the op adds to the cache.
     pub kv_bytes_written: f64,
+    /// KV bytes the op holds at its peak (its context plus what it adds). Held while the op's
+    /// call runs and freed after it, so a device needs the largest of its ops' figures (times
+    /// the requests in flight), not their sum; shared prefixes are counted separately.
+    pub kv_bytes_held: f64,
     /// Tokens processed or produced.
     pub tokens: u64,
     /// Sequential steps (kernel launches that cannot overlap), each paying the fixed overhead.
@@ -103,6 +107,7 @@ impl Work {
             weight_reads: 1.0,
             kv_bytes_read: kv_read,
             kv_bytes_written: model.kv_bytes_per_token * n,
+            kv_bytes_held: model.kv_bytes_per_token * (c + n),
             tokens: new_tokens,
             steps: 1,
             external_latency_s: 0.0,
@@ -128,6 +133,7 @@ impl Work {
             weight_reads: m,
             kv_bytes_read: kv_read,
             kv_bytes_written: model.kv_bytes_per_token * m,
+            kv_bytes_held: model.kv_bytes_per_token * (c + m),
             tokens: new_tokens,
             steps: new_tokens.min(u64::from(u32::MAX)) as u32,
             external_latency_s: 0.0,
@@ -198,9 +204,9 @@ impl Work {
         self
     }
 
-    /// Bytes that stay resident on the op's device besides shared weights.
-    pub fn resident_bytes(&self) -> f64 {
-        self.kv_bytes_written
+    /// Peak transient bytes on the op's device besides shared weights and prefixes.
+    pub fn transient_bytes(&self) -> f64 {
+        self.kv_bytes_held
     }
 
     /// Total bytes streamed from device memory.
@@ -218,6 +224,7 @@ impl Work {
             ("weight_reads", self.weight_reads),
             ("kv_bytes_read", self.kv_bytes_read),
             ("kv_bytes_written", self.kv_bytes_written),
+            ("kv_bytes_held", self.kv_bytes_held),
             ("external_latency_s", self.external_latency_s),
             ("output_bytes", self.output_bytes),
             (

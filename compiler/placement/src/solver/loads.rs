@@ -1,7 +1,7 @@
 //! Per-device load bookkeeping shared by the evaluator and both searches: busy time (for
 //! queueing), resident memory with weights shared per model and prefix KV shared per group.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::cost::PricedGraph;
 use crate::graph::OpId;
@@ -11,8 +11,13 @@ use crate::graph::OpId;
 pub(crate) struct Loads {
     pub busy: Vec<f64>,
     pub busy_sq: Vec<f64>,
+    /// Resident bytes: shared weights, prefix copies and the largest transient KV x in-flight.
     pub memory: Vec<f64>,
     pub ops: Vec<u32>,
+    /// Per device, a multiset of its ops' transient KV (as order-preserving bits of
+    /// non-negative f64), so the maximum survives removals.
+    transient: Vec<BTreeMap<u64, u32>>,
+    in_flight: f64,
     model_refs: HashMap<(usize, usize), u32>,
     group_refs: HashMap<(usize, usize), u32>,
     leader_device: Vec<Option<usize>>,
@@ -29,6 +34,8 @@ impl Loads {
             busy_sq: vec![0.0; n],
             memory: vec![0.0; n],
             ops: vec![0; n],
+            transient: vec![BTreeMap::new(); n],
+            in_flight: p.settings().requests_in_flight,
             model_refs: HashMap::new(),
             group_refs: HashMap::new(),
             leader_device: vec![None; groups.len()],
@@ -39,7 +46,8 @@ impl Loads {
     /// Memory device `d` would hold after adding `op`, minus what it holds now.
     pub fn memory_delta(&self, p: &PricedGraph<'_>, op: OpId, d: usize) -> f64 {
         let o = p.graph().op(op);
-        let mut delta = o.work.resident_bytes();
+        let current = self.peak_transient(d);
+        let mut delta = (o.work.transient_bytes().max(current) - current) * self.in_flight;
         if let Some(m) = o.model
             && self.model_refs.get(&(d, m.0)).copied().unwrap_or(0) == 0
         {
@@ -66,6 +74,9 @@ impl Loads {
         self.busy_sq[d] += busy * busy;
         self.ops[d] += 1;
         let o = p.graph().op(op);
+        *self.transient[d]
+            .entry(o.work.transient_bytes().to_bits())
+            .or_insert(0) += 1;
         if let Some(m) = o.model {
             *self.model_refs.entry((d, m.0)).or_insert(0) += 1;
         }
@@ -83,7 +94,15 @@ impl Loads {
         self.busy[d] -= busy;
         self.busy_sq[d] -= busy * busy;
         self.ops[d] -= 1;
-        self.memory[d] -= o.work.resident_bytes();
+        let before = self.peak_transient(d);
+        let key = o.work.transient_bytes().to_bits();
+        if let Some(count) = self.transient[d].get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                self.transient[d].remove(&key);
+            }
+        }
+        self.memory[d] -= (before - self.peak_transient(d)) * self.in_flight;
         if let Some(m) = o.model
             && let Some(r) = self.model_refs.get_mut(&(d, m.0))
         {
@@ -117,6 +136,13 @@ impl Loads {
             self.busy_sq[d] = 0.0;
             self.memory[d] = 0.0;
         }
+    }
+
+    /// Largest transient KV of the ops on device `d`.
+    fn peak_transient(&self, d: usize) -> f64 {
+        self.transient[d]
+            .last_key_value()
+            .map_or(0.0, |(bits, _)| f64::from_bits(*bits))
     }
 
     /// Pollaczek-Khinchine mean wait of an M/G/1 queue: requests arrive at `rps`, each brings
