@@ -151,13 +151,21 @@ impl<'p, 'g> PlacementSolver<'p, 'g> {
         let seed = heuristic::solve(p, &prep, sla);
         let best_latency = seed.best_latency_s;
         let incumbent = seed.best.map(|(a, e)| (a, e.cost_usd));
-        let outcome = exact::solve(p, &prep, sla, incumbent, self.settings.exact_node_limit);
+        let lagrange = explain::lagrange_bound(p, &prep, sla);
+        let outcome = exact::solve(
+            p,
+            &prep,
+            sla,
+            incumbent,
+            self.settings.exact_node_limit,
+            lagrange.clone(),
+        );
         match outcome.best {
             Some((assign, _)) => {
                 let lower = if outcome.complete {
                     None
                 } else {
-                    Some(explain::cost_lower_bound(p, &prep, sla))
+                    Some(lagrange.value)
                 };
                 Ok(self.placement(&assign, SolveMethod::Exact, lower, outcome.nodes))
             }
@@ -178,7 +186,7 @@ impl<'p, 'g> PlacementSolver<'p, 'g> {
         let outcome = heuristic::solve(p, &prep, sla);
         match outcome.best {
             Some((assign, _)) => {
-                let lower = explain::cost_lower_bound(p, &prep, sla);
+                let lower = explain::lagrange_bound(p, &prep, sla).value;
                 Ok(self.placement(&assign, SolveMethod::Heuristic, Some(lower), 0))
             }
             None => Err(boxed(Infeasibility::NoPlacementFound {
@@ -193,11 +201,7 @@ impl<'p, 'g> PlacementSolver<'p, 'g> {
     /// Lower bound on $ per request of any placement meeting the SLA.
     pub fn lower_bound_usd(&self) -> Result<f64> {
         let prep = explain::prepare(self.priced, self.settings.sla_s).map_err(boxed)?;
-        Ok(explain::cost_lower_bound(
-            self.priced,
-            &prep,
-            self.settings.sla_s,
-        ))
+        Ok(explain::lagrange_bound(self.priced, &prep, self.settings.sla_s).value)
     }
 
     /// Cost, latency and feasibility of any complete assignment.

@@ -6,12 +6,18 @@
 //! utilisation per device (both only grow). Devices of one type on one node are
 //! interchangeable, so among empty ones only the first is tried. Every leaf is checked by the
 //! exact evaluator, so pruning never admits an infeasible placement.
+//!
+//! The $ bound is also taken from the Lagrangian relaxation of the SLA along the fastest
+//! critical path P (see `explain::lagrange_bound`): with its multiplier lambda fixed, the
+//! placed ops count their $ and lambda x their service if on P, the unplaced ops their best
+//! `usd + lambda service` (or `usd` off P), minus lambda x SLA. That bound is what proves
+//! optimality when the SLA forces a few ops onto dearer, faster devices.
 
 use crate::cost::PricedGraph;
 use crate::graph::OpId;
 
 use super::evaluate::{LATENCY_EPS, evaluate};
-use super::explain::Prepared;
+use super::explain::{LagrangeBound, Prepared};
 use super::loads::Loads;
 
 /// Relative tolerance below which a cheaper leaf does not count as an improvement.
@@ -31,6 +37,9 @@ struct Search<'a, 'g> {
     order: Vec<OpId>,
     /// Sum of `min_usd` over ops at positions >= k of `order`.
     suffix_min: Vec<f64>,
+    /// Sum of the Lagrangian per-op shares over ops at positions >= k.
+    suffix_lagrange: Vec<f64>,
+    lagrange: LagrangeBound,
     /// Devices with the same type on the same node share a class.
     class: Vec<usize>,
     assign: Vec<usize>,
@@ -48,11 +57,15 @@ pub(crate) fn solve(
     sla: f64,
     incumbent: Option<(Vec<usize>, f64)>,
     node_limit: u64,
+    lagrange: LagrangeBound,
 ) -> ExactOutcome {
     let order: Vec<OpId> = p.graph().topo_order().to_vec();
+    let shares = lagrange.per_op(p, prep);
     let mut suffix_min = vec![0.0; order.len() + 1];
+    let mut suffix_lagrange = vec![0.0; order.len() + 1];
     for k in (0..order.len()).rev() {
         suffix_min[k] = suffix_min[k + 1] + prep.min_usd[order[k].0];
+        suffix_lagrange[k] = suffix_lagrange[k + 1] + shares[order[k].0];
     }
     let devices = p.devices();
     let class: Vec<usize> = (0..devices.len())
@@ -72,6 +85,8 @@ pub(crate) fn solve(
         sla,
         order,
         suffix_min,
+        suffix_lagrange,
+        lagrange,
         class,
         assign: vec![usize::MAX; n],
         finish_lb: vec![0.0; n],
@@ -81,7 +96,7 @@ pub(crate) fn solve(
         node_limit,
         aborted: false,
     };
-    search.branch(0, 0.0);
+    search.branch(0, 0.0, 0.0);
     ExactOutcome {
         best: search.best,
         complete: !search.aborted,
@@ -94,7 +109,8 @@ impl Search<'_, '_> {
         self.best.as_ref().map_or(f64::INFINITY, |(_, c)| *c)
     }
 
-    fn branch(&mut self, k: usize, cost: f64) {
+    /// `path_s`: service time of the placed ops on the relaxed path.
+    fn branch(&mut self, k: usize, cost: f64, path_s: f64) {
         if self.aborted {
             return;
         }
@@ -133,6 +149,16 @@ impl Search<'_, '_> {
             if new_cost + self.suffix_min[k + 1] >= self.bound() * (1.0 - COST_EPS) {
                 continue;
             }
+            let new_path_s = if self.lagrange.on_path[v.0] {
+                path_s + c.service_s
+            } else {
+                path_s
+            };
+            let lambda = self.lagrange.lambda;
+            let relaxed = new_cost + self.suffix_lagrange[k + 1] + lambda * (new_path_s - self.sla);
+            if relaxed >= self.bound() * (1.0 - COST_EPS) {
+                continue;
+            }
             if self.loads.memory[d] + self.loads.memory_delta(p, v, d) > p.devices()[d].capacity {
                 continue;
             }
@@ -146,7 +172,7 @@ impl Search<'_, '_> {
             self.assign[v.0] = d;
             self.finish_lb[v.0] = finish;
             self.loads.add(p, v, d, c.busy_s);
-            self.branch(k + 1, new_cost);
+            self.branch(k + 1, new_cost, new_path_s);
             self.loads.remove(p, v, d, c.busy_s);
             self.assign[v.0] = usize::MAX;
             if self.aborted {

@@ -234,27 +234,59 @@ pub(crate) fn prepare(p: &PricedGraph<'_>, sla_s: f64) -> Result<Prepared, Infea
 
 /// Bisection steps for the Lagrange multiplier; the subgradient halves its interval each step.
 const LAGRANGE_STEPS: u32 = 100;
+/// Doublings of the multiplier's upper end before giving up on finding a negative subgradient.
+const LAGRANGE_GROWTH_LIMIT: u32 = 200;
+
+/// The Lagrangian relaxation of the SLA along one path, at its best multiplier.
+#[derive(Debug, Clone)]
+pub(crate) struct LagrangeBound {
+    /// Lower bound on $ per request.
+    pub value: f64,
+    /// The multiplier, in $ per second of path latency.
+    pub lambda: f64,
+    /// Ops on the relaxed path.
+    pub on_path: Vec<bool>,
+}
+
+impl LagrangeBound {
+    /// `min_d [usd(v,d) + lambda service(v,d)]` for path ops, `min_d usd(v,d)` for the rest:
+    /// each op's share of the bound.
+    pub fn per_op(&self, p: &PricedGraph<'_>, prep: &Prepared) -> Vec<f64> {
+        (0..p.graph().len())
+            .map(|i| {
+                if self.on_path[i] {
+                    prep.candidates[i]
+                        .iter()
+                        .filter_map(|&d| p.cost(OpId(i), d))
+                        .map(|c| c.usd + self.lambda * c.service_s)
+                        .fold(f64::INFINITY, f64::min)
+                } else {
+                    prep.min_usd[i]
+                }
+            })
+            .collect()
+    }
+}
 
 /// Lower bound on $ per request. Any placement meeting the SLA has, along the fastest critical
 /// path P, sum_{v in P} service(v) <= latency <= SLA. Relaxing that one constraint with a
 /// multiplier lambda >= 0 gives, for every lambda,
 /// `L(lambda) = sum_{v not in P} min_d usd(v,d) + sum_{v in P} min_d [usd(v,d) + lambda service(v,d)] - lambda SLA`,
 /// a valid bound (weak duality); L is concave, so we bisect on its subgradient.
-pub(crate) fn cost_lower_bound(p: &PricedGraph<'_>, prep: &Prepared, sla_s: f64) -> f64 {
-    let on_path: Vec<OpId> = prep.latency_lb_path.clone();
-    let mut in_path = vec![false; p.graph().len()];
-    for v in &on_path {
-        in_path[v.0] = true;
+pub(crate) fn lagrange_bound(p: &PricedGraph<'_>, prep: &Prepared, sla_s: f64) -> LagrangeBound {
+    let mut on_path = vec![false; p.graph().len()];
+    for v in &prep.latency_lb_path {
+        on_path[v.0] = true;
     }
     let off_path: f64 = (0..p.graph().len())
-        .filter(|&i| !in_path[i])
+        .filter(|&i| !on_path[i])
         .map(|i| prep.min_usd[i])
         .sum();
     // Value and subgradient of L at lambda.
     let eval = |lambda: f64| -> (f64, f64) {
         let mut value = off_path - lambda * sla_s;
         let mut slope = -sla_s;
-        for &v in &on_path {
+        for &v in &prep.latency_lb_path {
             let mut best = (f64::INFINITY, 0.0);
             for &d in &prep.candidates[v.0] {
                 if let Some(c) = p.cost(v, d) {
@@ -270,26 +302,37 @@ pub(crate) fn cost_lower_bound(p: &PricedGraph<'_>, prep: &Prepared, sla_s: f64)
         (value, slope)
     };
     let (at_zero, slope0) = eval(0.0);
-    if slope0 <= 0.0 {
-        return at_zero;
-    }
-    let mut hi = 1.0;
-    let mut grow = 0;
-    while eval(hi).1 > 0.0 && grow < 200 {
-        hi *= 2.0;
-        grow += 1;
-    }
-    let mut lo = 0.0;
-    let mut best = at_zero;
-    for _ in 0..LAGRANGE_STEPS {
-        let mid = 0.5 * (lo + hi);
-        let (value, slope) = eval(mid);
-        best = best.max(value);
-        if slope > 0.0 {
-            lo = mid;
-        } else {
-            hi = mid;
+    let mut best = (at_zero, 0.0);
+    if slope0 > 0.0 {
+        let mut hi = 1.0;
+        let mut grow = 0;
+        while eval(hi).1 > 0.0 && grow < LAGRANGE_GROWTH_LIMIT {
+            hi *= 2.0;
+            grow += 1;
+        }
+        let mut lo = 0.0;
+        for _ in 0..LAGRANGE_STEPS {
+            let mid = 0.5 * (lo + hi);
+            let (value, slope) = eval(mid);
+            if value > best.0 {
+                best = (value, mid);
+            }
+            if slope > 0.0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        for lambda in [lo, hi] {
+            let (value, _) = eval(lambda);
+            if value > best.0 {
+                best = (value, lambda);
+            }
         }
     }
-    best.max(eval(hi).0).max(eval(lo).0)
+    LagrangeBound {
+        value: best.0,
+        lambda: best.1,
+        on_path,
+    }
 }
