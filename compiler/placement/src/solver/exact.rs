@@ -8,12 +8,10 @@
 //! exact evaluator, so pruning never admits an infeasible placement.
 //!
 //! The $ bound is also taken from the Lagrangian relaxation of the SLA along the fastest
-//! critical path P (see `explain::lagrange_bound`): for a multiplier lambda, the placed ops
-//! count their $ and lambda x their service if on P, the unplaced ops their best
-//! `usd + lambda service` (or `usd` off P), minus lambda x SLA. Every lambda >= 0 gives a valid
-//! bound; the best one shifts as ops are placed, so a small grid around the root's optimum is
-//! kept and the largest of its bounds used. That bound is what proves optimality when the SLA
-//! forces a few ops onto dearer, faster devices.
+//! critical path P (see `explain::lagrange_bound`): with its multiplier lambda fixed, the
+//! placed ops count their $ and lambda x their service if on P, the unplaced ops their best
+//! `usd + lambda service` (or `usd` off P), minus lambda x SLA. That bound is what proves
+//! optimality when the SLA forces a few ops onto dearer, faster devices.
 
 use crate::cost::PricedGraph;
 use crate::graph::OpId;
@@ -21,9 +19,6 @@ use crate::graph::OpId;
 use super::evaluate::{LATENCY_EPS, evaluate};
 use super::explain::{LagrangeBound, Prepared};
 use super::loads::Loads;
-
-/// Multiples of the root's best multiplier evaluated at every node.
-const LAMBDA_GRID: [f64; 7] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0];
 
 /// Relative tolerance below which a cheaper leaf does not count as an improvement.
 const COST_EPS: f64 = 1e-12;
@@ -42,9 +37,9 @@ struct Search<'a, 'g> {
     order: Vec<OpId>,
     /// Sum of `min_usd` over ops at positions >= k of `order`.
     suffix_min: Vec<f64>,
-    /// Per grid multiplier: (lambda, sum of the per-op shares over ops at positions >= k).
-    lagrange_grid: Vec<(f64, Vec<f64>)>,
-    on_path: Vec<bool>,
+    /// Sum of the Lagrangian per-op shares over ops at positions >= k.
+    suffix_lagrange: Vec<f64>,
+    lagrange: LagrangeBound,
     /// Devices with the same type on the same node share a class.
     class: Vec<usize>,
     assign: Vec<usize>,
@@ -65,26 +60,13 @@ pub(crate) fn solve(
     lagrange: LagrangeBound,
 ) -> ExactOutcome {
     let order: Vec<OpId> = p.graph().topo_order().to_vec();
+    let shares = lagrange.per_op(p, prep);
     let mut suffix_min = vec![0.0; order.len() + 1];
+    let mut suffix_lagrange = vec![0.0; order.len() + 1];
     for k in (0..order.len()).rev() {
         suffix_min[k] = suffix_min[k + 1] + prep.min_usd[order[k].0];
+        suffix_lagrange[k] = suffix_lagrange[k + 1] + shares[order[k].0];
     }
-    let lagrange_grid = if lagrange.lambda > 0.0 {
-        LAMBDA_GRID
-            .iter()
-            .map(|m| {
-                let lambda = lagrange.lambda * m;
-                let shares = lagrange.per_op(p, prep, lambda);
-                let mut suffix = vec![0.0; order.len() + 1];
-                for k in (0..order.len()).rev() {
-                    suffix[k] = suffix[k + 1] + shares[order[k].0];
-                }
-                (lambda, suffix)
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
     let devices = p.devices();
     let class: Vec<usize> = (0..devices.len())
         .map(|d| {
@@ -103,8 +85,8 @@ pub(crate) fn solve(
         sla,
         order,
         suffix_min,
-        lagrange_grid,
-        on_path: lagrange.on_path,
+        suffix_lagrange,
+        lagrange,
         class,
         assign: vec![usize::MAX; n],
         finish_lb: vec![0.0; n],
@@ -167,16 +149,13 @@ impl Search<'_, '_> {
             if new_cost + self.suffix_min[k + 1] >= self.bound() * (1.0 - COST_EPS) {
                 continue;
             }
-            let new_path_s = if self.on_path[v.0] {
+            let new_path_s = if self.lagrange.on_path[v.0] {
                 path_s + c.service_s
             } else {
                 path_s
             };
-            let relaxed = self
-                .lagrange_grid
-                .iter()
-                .map(|(lambda, suffix)| new_cost + suffix[k + 1] + lambda * (new_path_s - self.sla))
-                .fold(f64::NEG_INFINITY, f64::max);
+            let lambda = self.lagrange.lambda;
+            let relaxed = new_cost + self.suffix_lagrange[k + 1] + lambda * (new_path_s - self.sla);
             if relaxed >= self.bound() * (1.0 - COST_EPS) {
                 continue;
             }

@@ -250,15 +250,15 @@ pub(crate) struct LagrangeBound {
 
 impl LagrangeBound {
     /// `min_d [usd(v,d) + lambda service(v,d)]` for path ops, `min_d usd(v,d)` for the rest:
-    /// each op's share of the bound at multiplier `lambda`.
-    pub fn per_op(&self, p: &PricedGraph<'_>, prep: &Prepared, lambda: f64) -> Vec<f64> {
+    /// each op's share of the bound.
+    pub fn per_op(&self, p: &PricedGraph<'_>, prep: &Prepared) -> Vec<f64> {
         (0..p.graph().len())
             .map(|i| {
                 if self.on_path[i] {
                     prep.candidates[i]
                         .iter()
                         .filter_map(|&d| p.cost(OpId(i), d))
-                        .map(|c| c.usd + lambda * c.service_s)
+                        .map(|c| c.usd + self.lambda * c.service_s)
                         .fold(f64::INFINITY, f64::min)
                 } else {
                     prep.min_usd[i]
