@@ -11,6 +11,7 @@ pub mod cost;
 pub mod error;
 pub mod graph;
 pub mod profile;
+pub mod report;
 pub mod solver;
 pub mod synthetic;
 mod yaml;
@@ -21,6 +22,7 @@ pub use cost::{CostModel, CostSettings, OpCost, PricedGraph};
 pub use error::{Error, Result};
 pub use graph::{ModelShape, Op, OpGraph, OpGraphBuilder, OpId, OpKind, PrefixGroupId, Work};
 pub use profile::DeviceProfile;
+pub use report::PlacementReport;
 pub use solver::{
     Assessment, HomogeneousOption, Infeasibility, Placement, PlacementSolver, SolveMethod,
     SolverSettings,
