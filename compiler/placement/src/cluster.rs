@@ -93,9 +93,9 @@ impl Cluster {
         &self.devices
     }
 
-    /// The device with id `id`.
-    pub fn device(&self, id: DeviceId) -> &Device {
-        &self.devices[id.0]
+    /// The device with id `id`, if the cluster has it.
+    pub fn device(&self, id: DeviceId) -> Option<&Device> {
+        self.devices.get(id.0)
     }
 
     /// Distinct device types used by the cluster.
@@ -103,9 +103,9 @@ impl Cluster {
         &self.types
     }
 
-    /// The type of device `id`.
-    pub fn device_type(&self, id: DeviceId) -> &DeviceType {
-        &self.types[self.devices[id.0].type_index]
+    /// The type of device `id`, if the cluster has it.
+    pub fn device_type(&self, id: DeviceId) -> Option<&DeviceType> {
+        self.devices.get(id.0).map(|d| &self.types[d.type_index])
     }
 
     /// Node names in file order.
@@ -123,10 +123,10 @@ impl Cluster {
     /// Seconds to move `bytes` from device `from` to device `to`, and the $ charged for it;
     /// `None` when no link joins their nodes.
     pub fn transfer(&self, from: DeviceId, to: DeviceId, bytes: f64) -> Option<(f64, f64)> {
+        let (a, b) = (self.devices.get(from.0)?, self.devices.get(to.0)?);
         if from == to {
             return Some((0.0, 0.0));
         }
-        let (a, b) = (&self.devices[from.0], &self.devices[to.0]);
         let (ta, tb) = (&self.types[a.type_index], &self.types[b.type_index]);
         let endpoint_bw = ta
             .interconnect

@@ -158,7 +158,7 @@ impl<'c> CostModel<'c> {
 
     /// Cost of `op` on `device`, or `None` if the op cannot run there (host-only op on a GPU).
     pub fn op_cost(&self, graph: &OpGraph, op: &Op, device: DeviceId) -> Option<OpCost> {
-        let dev = self.cluster.device(device);
+        let dev = self.cluster.device(device)?;
         let dtype: &DeviceType = &self.cluster.device_types()[dev.type_index];
         if op.kind.host_only() && dtype.class != DeviceClass::Cpu {
             return None;

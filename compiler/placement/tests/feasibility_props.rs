@@ -59,3 +59,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Larger graphs exercise the heuristic's downgrade passes and their re-checks.
+    #[test]
+    fn heuristic_placements_on_larger_graphs_are_feasible(
+        seed in 0u64..1_000_000,
+        ops in 40usize..300,
+        sla in prop::sample::select(vec![0.5, 2.0, 10.0, 60.0]),
+        rps in prop::sample::select(vec![0.0, 0.01, 0.05]),
+    ) {
+        let catalog = HardwareCatalog::from_yaml_str(&random_catalog_yaml(seed), "random.yaml")
+            .expect("catalog");
+        let cluster = Cluster::from_yaml_str(&random_cluster_yaml(true), "random.yaml", &catalog)
+            .expect("cluster");
+        let graph = random_graph(seed, ops).expect("graph");
+        let settings = CostSettings { rps, ..CostSettings::default() };
+        let model = CostModel::new(&cluster, settings).expect("model");
+        let priced = model.price(&graph);
+        let solver = PlacementSolver::new(&priced, SolverSettings::new(sla)).expect("solver");
+        match solver.solve() {
+            Ok(placement) => check_feasible(&placement, &solver, sla, settings.max_utilization),
+            Err(Error::Infeasible(_)) => {}
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+}

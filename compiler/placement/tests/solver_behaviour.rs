@@ -77,7 +77,12 @@ fn device_types_of(
         .iter()
         .enumerate()
         .filter(|(_, op)| op.kind == kind)
-        .map(|(i, _)| cluster.device(placement.assignment[i]).type_name.clone())
+        .map(|(i, _)| {
+            cluster
+                .device(placement.assignment[i])
+                .map(|d| d.type_name.clone())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -295,4 +300,14 @@ fn large_graphs_use_the_heuristic_and_report_a_gap() {
     assert!(tight.cost_usd > loose.cost_usd);
     assert!(tight.lower_bound_usd <= tight.cost_usd);
     assert!((0.0..1.0).contains(&tight.gap));
+}
+
+#[test]
+fn an_empty_graph_costs_nothing() {
+    let cluster = cluster("local.yaml");
+    let graph = OpGraph::builder().build().expect("graph");
+    let placement = solve(&cluster, &graph, 1.0).expect("feasible");
+    assert_eq!(placement.cost_usd, 0.0);
+    assert_eq!(placement.latency_s, 0.0);
+    assert!(placement.assignment.is_empty());
 }

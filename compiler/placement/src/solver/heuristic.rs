@@ -12,6 +12,15 @@
 //!    fixed within a pass, so every pass is re-checked by the exact evaluator and undone if it
 //!    broke the SLA.
 //!
+//! 3. Group moves, each checked by the exact evaluator: all ops of one model on one device move
+//!    to another device (consolidating weights is what memory-bound instances need), then
+//!    single ops, within a budget of evaluations that shrinks with graph size.
+//!
+//! Starts that put everything a device can run on that one device are considered too.
+//! The greedy runs in two modes: cheapest device first, and "consolidating" (a device that
+//! already holds the op's model first), since one-op-at-a-time cheapest choices scatter a
+//! model's weights over devices and run out of memory.
+//!
 //! Each greedy pass and each downgrade pass is O((ops + edges) x devices).
 
 use crate::cost::PricedGraph;
@@ -27,6 +36,19 @@ const MAX_DOWNGRADE_PASSES: u32 = 8;
 /// Retries of a pass that broke the SLA through queueing, each with the SLA tightened by the
 /// overshoot.
 const DOWNGRADE_RETRIES: u32 = 3;
+/// Work budget of the group-move phase, in op+edge visits of the evaluator (tens of ms on the
+/// 2-core dev machine).
+const GROUP_MOVE_WORK: usize = 300_000;
+/// Evaluations of the group-move phase at most, on small graphs.
+const GROUP_MOVE_MAX_EVALS: usize = 400;
+
+/// How the greedy ranks devices on which an op would be on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GreedyMode {
+    Cheapest,
+    /// Prefer a device that already holds the op's model, then the cheapest.
+    Consolidate,
+}
 
 /// Best feasible placement found, if any, and the best latency seen (for explanations).
 pub(crate) struct HeuristicOutcome {
@@ -54,23 +76,59 @@ pub(crate) fn solve(p: &PricedGraph<'_>, prep: &Prepared, sla: f64) -> Heuristic
         ok
     };
     // The loosest deadline first: when it already meets the SLA it is the cheapest greedy.
-    let loose_ok = greedy(p, prep, sla).is_some_and(|a| consider(a, &mut best));
+    // Otherwise bisect on beta for the cheapest greedy the evaluator accepts.
+    let mut beta = 1.0;
+    let loose_ok =
+        greedy(p, prep, sla, GreedyMode::Cheapest).is_some_and(|a| consider(a, &mut best));
     if !loose_ok {
-        let fast_ok = greedy(p, prep, 0.0).is_some_and(|a| consider(a, &mut best));
+        beta = 0.0;
+        let fast_ok =
+            greedy(p, prep, 0.0, GreedyMode::Cheapest).is_some_and(|a| consider(a, &mut best));
         if fast_ok {
             let (mut lo, mut hi) = (0.0, 1.0);
             for _ in 0..BETA_STEPS {
                 let mid = 0.5 * (lo + hi);
-                if greedy(p, prep, mid * sla).is_some_and(|a| consider(a, &mut best)) {
+                let ok = greedy(p, prep, mid * sla, GreedyMode::Cheapest)
+                    .is_some_and(|a| consider(a, &mut best));
+                if ok {
                     lo = mid;
                 } else {
                     hi = mid;
                 }
             }
+            beta = lo;
         }
     }
+    // The consolidating mode at the loose deadline and at the beta found above.
+    for b in [1.0, beta] {
+        if let Some(a) = greedy(p, prep, b * sla, GreedyMode::Consolidate) {
+            consider(a, &mut best);
+        }
+    }
+    // Single-device starts: everything that can run on device d goes there, the rest to its
+    // cheapest device. They catch optima the op-at-a-time greedy cannot reach when link charges
+    // or shared weights make every partial move dearer.
+    for d in 0..p.device_count() {
+        let assign: Vec<usize> = (0..p.graph().len())
+            .map(|i| {
+                if prep.candidates[i].contains(&d) {
+                    d
+                } else {
+                    prep.candidates[i].first().copied().unwrap_or(d)
+                }
+            })
+            .collect();
+        consider(assign, &mut best);
+    }
     if let Some((assign, eval)) = best.take() {
-        best = Some(downgrade(p, prep, sla, assign, eval));
+        let (assign, eval) = downgrade(p, prep, sla, assign, eval);
+        let before = eval.cost_usd;
+        let (assign, eval) = group_moves(p, sla, assign, eval);
+        best = Some(if eval.cost_usd < before {
+            downgrade(p, prep, sla, assign, eval)
+        } else {
+            (assign, eval)
+        });
     }
     HeuristicOutcome {
         best,
@@ -79,7 +137,12 @@ pub(crate) fn solve(p: &PricedGraph<'_>, prep: &Prepared, sla: f64) -> Heuristic
 }
 
 /// One greedy pass with deadline `deadline`; `None` if some op fits on no device.
-fn greedy(p: &PricedGraph<'_>, prep: &Prepared, deadline: f64) -> Option<Vec<usize>> {
+fn greedy(
+    p: &PricedGraph<'_>,
+    prep: &Prepared,
+    deadline: f64,
+    mode: GreedyMode,
+) -> Option<Vec<usize>> {
     let graph = p.graph();
     let rps = p.settings().rps;
     let max_util = p.settings().max_utilization;
@@ -87,8 +150,8 @@ fn greedy(p: &PricedGraph<'_>, prep: &Prepared, deadline: f64) -> Option<Vec<usi
     let mut assign = vec![usize::MAX; graph.len()];
     let mut finish = vec![0.0; graph.len()];
     for &v in graph.topo_order() {
-        // (usd, finish, device) of the cheapest on-time and of the fastest choice.
-        let mut on_time: Option<(f64, f64, usize)> = None;
+        // (rank, usd, finish, device) of the best on-time choice; rank 0 sorts first.
+        let mut on_time: Option<(u8, f64, f64, usize)> = None;
         let mut fastest: Option<(f64, f64, usize)> = None;
         for &d in &prep.candidates[v.0] {
             let Some(c) = p.cost(v, d) else { continue };
@@ -105,16 +168,22 @@ fn greedy(p: &PricedGraph<'_>, prep: &Prepared, deadline: f64) -> Option<Vec<usi
                 usd += p.transfer_usd(a, d, dep.bytes);
             }
             let fin = ready + loads.wait_with(d, c.busy_s, rps) + c.service_s;
+            let rank = match mode {
+                GreedyMode::Cheapest => 0,
+                GreedyMode::Consolidate => u8::from(!loads.holds_model_of(p, v, d)),
+            };
             if fin + prep.tail[v.0] <= deadline
-                && on_time.is_none_or(|(u, f, _)| usd < u || (usd == u && fin < f))
+                && on_time.is_none_or(|(r, u, f, _)| {
+                    (rank, usd, fin).partial_cmp(&(r, u, f)) == Some(std::cmp::Ordering::Less)
+                })
             {
-                on_time = Some((usd, fin, d));
+                on_time = Some((rank, usd, fin, d));
             }
             if fastest.is_none_or(|(u, f, _)| fin < f || (fin == f && usd < u)) {
                 fastest = Some((usd, fin, d));
             }
         }
-        let (_, fin, d) = on_time.or(fastest)?;
+        let (_, fin, d) = on_time.map(|(_, u, f, d)| (u, f, d)).or(fastest)?;
         let busy = p.cost(v, d).map_or(0.0, |c| c.busy_s);
         loads.add(p, v, d, busy);
         assign[v.0] = d;
@@ -244,4 +313,89 @@ fn downgrade_pass(
         }
     }
     moved.then_some(assign)
+}
+
+/// Moves every op of one model from one device to another, then single ops, keeping each move
+/// the exact evaluator accepts as feasible and cheaper; stops when a round finds none or the
+/// budget is spent.
+fn group_moves(
+    p: &PricedGraph<'_>,
+    sla: f64,
+    mut assign: Vec<usize>,
+    mut eval: Evaluation,
+) -> (Vec<usize>, Evaluation) {
+    let graph = p.graph();
+    let models = graph.models().len();
+    let n_dev = p.device_count();
+    if models == 0 || n_dev < 2 {
+        return (assign, eval);
+    }
+    let size = graph.len() + graph.edge_count() + 1;
+    let mut budget = (GROUP_MOVE_WORK / size).min(GROUP_MOVE_MAX_EVALS);
+    loop {
+        // Groups: everything on one device, all ops of one model, the ops of one model on one
+        // device, then single ops. Big groups matter when link charges or memory make every
+        // partial move dearer than staying.
+        let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+        for from in 0..n_dev {
+            let members: Vec<usize> = (0..graph.len()).filter(|&i| assign[i] == from).collect();
+            if !members.is_empty() {
+                groups.push((Some(from), members));
+            }
+        }
+        for m in 0..models {
+            let members: Vec<usize> = (0..graph.len())
+                .filter(|&i| graph.ops()[i].model.is_some_and(|x| x.0 == m))
+                .collect();
+            groups.push((None, members));
+        }
+        for m in 0..models {
+            for from in 0..n_dev {
+                let members: Vec<usize> = (0..graph.len())
+                    .filter(|&i| {
+                        assign[i] == from && graph.ops()[i].model.is_some_and(|x| x.0 == m)
+                    })
+                    .collect();
+                if !members.is_empty() {
+                    groups.push((Some(from), members));
+                }
+            }
+        }
+        groups.extend((0..graph.len()).map(|i| (Some(assign[i]), vec![i])));
+        let mut improved = false;
+        for (from, members) in groups {
+            if let Some(from) = from
+                && members.iter().any(|&i| assign[i] != from)
+            {
+                continue; // an earlier move in this round took some of them
+            }
+            for to in 0..n_dev {
+                if members.iter().all(|&i| assign[i] == to)
+                    || members
+                        .iter()
+                        .any(|&i| p.cost(crate::graph::OpId(i), to).is_none())
+                {
+                    continue;
+                }
+                if budget == 0 {
+                    return (assign, eval);
+                }
+                budget -= 1;
+                let mut candidate = assign.clone();
+                for &i in &members {
+                    candidate[i] = to;
+                }
+                let next = evaluate(p, &candidate);
+                if next.feasible(sla) && next.cost_usd < eval.cost_usd * (1.0 - 1e-12) {
+                    assign = candidate;
+                    eval = next;
+                    improved = true;
+                    break;
+                }
+            }
+        }
+        if !improved {
+            return (assign, eval);
+        }
+    }
 }

@@ -138,6 +138,14 @@ impl Loads {
         }
     }
 
+    /// Whether device `d` already holds the weights `op` needs (or `op` needs none).
+    pub fn holds_model_of(&self, p: &PricedGraph<'_>, op: OpId, d: usize) -> bool {
+        p.graph()
+            .op(op)
+            .model
+            .is_none_or(|m| self.model_refs.get(&(d, m.0)).is_some_and(|&r| r > 0))
+    }
+
     /// Largest transient KV of the ops on device `d`.
     fn peak_transient(&self, d: usize) -> f64 {
         self.transient[d]
