@@ -218,7 +218,7 @@ impl<'p, 'g> PlacementSolver<'p, 'g> {
     }
 
     /// The best placement per device type of the cluster, cheapest feasible first.
-    pub fn homogeneous_alternatives(&self) -> Vec<HomogeneousOption> {
+    pub fn homogeneous_alternatives(&self) -> Result<Vec<HomogeneousOption>> {
         let p = self.priced;
         let graph = p.graph();
         let mut out = Vec::new();
@@ -241,10 +241,7 @@ impl<'p, 'g> PlacementSolver<'p, 'g> {
             let outcome = match solver.solve() {
                 Ok(placement) => Ok(placement),
                 Err(Error::Infeasible(why)) => Err(*why),
-                Err(other) => Err(Infeasibility::NoDeviceForOp {
-                    op: other.to_string(),
-                    kind: "?",
-                }),
+                Err(other) => return Err(other),
             };
             out.push(HomogeneousOption {
                 device_type: name.clone(),
@@ -257,7 +254,7 @@ impl<'p, 'g> PlacementSolver<'p, 'g> {
             (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
             (Err(_), Err(_)) => std::cmp::Ordering::Equal,
         });
-        out
+        Ok(out)
     }
 
     fn raw_assignment(&self, assignment: &[DeviceId]) -> Result<Vec<usize>> {

@@ -265,7 +265,7 @@ fn homogeneous_alternatives_are_no_cheaper_than_the_mixed_optimum() {
     let priced = cost.price(&graph);
     let solver = PlacementSolver::new(&priced, SolverSettings::new(5.0)).expect("solver");
     let best = solver.solve().expect("feasible");
-    let options = solver.homogeneous_alternatives();
+    let options = solver.homogeneous_alternatives().expect("alternatives");
     assert_eq!(options.len(), cluster.device_types().len());
     for option in &options {
         if let Ok(p) = &option.outcome {

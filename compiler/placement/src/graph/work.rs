@@ -12,6 +12,8 @@ const ATTENTION_FLOPS_PER_KV_ELEMENT: f64 = 2.0;
 /// Scalar operations per input byte for host-side string work (BPE merges, templating, JSON):
 /// roughly a hash lookup and a few compares per byte.
 pub const HOST_OPS_PER_BYTE: f64 = 200.0;
+/// Bytes a vector search hands on: ids and scores of the top hits (a few hundred).
+const KNN_RESULT_BYTES: f64 = 4096.0;
 /// FLOPs per vector element per query of brute-force inner-product search.
 const KNN_FLOPS_PER_ELEMENT: f64 = 2.0;
 
@@ -172,7 +174,7 @@ impl Work {
             weights: Some((index_name.to_string(), index_bytes)),
             weight_reads: 1.0,
             steps: 1,
-            output_bytes: 4096.0,
+            output_bytes: KNN_RESULT_BYTES,
             ..Work::default()
         }
     }

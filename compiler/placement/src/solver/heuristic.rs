@@ -42,6 +42,9 @@ const GROUP_MOVE_WORK: usize = 300_000;
 /// Evaluations of the group-move phase at most, on small graphs.
 const GROUP_MOVE_MAX_EVALS: usize = 400;
 
+/// Relative $ improvement below which a move does not count (floating-point noise).
+const COST_EPS: f64 = 1e-12;
+
 /// How the greedy ranks devices on which an op would be on time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GreedyMode {
@@ -209,7 +212,7 @@ fn downgrade(
             };
             let next = evaluate(p, &candidate);
             if next.feasible(sla) {
-                if next.cost_usd < eval.cost_usd * (1.0 - 1e-12) {
+                if next.cost_usd < eval.cost_usd * (1.0 - COST_EPS) {
                     assign = candidate;
                     eval = next;
                     improved = true;
@@ -286,7 +289,7 @@ fn downgrade_pass(
         for &d in &prep.candidates[v.0] {
             let Some(c) = p.cost(v, d) else { continue };
             let total = c.usd + edge_usd(d);
-            if total >= choice_total * (1.0 - 1e-12) || d == cur {
+            if total >= choice_total * (1.0 - COST_EPS) || d == cur {
                 continue;
             }
             if loads.memory[d] + loads.memory_delta(p, v, d) > p.devices()[d].capacity
@@ -386,7 +389,7 @@ fn group_moves(
                     candidate[i] = to;
                 }
                 let next = evaluate(p, &candidate);
-                if next.feasible(sla) && next.cost_usd < eval.cost_usd * (1.0 - 1e-12) {
+                if next.feasible(sla) && next.cost_usd < eval.cost_usd * (1.0 - COST_EPS) {
                     assign = candidate;
                     eval = next;
                     improved = true;
