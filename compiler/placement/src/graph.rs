@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Dtype;
 use crate::error::{Error, Result};
 
 mod work;
@@ -363,16 +362,4 @@ fn topological_order(ops: &[Op]) -> Result<Vec<OpId>> {
         )));
     }
     Ok(order)
-}
-
-/// The dtype most of an op's FLOPs use, for reporting.
-pub fn dominant_dtype(work: &Work) -> Dtype {
-    let f = &work.flops;
-    if f.int8 >= f.fp16 && f.int8 >= f.fp32 {
-        Dtype::Int8
-    } else if f.fp16 >= f.fp32 {
-        Dtype::Fp16
-    } else {
-        Dtype::Fp32
-    }
 }

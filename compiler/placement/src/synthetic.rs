@@ -149,7 +149,7 @@ pub fn agent_workflow(target_ops: usize, seed: u64, model: &ModelShape) -> Resul
                 let prompt = 128 + rng.below(896);
                 let output = 16 + rng.below(240);
                 let out = llm_call(&mut b, &name, model, prompt, output, &after);
-                if let Some(pre) = b_find_prefill(&b, &name) {
+                if let Some(pre) = b.find(&format!("{name}.prefill")) {
                     b.join_prefix(pre, prefix);
                 }
                 count += 4;
@@ -204,10 +204,6 @@ pub fn agent_workflow(target_ops: usize, seed: u64, model: &ModelShape) -> Resul
         step += 1;
     }
     b.build()
-}
-
-fn b_find_prefill(b: &OpGraphBuilder, step: &str) -> Option<OpId> {
-    b.find(&format!("{step}.prefill"))
 }
 
 /// A catalog of four made-up device types (one CPU, three GPUs) whose memory is small enough
