@@ -19,6 +19,7 @@ fn compile_sizes(c: &mut Criterion) {
             let options = CompileOptions {
                 tokens: &CharEstimate,
                 batch: 1,
+                place: None,
             };
             b.iter(|| compile(graph, "synthetic.yaml", &options).map(|c| c.exec_mlir.len()))
         });

@@ -68,17 +68,19 @@ irdl.dialect @exec {
   }
 
   // A prompt prefix shared by several prefills: `tokens` tokens (estimated), its static text and
-  // the symbol prefills name it by. Retained while any consumer of the run may still read it.
+  // the name prefills refer to it by; `uses` is how many prefills per run read it (a map body's
+  // prefix is read once per element). Retained while any consumer of the run may still read it.
   irdl.operation @kv_prefix {
     %a_name = irdl.base "#builtin.string"
     %a_model = irdl.base "#builtin.string"
     %a_tokens = irdl.base "#builtin.integer"
     %a_text = irdl.base "#builtin.string"
     %a_consumers = irdl.base "#builtin.array"
+    %a_uses = irdl.base "#builtin.integer"
     %a_device = irdl.base "#builtin.string"
     %a_predicted_ms = irdl.base "#builtin.float"
     %a_usd = irdl.base "#builtin.float"
-    irdl.attributes {"name" = %a_name, "model" = %a_model, "tokens" = %a_tokens, "text" = %a_text, "consumers" = %a_consumers, "device" = %a_device, "predicted_ms" = %a_predicted_ms, "usd" = %a_usd}
+    irdl.attributes {"name" = %a_name, "model" = %a_model, "tokens" = %a_tokens, "text" = %a_text, "consumers" = %a_consumers, "uses" = %a_uses, "device" = %a_device, "predicted_ms" = %a_predicted_ms, "usd" = %a_usd}
   }
 
   // Runs the prompt through the model, producing the KV cache. `prefix` names a shared

@@ -1,17 +1,20 @@
 //! Command-line arguments and the commands they run.
 
+mod build;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agentc_compiler::graph::WorkflowGraph;
-use agentc_compiler::tokens::CharEstimate;
-use agentc_compiler::{CompileOptions, Error, compile, emit, export, load_workflow, schema};
+use agentc_compiler::{Error, load_workflow, schema};
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// Exit status for invalid input: a bad workflow file or unreadable path.
 const EXIT_INVALID: u8 = 2;
+/// Exit status when no placement meets the SLA.
+const EXIT_INFEASIBLE: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,36 +35,11 @@ enum Command {
         #[arg(required = true)]
         workflows: Vec<PathBuf>,
     },
-    /// Compile a workflow and print or write the result.
-    Build {
-        /// Workflow YAML file.
-        workflow: PathBuf,
-        /// What to produce: the `agent` dialect MLIR, a Graphviz graph, or the typed graph as JSON.
-        #[arg(long, value_enum, default_value_t = Emit::Mlir)]
-        emit: Emit,
-        /// Write to this file instead of standard output.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Compile one consolidated graph for this many queries of the workflow, sharing and
-        /// batching across them (for `--emit exec`).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
-        batch: u32,
-        /// Print how long each compiler stage and pass took, on standard error.
-        #[arg(long)]
-        timings: bool,
-    },
+    /// Compile a workflow. With `--cluster` and `-o DIR`, writes the placed plan
+    /// (DIR/plan.mlir and DIR/manifest.json); with `--emit`, prints one form of it.
+    Build(build::BuildArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Emit {
-    /// The `agent` dialect: one op per workflow node.
-    Mlir,
-    /// The `exec` dialect: granular operators after lowering, CSE, DCE, prefix sharing, batching.
-    Exec,
-    Dot,
-    GraphJson,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -80,55 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Build {
-            workflow,
-            emit,
-            output,
-            batch,
-            timings,
-        } => {
-            let start = std::time::Instant::now();
-            let Some(g) = load(&workflow)? else {
-                return Ok(ExitCode::from(EXIT_INVALID));
-            };
-            if timings {
-                eprintln!(
-                    "frontend: {:.1} ms ({} nodes)",
-                    start.elapsed().as_secs_f64() * 1e3,
-                    g.nodes.len()
-                );
-            }
-            let text = match emit {
-                Emit::Mlir => emit::agent_mlir(&g, &workflow.display().to_string())?,
-                Emit::Exec => {
-                    let options = CompileOptions {
-                        tokens: &CharEstimate,
-                        batch: batch as usize,
-                    };
-                    let compiled = compile(&g, &workflow.display().to_string(), &options)?;
-                    if timings {
-                        let ms = |us: u128| us as f64 / 1e3;
-                        eprintln!("emit agent: {:.1} ms", ms(compiled.emit_micros));
-                        for p in &compiled.passes {
-                            let note = if p.changed { "" } else { ", no change" };
-                            eprintln!(
-                                "{}: {:.1} ms (+{:.1} ms verify{note})",
-                                p.pass,
-                                ms(p.micros),
-                                ms(p.verify_micros)
-                            );
-                        }
-                        eprintln!("print exec: {:.1} ms", ms(compiled.print_micros));
-                        eprintln!("total: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
-                    }
-                    compiled.exec_mlir
-                }
-                Emit::Dot => export::dot(&g),
-                Emit::GraphJson => serde_json::to_string_pretty(&export::graph_json(&g))? + "\n",
-            };
-            write_output(output.as_deref(), &text)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Build(args) => build::build(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

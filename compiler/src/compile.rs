@@ -10,6 +10,8 @@ use crate::{Result, emit};
 /// What `agentc build` produced for one workflow.
 pub struct Compiled {
     pub exec_mlir: String,
+    /// The placement report, when a cluster was given.
+    pub report: Option<crate::report::PlanReport>,
     pub passes: Vec<PassReport>,
     /// Emitting and verifying the `agent` module.
     pub emit_micros: u128,
@@ -21,6 +23,8 @@ pub struct CompileOptions<'t> {
     pub tokens: &'t dyn TokenCounter,
     /// Queries compiled into one consolidated graph.
     pub batch: usize,
+    /// Where to place the operators; `None` leaves them unplaced.
+    pub place: Option<&'t crate::passes::place::PlaceInput<'t>>,
 }
 
 /// Compiles a validated workflow to the `exec` dialect.
@@ -33,12 +37,21 @@ pub fn compile(graph: &WorkflowGraph, file: &str, options: &CompileOptions) -> R
         context: &context,
         tokens: options.tokens,
         batch: options.batch,
+        place: options.place,
     };
     let passes = Pipeline::standard().run(&cx, &mut module)?;
+    let report = match options.place {
+        Some(input) => Some(crate::report::plan_report(
+            &module,
+            input.facts.notes.clone(),
+        )?),
+        None => None,
+    };
     let start = Instant::now();
     let exec_mlir = module.as_operation().to_string();
     Ok(Compiled {
         exec_mlir,
+        report,
         passes,
         emit_micros,
         print_micros: start.elapsed().as_micros(),

@@ -17,6 +17,8 @@ pub enum Error {
     Dialect(#[from] agentc_dialects::Error),
     #[error(transparent)]
     Melior(#[from] melior::Error),
+    #[error("placement: {0}")]
+    Placement(String),
     #[error("internal compiler error: {0}")]
     Internal(String),
 }

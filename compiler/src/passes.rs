@@ -4,9 +4,10 @@
 pub mod cse;
 pub mod dce;
 pub mod form_batches;
-mod ir;
+pub(crate) mod ir;
 mod ir_mut;
 pub mod lower_agent_to_exec;
+pub mod place;
 pub mod share_prefixes;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub struct PassContext<'c, 't> {
     pub tokens: &'t dyn TokenCounter,
     /// Queries compiled together by `--batch N` (1: one query).
     pub batch: usize,
+    /// The cluster and cost settings to place for; without them `place` changes nothing.
+    pub place: Option<&'t place::PlaceInput<'t>>,
 }
 
 /// One pass: transforms the module in place (or replaces it) and says whether anything changed.
@@ -58,7 +61,8 @@ impl Pipeline {
         }
     }
 
-    /// The standard pipeline from the `agent` dialect to unplaced `exec`.
+    /// The standard pipeline from the `agent` dialect to placed `exec` (unplaced when the
+    /// context has no cluster).
     pub fn standard() -> Pipeline {
         Pipeline::new(vec![
             Box::new(lower_agent_to_exec::LowerAgentToExec),
@@ -66,6 +70,7 @@ impl Pipeline {
             Box::new(dce::Dce),
             Box::new(share_prefixes::SharePrefixes),
             Box::new(form_batches::FormBatches),
+            Box::new(place::Place),
         ])
     }
 

@@ -175,7 +175,7 @@ module {
         let placed = r#"(device = "cpu0", predicted_ms = 0.5 : f64, usd = 0.0 : f64)"#;
         let src = format!(
             r#"module {{
-  "exec.kv_prefix"() {{name = "p0", model = "chat", tokens = 4 : i64, text = "Q:", consumers = ["a"], {p}}} : () -> ()
+  "exec.kv_prefix"() {{name = "p0", model = "chat", tokens = 4 : i64, text = "Q:", consumers = ["a"], uses = 2 : i64, {p}}} : () -> ()
   func.func @wf() {{
     %0 = "exec.input"() {{node = "inputs.q", name = "q", max_len = 8 : i64, {p}}} : () -> !exec.text
     %1 = "exec.tokenize"(%0) {{node = "a", model = "chat", est_tokens = 8 : i64, {p}}} : (!exec.text) -> !exec.tokens

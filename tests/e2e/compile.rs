@@ -15,6 +15,7 @@ fn exec_of(src: &str, batch: usize) -> String {
         &CompileOptions {
             tokens: &CharEstimate,
             batch,
+            place: None,
         },
     )
     .unwrap()
@@ -34,6 +35,7 @@ fn ir_after_each_pass() {
             context: &context,
             tokens: &CharEstimate,
             batch: 1,
+            place: None,
         };
         let mut index = 0;
         Pipeline::standard()
@@ -63,6 +65,7 @@ fn mlir_opt_accepts_every_exec_module() {
                 &CompileOptions {
                     tokens: &CharEstimate,
                     batch,
+                    place: None,
                 },
             )
             .unwrap()
@@ -88,6 +91,7 @@ fn forked_siblings_share_one_kv_prefix() {
         &CompileOptions {
             tokens: &CharEstimate,
             batch: 1,
+            place: None,
         },
     )
     .unwrap()
@@ -144,6 +148,7 @@ fn map_bodies_share_their_static_prefix_across_elements() {
         &CompileOptions {
             tokens: &CharEstimate,
             batch: 1,
+            place: None,
         },
     )
     .unwrap()
@@ -166,6 +171,7 @@ fn consolidated_batch_shares_and_batches_across_queries() {
         &CompileOptions {
             tokens: &CharEstimate,
             batch: 8,
+            place: None,
         },
     )
     .unwrap()

@@ -137,6 +137,7 @@ impl Pass for SharePrefixes {
                     a.named("tokens", a.int(tokens as i64)),
                     a.named("text", a.str(&atoms_text(&g.atoms, &value_names))),
                     a.named("consumers", a.array(&consumers)),
+                    a.named("uses", a.int(uses as i64)),
                     a.named("device", a.str("")),
                     a.named("predicted_ms", a.float(0.0)),
                     a.named("usd", a.float(0.0)),
