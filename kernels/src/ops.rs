@@ -1,7 +1,7 @@
 //! Element-wise and row kernels of a llama forward pass: RMS norm, SwiGLU, softmax, RoPE.
 //!
 //! The loops are written with independent partial sums so LLVM vectorizes them, and each hot
-//! body is compiled twice: for the baseline target and, through [`crate::simd::dispatch`], with
+//! body is compiled twice: for the baseline target and, through `dispatch!` (`simd.rs`), with
 //! AVX2 + FMA (AVX-512 adds little at these sizes: rows of 576 to 1536 values).
 
 use crate::error::{Error, Result, check_len};
