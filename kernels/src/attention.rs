@@ -10,9 +10,9 @@ use crate::error::{Error, Result, check_len};
 use crate::simd::{exp_f32, max_f32, sum_f32, sum16};
 
 /// The attention loops over validated inputs, with `$dot(a, b) -> f32` and
-/// `$axpy(p, v, o)` (`o += p * v`) supplied per instruction set.
+/// `$pv(p, pool, table, kvh, o)` (`o = sum_t p[t] * V[t][kvh]`) supplied per instruction set.
 macro_rules! attend_body {
-    ($dot:path, $axpy:path, $q:expr, $pool:expr, $table:expr, $scale:expr, $scores:expr, $out:expr) => {{
+    ($dot:path, $pv:path, $q:expr, $pool:expr, $table:expr, $scale:expr, $scores:expr, $out:expr) => {{
         let (q, pool, table, scale, scores, out): (
             &[f32],
             &KvPool,
@@ -36,12 +36,8 @@ macro_rules! attend_body {
                 softmax_row(s);
             }
             let og = &mut out[kvh * group * hd..(kvh + 1) * group * hd];
-            og.fill(0.0);
-            for (t, at) in pool.token_offsets(table, len, kvh).enumerate() {
-                let vr = &pool.v[at..at + hd];
-                for (g, oh) in og.chunks_exact_mut(hd).enumerate() {
-                    $axpy(scores[g * len + t], vr, oh);
-                }
+            for (g, oh) in og.chunks_exact_mut(hd).enumerate() {
+                $pv(&scores[g * len..(g + 1) * len], pool, table, kvh, oh);
             }
         }
     }};
@@ -179,13 +175,18 @@ fn attend_portable(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    attend_body!(dot, axpy, q, pool, table, scale, scores, out)
+    attend_body!(dot, pv, q, pool, table, scale, scores, out)
 }
 
+/// `o = sum_t p[t] * V[t]` for KV head `kvh` over the sequence's first `p.len()` tokens.
 #[inline(always)]
-fn axpy(p: f32, v: &[f32], o: &mut [f32]) {
-    for (o, &v) in o.iter_mut().zip(v) {
-        *o += p * v;
+fn pv(p: &[f32], pool: &KvPool, table: &[u32], kvh: usize, o: &mut [f32]) {
+    let hd = o.len();
+    o.fill(0.0);
+    for (&pt, at) in p.iter().zip(pool.token_offsets(table, p.len(), kvh)) {
+        for (oj, &v) in o.iter_mut().zip(&pool.v[at..at + hd]) {
+            *oj += pt * v;
+        }
     }
 }
 
@@ -210,7 +211,7 @@ mod fma {
         scores: &mut [f32],
         out: &mut [f32],
     ) {
-        attend_body!(dot, axpy, q, pool, table, scale, scores, out)
+        attend_body!(dot, pv, q, pool, table, scale, scores, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -245,26 +246,39 @@ mod fma {
         total
     }
 
+    /// Output columns accumulated in registers per pass over the tokens (4 ymm).
+    const COLS: usize = 4 * W;
+
+    /// `o = sum_t p[t] * V[t]`: 32 output columns at a time stay in registers over all tokens,
+    /// so each token costs 4 loads and 4 FMAs, with no loads and stores of `o`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn axpy(p: f32, v: &[f32], o: &mut [f32]) {
-        let n = v.len().min(o.len());
-        let pv = _mm256_set1_ps(p);
-        let mut i = 0;
-        while i + W <= n {
-            // SAFETY: `i + 8 <= n` elements of both slices; unaligned loads and store.
-            unsafe {
-                let r = _mm256_fmadd_ps(
-                    pv,
-                    _mm256_loadu_ps(v.as_ptr().add(i)),
-                    _mm256_loadu_ps(o.as_ptr().add(i)),
-                );
-                _mm256_storeu_ps(o.as_mut_ptr().add(i), r);
+    fn pv(p: &[f32], pool: &KvPool, table: &[u32], kvh: usize, o: &mut [f32]) {
+        let hd = o.len();
+        let mut c = 0;
+        while c + COLS <= hd {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (&pt, at) in p.iter().zip(pool.token_offsets(table, p.len(), kvh)) {
+                let v = &pool.v[at + c..at + c + COLS];
+                let pv = _mm256_set1_ps(pt);
+                for (i, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: `v` holds 32 f32; lane group `i < 4` is 8 of them.
+                    *a = _mm256_fmadd_ps(pv, unsafe { _mm256_loadu_ps(v.as_ptr().add(i * W)) }, *a);
+                }
             }
-            i += W;
+            for (i, a) in acc.iter().enumerate() {
+                // SAFETY: `c + 32 <= hd = o.len()`; unaligned store of 8 f32.
+                unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(c + i * W), *a) };
+            }
+            c += COLS;
         }
-        for j in i..n {
-            o[j] += p * v[j];
+        if c < hd {
+            o[c..].fill(0.0);
+            for (&pt, at) in p.iter().zip(pool.token_offsets(table, p.len(), kvh)) {
+                for (oj, &v) in o[c..].iter_mut().zip(&pool.v[at + c..at + hd]) {
+                    *oj += pt * v;
+                }
+            }
         }
     }
 }
