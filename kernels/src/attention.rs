@@ -10,7 +10,8 @@ use crate::error::{Error, Result, check_len};
 use crate::simd::{exp_f32, max_f32, sum_f32, sum16};
 
 /// The attention loops over validated inputs, with `$dot(a, b) -> f32` and
-/// `$pv(p, pool, table, kvh, o)` (`o = sum_t p[t] * V[t][kvh]`) supplied per instruction set.
+/// `$pv(p, pool, table, kvh, o)` (for each head `g` of the group, `o[g] = sum_t p[g][t] *
+/// V[t][kvh]`) supplied per instruction set.
 macro_rules! attend_body {
     ($dot:path, $pv:path, $q:expr, $pool:expr, $table:expr, $scale:expr, $scores:expr, $out:expr) => {{
         let (q, pool, table, scale, scores, out): (
@@ -36,9 +37,7 @@ macro_rules! attend_body {
                 softmax_row(s);
             }
             let og = &mut out[kvh * group * hd..(kvh + 1) * group * hd];
-            for (g, oh) in og.chunks_exact_mut(hd).enumerate() {
-                $pv(&scores[g * len..(g + 1) * len], pool, table, kvh, oh);
-            }
+            $pv(scores, pool, table, kvh, og);
         }
     }};
 }
@@ -178,14 +177,20 @@ fn attend_portable(
     attend_body!(dot, pv, q, pool, table, scale, scores, out)
 }
 
-/// `o = sum_t p[t] * V[t]` for KV head `kvh` over the sequence's first `p.len()` tokens.
+/// For each head `g` of a KV group: `o[g] = sum_t p[g][t] * V[t]` for KV head `kvh` (`p` is
+/// `group x len` probabilities, `o` is `group x head_dim`).
 #[inline(always)]
 fn pv(p: &[f32], pool: &KvPool, table: &[u32], kvh: usize, o: &mut [f32]) {
-    let hd = o.len();
+    let hd = pool.head_dim;
+    let len = p.len() / (o.len() / hd);
     o.fill(0.0);
-    for (&pt, at) in p.iter().zip(pool.token_offsets(table, p.len(), kvh)) {
-        for (oj, &v) in o.iter_mut().zip(&pool.v[at..at + hd]) {
-            *oj += pt * v;
+    for (t, at) in pool.token_offsets(table, len, kvh).enumerate() {
+        let vr = &pool.v[at..at + hd];
+        for (g, oh) in o.chunks_exact_mut(hd).enumerate() {
+            let pt = p[g * len + t];
+            for (oj, &v) in oh.iter_mut().zip(vr) {
+                *oj += pt * v;
+            }
         }
     }
 }
@@ -246,37 +251,83 @@ mod fma {
         total
     }
 
-    /// Output columns accumulated in registers per pass over the tokens (4 ymm).
+    /// Output columns accumulated in registers per pass over the tokens (4 ymm per head).
     const COLS: usize = 4 * W;
+    /// Heads accumulated together, so each V row is loaded once for all of them (3 heads x 4
+    /// accumulators + a broadcast and a load fit the 16 ymm registers).
+    const HEADS: usize = 3;
 
-    /// `o = sum_t p[t] * V[t]`: 32 output columns at a time stay in registers over all tokens,
-    /// so each token costs 4 loads and 4 FMAs, with no loads and stores of `o`.
+    /// See the portable `pv`. Each V row chunk of 32 columns is loaded once per token for up to
+    /// 3 heads whose 32 output columns stay in registers over all tokens.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn pv(p: &[f32], pool: &KvPool, table: &[u32], kvh: usize, o: &mut [f32]) {
-        let hd = o.len();
+        let hd = pool.head_dim;
+        let group = o.len() / hd;
+        let len = p.len() / group;
+        let mut g = 0;
+        while g < group {
+            let heads = HEADS.min(group - g);
+            let (pg, og) = (
+                &p[g * len..(g + heads) * len],
+                &mut o[g * hd..(g + heads) * hd],
+            );
+            match heads {
+                3 => pv_heads::<3>(pg, pool, table, kvh, og),
+                2 => pv_heads::<2>(pg, pool, table, kvh, og),
+                _ => pv_heads::<1>(pg, pool, table, kvh, og),
+            }
+            g += heads;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn pv_heads<const G: usize>(
+        p: &[f32],
+        pool: &KvPool,
+        table: &[u32],
+        kvh: usize,
+        o: &mut [f32],
+    ) {
+        let hd = pool.head_dim;
+        let len = p.len() / G;
         let mut c = 0;
         while c + COLS <= hd {
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (&pt, at) in p.iter().zip(pool.token_offsets(table, p.len(), kvh)) {
+            let mut acc = [[_mm256_setzero_ps(); 4]; G];
+            for (t, at) in pool.token_offsets(table, len, kvh).enumerate() {
                 let v = &pool.v[at + c..at + c + COLS];
-                let pv = _mm256_set1_ps(pt);
-                for (i, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: `v` holds 32 f32; lane group `i < 4` is 8 of them.
-                    *a = _mm256_fmadd_ps(pv, unsafe { _mm256_loadu_ps(v.as_ptr().add(i * W)) }, *a);
+                // SAFETY: `v` holds 32 f32: four unaligned loads of 8.
+                let vv = unsafe { [0, 1, 2, 3].map(|i| _mm256_loadu_ps(v.as_ptr().add(i * W))) };
+                for (h, ah) in acc.iter_mut().enumerate() {
+                    let pt = _mm256_set1_ps(p[h * len + t]);
+                    for (a, &x) in ah.iter_mut().zip(&vv) {
+                        *a = _mm256_fmadd_ps(pt, x, *a);
+                    }
                 }
             }
-            for (i, a) in acc.iter().enumerate() {
-                // SAFETY: `c + 32 <= hd = o.len()`; unaligned store of 8 f32.
-                unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(c + i * W), *a) };
+            for (h, ah) in acc.iter().enumerate() {
+                let oc = &mut o[h * hd + c..h * hd + c + COLS];
+                for (i, a) in ah.iter().enumerate() {
+                    // SAFETY: `oc` holds 32 f32; unaligned store of 8 at `8 i`.
+                    unsafe { _mm256_storeu_ps(oc.as_mut_ptr().add(i * W), *a) };
+                }
             }
             c += COLS;
         }
         if c < hd {
-            o[c..].fill(0.0);
-            for (&pt, at) in p.iter().zip(pool.token_offsets(table, p.len(), kvh)) {
-                for (oj, &v) in o[c..].iter_mut().zip(&pool.v[at + c..at + hd]) {
-                    *oj += pt * v;
+            for h in 0..G {
+                o[h * hd + c..(h + 1) * hd].fill(0.0);
+            }
+            for (t, at) in pool.token_offsets(table, len, kvh).enumerate() {
+                for h in 0..G {
+                    let pt = p[h * len + t];
+                    for (oj, &v) in o[h * hd + c..(h + 1) * hd]
+                        .iter_mut()
+                        .zip(&pool.v[at + c..at + hd])
+                    {
+                        *oj += pt * v;
+                    }
                 }
             }
         }
