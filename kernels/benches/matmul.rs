@@ -121,6 +121,28 @@ fn output_layer(ctx: &KernelContext) {
     }
 }
 
+/// One decode step's attention for one layer at SmolLM2 shapes (9 heads, 3 KV heads, 64 dims),
+/// 512 tokens of context in blocks of 16 (not a matmul; here to keep one bench entry point).
+fn attention_cost() {
+    let (n_heads, n_kv, hd, bs, len) = (9, 3, 64, 16, 512);
+    let blocks = len / bs;
+    let k: Vec<f32> = (0..blocks * bs * n_kv * hd)
+        .map(|i| (i as f32 * 0.01).sin())
+        .collect();
+    let v: Vec<f32> = (0..k.len()).map(|i| (i as f32 * 0.02).cos()).collect();
+    let pool = KvPool::new(&k, &v, bs, n_kv, hd).expect("pool");
+    let table: Vec<u32> = (0..blocks as u32).rev().collect();
+    let q: Vec<f32> = (0..n_heads * hd).map(|i| (i as f32 * 0.03).sin()).collect();
+    let mut out = vec![0.0f32; q.len()];
+    let t = best_time(&mut || {
+        attention_paged_f32(black_box(&q), &pool, &table, len, 0.125, &mut out).expect("attention")
+    });
+    eprintln!(
+        "attention_paged_f32 9/3 heads x 64, len {len}: {:.2}us",
+        t.as_secs_f64() * 1e6
+    );
+}
+
 /// A prefill-sized batch: compute-bound, so GOP/s is the figure of merit.
 fn prefill_rate(ctx: &KernelContext) {
     let (rows, cols, n) = (1536, 576, 128);
@@ -169,6 +191,7 @@ fn bench(c: &mut Criterion) {
     dispatch_cost(threads());
     prefill_rate(&ctx);
     output_layer(&ctx);
+    attention_cost();
     let mut g = c.benchmark_group("matmul_q4_1");
     g.warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))

@@ -1,11 +1,11 @@
 //! Element-wise and row kernels of a llama forward pass: RMS norm, SwiGLU, softmax, RoPE.
 //!
 //! The loops are written with independent partial sums so LLVM vectorizes them, and each hot
-//! body is compiled twice: for the baseline target and, through [`crate::simd::dispatch`], with
+//! body is compiled twice: for the baseline target and, through `dispatch!` (`simd.rs`), with
 //! AVX2 + FMA (AVX-512 adds little at these sizes: rows of 576 to 1536 values).
 
 use crate::error::{Error, Result, check_len};
-use crate::simd::dispatch;
+use crate::simd::{dispatch, exp_f32, sum_f32, sum16};
 
 /// Partial sums per reduction (vector width of AVX-512 f32; also fine for AVX2 / SSE).
 const LANES: usize = 16;
@@ -20,7 +20,7 @@ fn sum_squares(x: &[f32]) -> f32 {
             acc[i] += c[i] * c[i];
         }
     }
-    acc.iter().sum::<f32>() + tail
+    sum16(acc) + tail
 }
 
 /// `out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight` for each row `r` of `weight.len()` values.
@@ -55,7 +55,7 @@ pub fn silu_mul_f32(gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<()> {
     dispatch!(
         fn body(gate: &[f32], up: &[f32], out: &mut [f32]) {
             for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-                *o = g / (1.0 + (-g).exp()) * u;
+                *o = g / (1.0 + exp_f32(-g)) * u;
             }
         }
     );
@@ -77,12 +77,10 @@ pub fn softmax_f32(x: &mut [f32]) -> Result<()> {
     }
     dispatch!(
         fn body(x: &mut [f32], max: f32) {
-            let mut sum = 0.0f32;
             for v in x.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
+                *v = exp_f32(*v - max);
             }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / sum_f32(x);
             for v in x.iter_mut() {
                 *v *= inv;
             }

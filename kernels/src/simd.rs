@@ -41,3 +41,86 @@ macro_rules! dispatch {
     };
 }
 pub(crate) use dispatch;
+
+/// `exp(x)` in plain f32 arithmetic with no libm call, so loops over it vectorize (Cephes'
+/// `expf`: `x = n ln2 + r`, a degree-7 polynomial for `e^r`, `2^n` built in the exponent bits).
+/// Relative error about 2e-7 for `x` in [-87.3, 88.3]; 0 below (so `exp(-inf) = 0`), and the
+/// value at 88.3 above (finite; callers pass `x <= 0` or want saturation).
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that `n * LN2_HI` is exact for |n| <= 128.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const MIN_X: f32 = -87.3;
+    const MAX_X: f32 = 88.3;
+    // 1.5 * 2^23: adding and removing it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ];
+    let xc = x.clamp(MIN_X, MAX_X);
+    let n = (xc * LOG2E + ROUND) - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = P[0];
+    for c in &P[1..] {
+        p = p * r + c;
+    }
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    if x < MIN_X { 0.0 } else { y * scale }
+}
+
+/// Sum of 16 partial sums as a tree (8 + 8, 4 + 4, ...): a handful of vector adds, where a
+/// left-to-right sum is 15 dependent scalar adds (the compiler may not reassociate floats).
+#[inline(always)]
+pub(crate) fn sum16(mut acc: [f32; 16]) -> f32 {
+    let mut width = 8;
+    while width > 0 {
+        for i in 0..width {
+            acc[i] += acc[i + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+/// Lanes of independent partial results in the reductions below.
+const RED_LANES: usize = 16;
+
+/// Sum with 16 independent partial sums (vectorizes; the order differs from left to right).
+#[inline(always)]
+pub(crate) fn sum_f32(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; RED_LANES];
+    let chunks = x.chunks_exact(RED_LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..RED_LANES {
+            acc[i] += c[i];
+        }
+    }
+    sum16(acc) + tail
+}
+
+/// Maximum with 16 independent partial maxima (NaNs are ignored, as `f32::max` does).
+#[inline(always)]
+pub(crate) fn max_f32(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; RED_LANES];
+    let chunks = x.chunks_exact(RED_LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for i in 0..RED_LANES {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
+}

@@ -193,3 +193,17 @@ fn paged_attention_rejects_bad_input() {
     assert!(KvPool::new(&k, &k[1..], 4, 2, 8).is_err());
     assert!(attention_paged_f32(&q, &pool, &[1, 0], 8, 1.0, &mut out).is_ok());
 }
+
+/// The vectorizable exp behind softmax and SwiGLU, through softmax of two values:
+/// `softmax([x, 0])[0] = e^x / (e^x + 1)`, over the whole useful range.
+#[test]
+fn fast_exp_through_softmax() {
+    let mut x = -87.0f32;
+    while x < 80.0 {
+        let mut v = [x, 0.0];
+        softmax_f32(&mut v).unwrap();
+        let want = 1.0 / (1.0 + (-(x as f64)).exp());
+        assert!(close(v[0], want, 1e-6), "x {x}: {} vs {want}", v[0]);
+        x += 0.37;
+    }
+}

@@ -5,7 +5,7 @@ use super::{PackedMatrix, QMatrix, ROW_GROUP, blocks};
 use crate::activations::Q8Activations;
 use crate::error::{Error, Result};
 use crate::formats::{GgmlType, QK, dequantize_row, f16_at};
-use crate::simd::dispatch;
+use crate::simd::{dispatch, sum16};
 use std::ops::Range;
 
 /// Per-block weight coefficients `(d, c)` such that a block's dot product with 8-bit activations
@@ -188,5 +188,5 @@ pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += ca[i] * cb[i];
         }
     }
-    acc.iter().sum::<f32>() + tail
+    sum16(acc) + tail
 }
