@@ -9,6 +9,7 @@ use crate::{Result, emit};
 
 /// What `agentc build` produced for one workflow.
 pub struct Compiled {
+    /// The printed `exec` module (empty unless `CompileOptions::print`).
     pub exec_mlir: String,
     /// The placement report, when a cluster was given.
     pub report: Option<crate::report::PlanReport>,
@@ -25,6 +26,8 @@ pub struct CompileOptions<'t> {
     pub batch: usize,
     /// Where to place the operators; `None` leaves them unplaced.
     pub place: Option<&'t crate::passes::place::PlaceInput<'t>>,
+    /// Print the `exec` module (`Compiled::exec_mlir`); reports alone do not need it.
+    pub print: bool,
 }
 
 /// Compiles a validated workflow to the `exec` dialect.
@@ -48,7 +51,11 @@ pub fn compile(graph: &WorkflowGraph, file: &str, options: &CompileOptions) -> R
         None => None,
     };
     let start = Instant::now();
-    let exec_mlir = module.as_operation().to_string();
+    let exec_mlir = if options.print {
+        module.as_operation().to_string()
+    } else {
+        String::new()
+    };
     Ok(Compiled {
         exec_mlir,
         report,

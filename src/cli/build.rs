@@ -158,6 +158,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         tokens: &tokens,
         batch: args.batch as usize,
         place: input.as_ref(),
+        print: emit != Emit::Report,
     };
     let compiled = compile(&g, &file, &options)?;
     if args.timings {

@@ -16,6 +16,7 @@ fn exec_of(src: &str, batch: usize) -> String {
             tokens: &CharEstimate,
             batch,
             place: None,
+            print: true,
         },
     )
     .unwrap()
@@ -66,6 +67,7 @@ fn mlir_opt_accepts_every_exec_module() {
                     tokens: &CharEstimate,
                     batch,
                     place: None,
+                    print: true,
                 },
             )
             .unwrap()
@@ -92,6 +94,7 @@ fn forked_siblings_share_one_kv_prefix() {
             tokens: &CharEstimate,
             batch: 1,
             place: None,
+            print: true,
         },
     )
     .unwrap()
@@ -149,6 +152,7 @@ fn map_bodies_share_their_static_prefix_across_elements() {
             tokens: &CharEstimate,
             batch: 1,
             place: None,
+            print: true,
         },
     )
     .unwrap()
@@ -172,6 +176,7 @@ fn consolidated_batch_shares_and_batches_across_queries() {
             tokens: &CharEstimate,
             batch: 8,
             place: None,
+            print: true,
         },
     )
     .unwrap()

@@ -3,6 +3,7 @@
 mod cli;
 mod compile;
 mod examples;
+mod place;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

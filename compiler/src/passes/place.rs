@@ -548,6 +548,28 @@ impl Pass for Place {
                 set_attribute(*op, "device", a.str(&device_name(placement.ops[i].device)));
             }
         }
+        // Inputs arrive at the host, as do ops with nothing of their own to run (a compound whose
+        // body only passes values through): give them the device of the first host-side op.
+        let host = gb
+            .units
+            .iter()
+            .position(|u| u.kind.host_only())
+            .map(|i| device_name(placement.ops[i].device))
+            .or_else(|| {
+                input
+                    .cluster
+                    .device(agentc_placement::DeviceId(0))
+                    .map(|d| d.name.clone())
+            })
+            .unwrap_or_default();
+        for op in all_func_ops(module)?
+            .into_iter()
+            .chain(prefix_ops.iter().copied())
+        {
+            if str_attr(&op, "device").is_ok_and(|d| d.is_empty()) {
+                set_attribute(op, "device", a.str(&host));
+            }
+        }
         let critical: Vec<Attribute> = placement
             .critical_path
             .iter()
