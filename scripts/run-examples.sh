@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled defaults: compiles every example workflow, prints its `agent`
-# dialect MLIR (checked by the stock mlir-opt-22) and a summary line.
+# dialect MLIR (checked by the stock mlir-opt-22), a summary line, and its placement on this
+# machine (examples/clusters/local.yaml): the plan is written to target/plans/<example>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,4 +12,10 @@ for wf in examples/*.yaml; do
   "$agentc" build "$wf" --emit mlir -o "target/$(basename "$wf" .yaml).agent.mlir"
   mlir-opt-22 --irdl-file=dialects/agent.irdl.mlir "target/$(basename "$wf" .yaml).agent.mlir"
   "$agentc" check "$wf"
+  name=$(basename "$wf" .yaml)
+  "$agentc" build "$wf" --cluster examples/clusters/local.yaml --emit report
+  "$agentc" build "$wf" --cluster examples/clusters/local.yaml -o "target/plans/$name"
+  mlir-opt-22 --irdl-file=dialects/exec.irdl.mlir "target/plans/$name/plan.mlir" > /dev/null
 done
+echo "=== a single completion from the CPU engine"
+"$agentc" generate --chat --prompt "In one sentence, what is an agent workflow?" --max-tokens 48

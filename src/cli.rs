@@ -1,6 +1,8 @@
 //! Command-line arguments and the commands they run.
 
 mod build;
+mod generate;
+mod profile;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,11 @@ enum Command {
     /// Compile a workflow. With `--cluster` and `-o DIR`, writes the placed plan
     /// (DIR/plan.mlir and DIR/manifest.json); with `--emit`, prints one form of it.
     Build(build::BuildArgs),
+    /// Generate a completion with the CPU engine (streams to standard output).
+    Generate(generate::GenerateArgs),
+    /// Measure this machine (memory bandwidth, matmul throughput, engine prefill/decode) and
+    /// write a device profile for `agentc build --profile`.
+    Profile(profile::ProfileArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -59,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Build(args) => build::build(args),
+        Command::Generate(args) => generate::generate(args),
+        Command::Profile(args) => profile::profile(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

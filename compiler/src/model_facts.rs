@@ -93,6 +93,15 @@ pub fn model_facts(graph: &WorkflowGraph, workflow_dir: &Path) -> ModelFacts {
     facts
 }
 
+/// A model's identity for the cost model: its file name without extension, so two workflow names
+/// for one file share resident weights, and `agentc profile` timings (named the same) apply.
+fn identity(path: &Path, fallback: &str) -> String {
+    path.file_stem().map_or_else(
+        || fallback.to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
 fn llm_shape(name: &str, path: &Path) -> Result<ModelShape, String> {
     let file = GgufFile::open(path).map_err(|e| e.to_string())?;
     let config = LlamaConfig::from_metadata(&file).map_err(|e| e.to_string())?;
@@ -106,7 +115,7 @@ fn llm_shape(name: &str, path: &Path) -> Result<ModelShape, String> {
     });
     let head_dim = config.n_embd / config.n_head.max(1);
     Ok(ModelShape {
-        name: name.to_string(),
+        name: identity(path, name),
         params: params as f64,
         weight_bytes: weight_bytes as f64,
         kv_bytes_per_token: 2.0
@@ -140,7 +149,7 @@ fn embed_shape(name: &str, dir: &Path) -> Result<(ModelShape, u64), String> {
         .map_err(|e| format!("{}: {e}", weights.display()))?
         .len();
     let shape = ModelShape {
-        name: name.to_string(),
+        name: identity(dir, name),
         params: params as f64,
         weight_bytes: weight_bytes as f64,
         kv_bytes_per_token: 0.0,

@@ -6,6 +6,7 @@ pub mod error;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
+pub mod profile;
 pub mod quant;
 pub mod sampling;
 pub mod text_stream;

@@ -1,0 +1,115 @@
+//! `agentc profile`: measures this machine and writes a device profile that `agentc build
+//! --profile` uses instead of datasheet figures.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentc_placement::profile::{MeasuredFlops, OpTiming, PROFILE_FORMAT_VERSION};
+use agentc_placement::{DeviceProfile, OpKind};
+use agentc_runtime::profile::{engine_timings, matmul_throughput, memory_bandwidth_gbs};
+use agentc_runtime::{Engine, EngineOptions};
+use clap::Args;
+
+use super::write_output;
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// Catalog device type this machine is (see `compiler/placement/catalog/hardware.yaml`).
+    #[arg(long, default_value = "dev-2core")]
+    pub device_type: String,
+    /// GGUF model whose prefill and decode to time (skipped if the file is absent).
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+    #[arg(long, env = "AGENTC_THREADS", default_value_t = agentc_runtime::DEFAULT_THREADS)]
+    pub threads: usize,
+    /// Write the profile here instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    eprintln!("measuring memory bandwidth ...");
+    let bandwidth = memory_bandwidth_gbs(args.threads)?;
+    eprintln!("  {bandwidth:.1} GB/s");
+    eprintln!("measuring matmul throughput ...");
+    let (f32_gflops, int8_gops) = matmul_throughput(args.threads)?;
+    eprintln!("  f32 {f32_gflops:.1} GFLOP/s, int8 {int8_gops:.1} GOP/s");
+    let mut op_timings = Vec::new();
+    if args.model.exists() {
+        eprintln!("timing prefill and decode of {} ...", args.model.display());
+        let engine = Engine::load_with(
+            &args.model,
+            &EngineOptions {
+                threads: args.threads,
+                ..EngineOptions::default()
+            },
+        )?;
+        let (prefill, decode) = engine_timings(&engine)?;
+        // Named by file stem: the compiler names a model's shape the same way.
+        let model = args
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        for (kind, t) in [(OpKind::Prefill, prefill), (OpKind::Decode, decode)] {
+            eprintln!(
+                "  {kind:?}: {:.3} ms + {:.3} ms/token",
+                t.fixed_s * 1e3,
+                t.per_token_s * 1e3
+            );
+            op_timings.push(OpTiming {
+                kind,
+                model: model.clone(),
+                fixed_s: t.fixed_s,
+                per_token_s: t.per_token_s,
+                samples: t.samples,
+            });
+        }
+    } else {
+        eprintln!(
+            "note: {} not found; profile has no per-op timings (run scripts/setup.sh)",
+            args.model.display()
+        );
+    }
+    let profile = DeviceProfile {
+        format_version: PROFILE_FORMAT_VERSION,
+        device_type: args.device_type,
+        measured_at: now_rfc3339(),
+        host: std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string()),
+        memory_bandwidth_gbs: bandwidth,
+        matmul_gflops: MeasuredFlops {
+            fp32: f32_gflops,
+            fp16: None,
+            int8: Some(int8_gops),
+        },
+        op_overhead_us: None,
+        op_timings,
+    };
+    write_output(args.output.as_deref(), &(profile.to_json()? + "\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// UTC now as RFC 3339, without a date crate: days since the epoch to a civil date.
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
