@@ -13,7 +13,7 @@
 use crate::catalog::{DeviceClass, DeviceType, Dtype};
 use crate::cluster::{Cluster, DeviceId};
 use crate::error::{Error, Result};
-use crate::graph::{Op, OpGraph, OpId};
+use crate::graph::{Op, OpGraph, OpId, OpKind};
 use crate::profile::DeviceProfile;
 
 const GIGA: f64 = 1e9;
@@ -168,23 +168,30 @@ impl<'c> CostModel<'c> {
         let timing = self.profiles[dev.type_index]
             .as_ref()
             .and_then(|p| p.timing_for(op.kind, model_name));
+        let roofline = || {
+            let compute: f64 = Dtype::ALL
+                .iter()
+                .map(|&d| {
+                    let f = w.flops.get(d);
+                    if f > 0.0 {
+                        f / self.flops_per_s(dev.type_index, d)
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            let memory = w.bytes_streamed() / self.bandwidth(dev.type_index);
+            compute.max(memory) + f64::from(w.steps) * self.overhead(dev.type_index)
+        };
         let busy = match timing {
-            Some(t) => t.fixed_s + t.per_token_s * w.tokens as f64,
-            None => {
-                let compute: f64 = Dtype::ALL
-                    .iter()
-                    .map(|&d| {
-                        let f = w.flops.get(d);
-                        if f > 0.0 {
-                            f / self.flops_per_s(dev.type_index, d)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .sum();
-                let memory = w.bytes_streamed() / self.bandwidth(dev.type_index);
-                compute.max(memory) + f64::from(w.steps) * self.overhead(dev.type_index)
+            // A decode timing is measured at batch 1, so its per-token figure is the time of one
+            // step; a batched decode runs one step per token of its longest member, and never
+            // costs less than the roofline says the whole batch needs.
+            Some(t) if op.kind == OpKind::Decode => {
+                (t.fixed_s + t.per_token_s * f64::from(w.steps)).max(roofline())
             }
+            Some(t) => t.fixed_s + t.per_token_s * w.tokens as f64,
+            None => roofline(),
         };
         Some(OpCost {
             service_s: busy + w.external_latency_s,

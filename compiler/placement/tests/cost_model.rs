@@ -169,3 +169,33 @@ fn a_profile_for_a_type_the_cluster_lacks_is_an_error() {
         .expect_err("unknown type");
     insta::assert_snapshot!(err.to_string(), @"profile for `l4`: cluster `t` has no device of type `l4`");
 }
+
+/// A decode timing is measured at batch 1: it prices each step, so a batch of sequences decoding
+/// together costs one step per token of the longest, and never less than its roofline.
+#[test]
+fn a_decode_timing_prices_steps_not_tokens() {
+    let cluster = cluster();
+    let m = smollm2_135m();
+    let timing = r#"{ "kind": "decode", "model": "smollm2-135m-q4_1", "fixed_s": 0.0, "per_token_s": 0.005, "samples": 3 }"#;
+    let json = PROFILE.replace(
+        r#"{ "kind": "prefill", "model": "smollm2-135m-q4_1", "fixed_s": 0.01, "per_token_s": 0.002, "samples": 5 }"#,
+        timing,
+    );
+    let measured = CostModel::new(&cluster, CostSettings::default())
+        .and_then(|c| {
+            c.with_profile(DeviceProfile::from_json_str(&json, "p.json").expect("profile"))
+        })
+        .expect("model");
+    let one = Work::decode(&m, 16, 64);
+    // Four sequences in one batch: four times the tokens, the same 64 steps.
+    let mut four = one.clone();
+    four.tokens *= 4;
+    assert!(close(
+        busy(&measured, &single(OpKind::Decode, one), DEV),
+        64.0 * 0.005
+    ));
+    assert!(close(
+        busy(&measured, &single(OpKind::Decode, four), DEV),
+        64.0 * 0.005
+    ));
+}
