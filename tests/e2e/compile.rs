@@ -201,3 +201,24 @@ fn consolidated_batch_shares_and_batches_across_queries() {
         );
     }
 }
+
+#[test]
+fn a_child_prompt_extending_its_parent_reuses_the_parents_kv_and_output() {
+    let src = format!(
+        "{BASE}nodes:\n  - {{id: draft, kind: llm, model: m, max_tokens: 64, prompt: \"Write a short poem about ${{inputs.q}}. Make it vivid and concrete, with one image per line.\\n\"}}\n  - {{id: better, kind: llm, model: m, max_tokens: 64, prompt: \"Write a short poem about ${{inputs.q}}. Make it vivid and concrete, with one image per line.\\n${{draft}}\\nNow improve the poem:\\n\"}}\noutputs: {{x: \"${{better}}\"}}\n"
+    );
+    let exec = exec_of(&src, 1);
+    assert_eq!(count(&exec, "\"exec.kv_prefix\""), 1, "{exec}");
+    // The prefix ends with the draft's generated text: the child starts after it.
+    assert!(
+        exec.contains(r#"consumers = ["draft", "better"]"#),
+        "{exec}"
+    );
+    assert!(
+        exec.contains(r#"image per line.\0A${draft}", tokens = 112 : i64"#),
+        "{exec}"
+    );
+    assert!(exec.contains(r#"node = "better", predicted_ms = 0.000000e+00 : f64, prefix = "p0", prefix_tokens = 112 : i64"#), "{exec}");
+    // The parent itself reads back only its prompt (48 tokens in whole 16-token blocks).
+    assert!(exec.contains(r#"node = "draft", predicted_ms = 0.000000e+00 : f64, prefix = "p0", prefix_tokens = 48 : i64"#), "{exec}");
+}

@@ -32,6 +32,10 @@ enum Atom {
     Char(char),
     /// An SSA value, by identity.
     Val(usize),
+    /// The text a call generated, by the identity of the call's prefill: a prompt that repeats a
+    /// parent call's prompt followed by its output extends the parent's KV cache, generated
+    /// tokens included.
+    Gen(usize),
 }
 
 struct Prompt<'c, 'a> {
@@ -58,6 +62,7 @@ impl Pass for SharePrefixes {
 
     fn run<'c>(&self, cx: &PassContext<'c, '_>, module: &mut Module<'c>) -> Result<bool> {
         let map_bodies = map_bodies(module);
+        let (generated_by, generated_tokens) = generations(module)?;
         let mut value_names: HashMap<usize, String> = HashMap::new();
         let mut value_tokens: HashMap<usize, u64> = HashMap::new();
         let mut groups: Vec<Group> = Vec::new();
@@ -88,7 +93,7 @@ impl Pass for SharePrefixes {
                     value_tokens.insert(value_key(v), result_tokens(&op));
                 }
                 if op_name(&op) == exec::PREFILL
-                    && let Some(p) = prompt_of(op, &invariant_args)?
+                    && let Some(p) = prompt_of(op, &invariant_args, &generated_by)?
                 {
                     prompts.push(p);
                 }
@@ -107,13 +112,16 @@ impl Pass for SharePrefixes {
                 }
             }
         }
+        for p in &prompts {
+            value_names.insert(op_key(&p.prefill), p.node.clone());
+        }
         let a = Attrs {
             context: cx.context,
         };
         let mut best: HashMap<usize, (String, u64, u64)> = HashMap::new();
         let mut declared = 0;
         for g in groups {
-            let tokens = atom_tokens(cx, &g.model, &g.atoms, &value_tokens);
+            let tokens = atom_tokens(cx, &g.model, &g.atoms, &value_tokens, &generated_tokens);
             let tokens = tokens / KV_BLOCK_TOKENS * KV_BLOCK_TOKENS;
             let uses = if g.per_element {
                 DEFAULT_LIST_ITEMS
@@ -153,6 +161,10 @@ impl Pass for SharePrefixes {
         }
         for (i, (name, tokens, _)) in &best {
             let prefill = prompts[*i].prefill;
+            // A parent call shares its prompt and output with a child, but reads back only its
+            // prompt.
+            let own = int_attr(&prefill, "est_tokens").map_or(*tokens, |n| n.max(0) as u64);
+            let tokens = &(*tokens).min(own / KV_BLOCK_TOKENS * KV_BLOCK_TOKENS);
             set_attribute(prefill, "prefix", a.str(name));
             set_attribute(prefill, "prefix_tokens", a.int(*tokens as i64));
         }
@@ -216,6 +228,7 @@ impl DefiningEst for Value<'_, '_> {
 fn prompt_of<'c, 'a>(
     prefill: OperationRef<'c, 'a>,
     invariant_args: &HashSet<usize>,
+    generated_by: &HashMap<usize, usize>,
 ) -> Result<Option<Prompt<'c, 'a>>> {
     let Some(render) = defining(prefill.operand(0)?).and_then(|tok| defining(tok.operand(0).ok()?))
     else {
@@ -246,10 +259,21 @@ fn prompt_of<'c, 'a>(
             atoms.extend("<|end|>\n".chars().map(Atom::Char));
         }
     }
+    for atom in &mut atoms {
+        if let Atom::Val(v) = atom
+            && let Some(&p) = generated_by.get(v)
+        {
+            *atom = Atom::Gen(p);
+        }
+    }
     let invariant = atoms
         .iter()
-        .position(|a| matches!(a, Atom::Val(v) if !invariant_args.contains(v)))
+        .position(|a| {
+            matches!(a, Atom::Val(v) if !invariant_args.contains(v)) || matches!(a, Atom::Gen(_))
+        })
         .unwrap_or(atoms.len());
+    // The call's own output follows its prompt in its KV cache.
+    atoms.push(Atom::Gen(op_key(&prefill)));
     Ok(Some(Prompt {
         prefill,
         node: str_attr(&prefill, "node")?,
@@ -257,6 +281,37 @@ fn prompt_of<'c, 'a>(
         atoms,
         invariant,
     }))
+}
+
+fn op_key(op: &OperationRef) -> usize {
+    op.to_raw().ptr as usize
+}
+
+/// For each detokenize result, the prefill whose continuation it is (detokenize <- decode <-
+/// prefill), and the tokens that continuation is expected to have.
+fn generations(module: &Module) -> Result<(HashMap<usize, usize>, HashMap<usize, u64>)> {
+    let mut by_value = HashMap::new();
+    let mut tokens = HashMap::new();
+    for op in all_func_ops(module)? {
+        if op_name(&op) != exec::DETOKENIZE {
+            continue;
+        }
+        let Some(decode) = op.operand(0).ok().and_then(defining) else {
+            continue;
+        };
+        let Some(prefill) = decode.operand(0).ok().and_then(defining) else {
+            continue;
+        };
+        if op_name(&prefill) != exec::PREFILL {
+            continue;
+        }
+        by_value.insert(value_key(op.result(0)?.into()), op_key(&prefill));
+        tokens.insert(
+            op_key(&prefill),
+            int_attr(&decode, "est_tokens").map_or(0, |n| n.max(0) as u64),
+        );
+    }
+    Ok((by_value, tokens))
 }
 
 fn defining<'c, 'a>(v: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
@@ -363,6 +418,7 @@ fn atom_tokens(
     model: &str,
     atoms: &[Atom],
     value_tokens: &HashMap<usize, u64>,
+    generated_tokens: &HashMap<usize, u64>,
 ) -> u64 {
     let mut text = String::new();
     let mut n = 0;
@@ -370,6 +426,7 @@ fn atom_tokens(
         match a {
             Atom::Char(c) => text.push(*c),
             Atom::Val(v) => n += value_tokens.get(v).copied().unwrap_or(DEFAULT_INPUT_TOKENS),
+            Atom::Gen(p) => n += generated_tokens.get(p).copied().unwrap_or(0),
         }
     }
     n + cx.tokens.count(model, &text) as u64
@@ -380,7 +437,7 @@ fn atoms_text(atoms: &[Atom], names: &HashMap<usize, String>) -> String {
     for a in atoms {
         match a {
             Atom::Char(c) => s.push(*c),
-            Atom::Val(v) => s.push_str(&format!(
+            Atom::Val(v) | Atom::Gen(v) => s.push_str(&format!(
                 "${{{}}}",
                 names.get(v).map_or("value", String::as_str)
             )),
