@@ -148,14 +148,28 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
         op: &OperationRef<'c, 'a>,
         args: &HashMap<usize, Vec<usize>>,
     ) -> BTreeSet<usize> {
-        let mut deps = BTreeSet::new();
-        for v in op.operands() {
-            let k = value_key(v);
-            if let Some(p) = self.producers.get(&k).or_else(|| args.get(&k)) {
-                deps.extend(p.iter().copied());
-            }
-        }
-        deps
+        self.operand_producers(op, args)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// For each operand of `op`, the units producing it (a body's arguments map to `args`).
+    fn operand_producers(
+        &self,
+        op: &OperationRef<'c, 'a>,
+        args: &HashMap<usize, Vec<usize>>,
+    ) -> Vec<Vec<usize>> {
+        op.operands()
+            .map(|v| {
+                let k = value_key(v);
+                self.producers
+                    .get(&k)
+                    .or_else(|| args.get(&k))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     fn est(op: &OperationRef) -> u64 {
@@ -259,16 +273,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
             let name = op_name(&op);
             let deps = self.deps_of(&op, &arg_map);
             if name == "func.return" {
-                returned = op
-                    .operands()
-                    .map(|v| {
-                        self.producers
-                            .get(&value_key(v))
-                            .or_else(|| arg_map.get(&value_key(v)))
-                            .cloned()
-                            .unwrap_or_default()
-                    })
-                    .collect();
+                returned = self.operand_producers(&op, &arg_map);
                 continue;
             }
             if name == exec::MAP || name == exec::BRANCH || name == exec::LOOP {
@@ -330,16 +335,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
         args: &HashMap<usize, Vec<usize>>,
         repeat: Repeat,
     ) -> Result<Vec<usize>> {
-        let operand_producers: Vec<Vec<usize>> = op
-            .operands()
-            .map(|v| {
-                self.producers
-                    .get(&value_key(v))
-                    .or_else(|| args.get(&value_key(v)))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
+        let operand_producers = self.operand_producers(&op, args);
         let sym = |key: &str| -> Result<String> {
             FlatSymbolRefAttribute::try_from(attr(&op, key)?)
                 .map(|s| s.value().to_string())
