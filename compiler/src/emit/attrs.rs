@@ -55,6 +55,15 @@ impl<'c> Attrs<'c> {
         DenseI32ArrayAttribute::new(self.context, sizes).into()
     }
 
+    /// The placement attributes of an `exec` op that no device has been chosen for yet.
+    pub fn unplaced(&self) -> [(Identifier<'c>, Attribute<'c>); 3] {
+        [
+            self.named("device", self.str("")),
+            self.named("predicted_ms", self.float(0.0)),
+            self.named("usd", self.float(0.0)),
+        ]
+    }
+
     /// A JSON literal as an attribute: numbers, booleans and strings as themselves, null as
     /// `unit`, lists and objects as arrays and dictionaries.
     pub fn json(&self, v: &serde_json::Value) -> Attribute<'c> {

@@ -70,6 +70,13 @@ pub fn value_key<'c, 'a>(v: Value<'c, 'a>) -> usize {
     v.to_raw().ptr as usize
 }
 
+/// The op defining `v`, unless `v` is a block argument.
+pub fn defining<'c, 'a>(v: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
+    melior::ir::operation::OperationResult::try_from(v)
+        .ok()
+        .map(|r| r.owner())
+}
+
 /// The ops of a block, in order.
 pub fn block_ops<'c, 'a>(block: BlockRef<'c, 'a>) -> Vec<OperationRef<'c, 'a>> {
     let mut out = Vec::new();

@@ -164,15 +164,6 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             .ok_or_else(|| Error::Internal(format!("type {text} does not parse")))
     }
 
-    fn placed(&self) -> [(Identifier<'c>, Attribute<'c>); 3] {
-        let a = &self.a;
-        [
-            a.named("device", a.str("")),
-            a.named("predicted_ms", a.float(0.0)),
-            a.named("usd", a.float(0.0)),
-        ]
-    }
-
     /// Converts a function (once), returning the estimated sizes of its results.
     fn convert_func(&mut self, name: &str, arg_sizes: &[u64]) -> Result<Vec<u64>> {
         if let Some(sizes) = self.done.get(name) {
@@ -279,7 +270,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
         let op = OperationBuilder::new(name, loc)
             .add_operands(operands)
             .add_attributes(attrs)
-            .add_attributes(&self.placed())
+            .add_attributes(&self.a.unplaced())
             .add_results(&[result])
             .build()?;
         Ok(block.append_operation(op).result(0)?.into())

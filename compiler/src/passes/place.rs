@@ -392,12 +392,6 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
     }
 }
 
-fn defining<'c, 'a>(v: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
-    melior::ir::operation::OperationResult::try_from(v)
-        .ok()
-        .map(|r| r.owner())
-}
-
 fn sla_seconds(func: &OperationRef) -> Result<f64> {
     let sla = DictionaryAttribute::try_from(attr(func, "agent.sla")?)
         .map_err(|_| Error::Internal("agent.sla is not a dictionary".into()))?;

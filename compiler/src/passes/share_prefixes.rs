@@ -146,10 +146,8 @@ impl Pass for SharePrefixes {
                     a.named("text", a.str(&atoms_text(&g.atoms, &value_names))),
                     a.named("consumers", a.array(&consumers)),
                     a.named("uses", a.int(uses as i64)),
-                    a.named("device", a.str("")),
-                    a.named("predicted_ms", a.float(0.0)),
-                    a.named("usd", a.float(0.0)),
                 ])
+                .add_attributes(&a.unplaced())
                 .build()?;
             module.body().insert_operation(declared - 1, op);
             for &i in &g.consumers {
@@ -200,26 +198,13 @@ fn result_tokens(op: &OperationRef) -> u64 {
         "exec.detokenize" => op
             .operand(0)
             .ok()
-            .and_then(|v| v.defining_op_est())
-            .unwrap_or(DEFAULT_INPUT_TOKENS),
+            .and_then(defining)
+            .and_then(|decode| int_attr(&decode, "est_tokens").ok())
+            .map_or(DEFAULT_INPUT_TOKENS, |n| n.max(0) as u64),
         "exec.knn" => int_attr(op, "k").map_or(DEFAULT_INPUT_TOKENS, |k| {
             k as u64 * super::lower_agent_to_exec::DOC_TOKENS
         }),
         _ => int_attr(op, "est_tokens").map_or(DEFAULT_INPUT_TOKENS, |n| n as u64),
-    }
-}
-
-trait DefiningEst {
-    fn defining_op_est(&self) -> Option<u64>;
-}
-
-impl DefiningEst for Value<'_, '_> {
-    /// The `est_tokens` of the op defining this value, if it is an op result with one.
-    fn defining_op_est(&self) -> Option<u64> {
-        let result = melior::ir::operation::OperationResult::try_from(*self).ok()?;
-        int_attr(&result.owner(), "est_tokens")
-            .ok()
-            .map(|n| n as u64)
     }
 }
 
@@ -312,12 +297,6 @@ fn generations(module: &Module) -> Result<(HashMap<usize, usize>, HashMap<usize,
         );
     }
     Ok((by_value, tokens))
-}
-
-fn defining<'c, 'a>(v: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
-    melior::ir::operation::OperationResult::try_from(v)
-        .ok()
-        .map(|r| r.owner())
 }
 
 fn push_template(template: &str, operands: &[usize], atoms: &mut Vec<Atom>) {
