@@ -111,3 +111,69 @@ pub fn all_func_ops<'c, 'a>(module: &'a Module<'c>) -> Result<Vec<OperationRef<'
     }
     Ok(out)
 }
+
+/// A piece of a template as the emitter rewrote it: `${N}` / `${N.path}` name the op's N-th
+/// operand (or a field of it), `$${` is a literal `${`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'t> {
+    Text(&'t str),
+    Operand { index: usize, path: &'t str },
+}
+
+/// Splits a rewritten template into text and operand pieces; a malformed placeholder (which the
+/// emitter never writes) is dropped.
+pub fn template_pieces(template: &str) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        if i > 0 {
+            pieces.push(Piece::Text(&rest[..i]));
+        }
+        let after = &rest[i..];
+        if let Some(s) = after.strip_prefix("$${") {
+            pieces.push(Piece::Text(&after[1..3]));
+            rest = s;
+        } else if let Some(s) = after.strip_prefix("${") {
+            let end = s.find('}').unwrap_or(s.len());
+            let body = &s[..end];
+            let (index, path) = body.split_once('.').unwrap_or((body, ""));
+            if let Ok(index) = index.parse() {
+                pieces.push(Piece::Operand { index, path });
+            }
+            rest = s.get(end + 1..).unwrap_or("");
+        } else {
+            pieces.push(Piece::Text(&after[..1]));
+            rest = &after[1..];
+        }
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest));
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Piece, template_pieces};
+
+    #[test]
+    fn pieces_of_a_rewritten_template() {
+        assert_eq!(
+            template_pieces("Q: ${0}\nA: ${1.x} $${lit} $5"),
+            vec![
+                Piece::Text("Q: "),
+                Piece::Operand { index: 0, path: "" },
+                Piece::Text("\nA: "),
+                Piece::Operand {
+                    index: 1,
+                    path: "x"
+                },
+                Piece::Text(" "),
+                Piece::Text("${"),
+                Piece::Text("lit} "),
+                Piece::Text("$"),
+                Piece::Text("5"),
+            ]
+        );
+    }
+}

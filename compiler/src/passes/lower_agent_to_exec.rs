@@ -78,29 +78,12 @@ struct Lowering<'c, 'm, 'x> {
 pub fn template_parts(template: &str) -> (String, Vec<usize>) {
     let mut text = String::new();
     let mut uses = Vec::new();
-    let mut rest = template;
-    while let Some(i) = rest.find('$') {
-        text.push_str(&rest[..i]);
-        let after = &rest[i..];
-        if let Some(s) = after.strip_prefix("$${") {
-            text.push_str("${");
-            rest = s;
-        } else if let Some(s) = after.strip_prefix("${") {
-            let end = s.find('}').unwrap_or(s.len());
-            let index: String = s[..end]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if let Ok(n) = index.parse() {
-                uses.push(n);
-            }
-            rest = s.get(end + 1..).unwrap_or("");
-        } else {
-            text.push('$');
-            rest = &after[1..];
+    for piece in template_pieces(template) {
+        match piece {
+            Piece::Text(t) => text.push_str(t),
+            Piece::Operand { index, .. } => uses.push(index),
         }
     }
-    text.push_str(rest);
     (text, uses)
 }
 

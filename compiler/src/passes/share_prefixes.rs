@@ -300,30 +300,17 @@ fn generations(module: &Module) -> Result<(HashMap<usize, usize>, HashMap<usize,
 }
 
 fn push_template(template: &str, operands: &[usize], atoms: &mut Vec<Atom>) {
-    let mut rest = template;
-    while let Some(i) = rest.find('$') {
-        atoms.extend(rest[..i].chars().map(Atom::Char));
-        let after = &rest[i..];
-        if let Some(s) = after.strip_prefix("$${") {
-            atoms.extend("${".chars().map(Atom::Char));
-            rest = s;
-        } else if let Some(s) = after.strip_prefix("${") {
-            let end = s.find('}').unwrap_or(s.len());
-            let body = &s[..end];
-            let (index, path) = body.split_once('.').unwrap_or((body, ""));
-            match index.parse::<usize>().ok().and_then(|n| operands.get(n)) {
+    for piece in template_pieces(template) {
+        match piece {
+            Piece::Text(t) => atoms.extend(t.chars().map(Atom::Char)),
+            Piece::Operand { index, path } => match operands.get(index) {
                 // A field of a value is its own value for sharing purposes.
                 Some(&v) if path.is_empty() => atoms.push(Atom::Val(v)),
                 Some(&v) => atoms.push(Atom::Val(v ^ hash_str(path))),
                 None => {}
-            }
-            rest = s.get(end + 1..).unwrap_or("");
-        } else {
-            atoms.push(Atom::Char('$'));
-            rest = &after[1..];
+            },
         }
     }
-    atoms.extend(rest.chars().map(Atom::Char));
 }
 
 fn hash_str(s: &str) -> usize {
