@@ -336,26 +336,8 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             "agent.embed" => {
                 let model = str_attr(&op, "model")?;
                 let template = str_attr(&op, "template")?;
-                let node = str_attr(&op, "node")?;
-                let (text, est) =
-                    self.text_operand(&op, &model, &template, &operands, block, sizes)?;
-                let attrs = [
-                    a.named("node", a.str(&node)),
-                    a.named("model", a.str(&model)),
-                    a.named("est_tokens", a.int(est as i64)),
-                    a.named("batch", a.str("")),
-                ];
-                (
-                    Some(self.build(
-                        exec::EMBED,
-                        loc,
-                        &[text],
-                        &attrs,
-                        self.exec_type("vec")?,
-                        block,
-                    )?),
-                    0,
-                )
+                let v = self.embed(&op, &model, &template, &operands, block, sizes)?;
+                (Some(v), 0)
             }
             "agent.retrieve" => {
                 let template = str_attr(&op, "template")?;
@@ -370,15 +352,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                     operands[0]
                 } else {
                     let model = self.index_models.get(&index).cloned().unwrap_or_default();
-                    let (text, est) =
-                        self.text_operand(&op, &model, &template, &operands, block, sizes)?;
-                    let attrs = [
-                        a.named("node", a.str(&node)),
-                        a.named("model", a.str(&model)),
-                        a.named("est_tokens", a.int(est as i64)),
-                        a.named("batch", a.str("")),
-                    ];
-                    self.build(exec::EMBED, loc, &[text], &attrs, vec_ty, block)?
+                    self.embed(&op, &model, &template, &operands, block, sizes)?
                 };
                 let attrs = [
                     a.named("node", a.str(&node)),
@@ -449,6 +423,34 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             sizes.insert(value_key(v), size);
         }
         Ok(())
+    }
+
+    /// An `exec.embed` of `template` rendered over `operands` with `model`.
+    fn embed<'b>(
+        &self,
+        op: &OperationRef<'c, '_>,
+        model: &str,
+        template: &str,
+        operands: &[Value<'c, 'b>],
+        block: &'b Block<'c>,
+        sizes: &mut Sizes,
+    ) -> Result<Value<'c, 'b>> {
+        let a = self.a;
+        let (text, est) = self.text_operand(op, model, template, operands, block, sizes)?;
+        let attrs = [
+            a.named("node", a.str(&str_attr(op, "node")?)),
+            a.named("model", a.str(model)),
+            a.named("est_tokens", a.int(est as i64)),
+            a.named("batch", a.str("")),
+        ];
+        self.build(
+            exec::EMBED,
+            op.location(),
+            &[text],
+            &attrs,
+            self.exec_type("vec")?,
+            block,
+        )
     }
 
     /// The text an embed reads: the operand itself for a plain `${0}` over text, else a render.
