@@ -137,6 +137,25 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// A hint for `name`, which is none of `candidates`: `suggest(closest)` for a likely typo, else
+/// `listing` followed by every candidate.
+pub fn name_hint(
+    name: &str,
+    candidates: &[&str],
+    suggest: impl FnOnce(&str) -> String,
+    listing: &str,
+) -> String {
+    match closest(name, candidates.iter().copied()) {
+        Some(c) => suggest(c),
+        None => format!("{listing}{}", candidates.join(", ")),
+    }
+}
+
+/// The usual suggestion for [`name_hint`]: "did you mean `x`?".
+pub fn did_you_mean(c: &str) -> String {
+    format!("did you mean `{c}`?")
+}
+
 /// The closest of `candidates` to `name`, if one is close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     // Close by edit distance (at most a third of the name, at least one edit) or by

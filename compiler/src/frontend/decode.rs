@@ -9,7 +9,7 @@ use super::condition::Condition;
 use super::source_map::SourceMap;
 use super::template::{Template, TemplateError};
 use super::yaml::{YKind, YNode};
-use crate::diagnostics::{Diagnostic, Pos, Span, closest};
+use crate::diagnostics::{Diagnostic, Pos, Span, did_you_mean, name_hint};
 
 /// Keys accepted at each level; the schema test checks the JSON Schema lists the same ones.
 pub const WORKFLOW_KEYS: &[&str] = &[
@@ -84,13 +84,9 @@ impl<'y> Fields<'y> {
     pub fn finish(self, d: &mut Decoder, what: &str, allowed: &[&str]) {
         for (i, (key, key_node, _)) in self.entries.iter().enumerate() {
             if !self.used[i] {
-                let mut diag =
+                let diag =
                     Diagnostic::new(key_node.pos(), format!("unknown key `{key}` in {what}"));
-                diag = match closest(key, allowed.iter().copied()) {
-                    Some(c) => diag.with_hint(format!("did you mean `{c}`?")),
-                    None => diag.with_hint(format!("allowed keys: {}", allowed.join(", "))),
-                };
-                d.push(diag);
+                d.push(diag.with_hint(name_hint(key, allowed, did_you_mean, "allowed keys: ")));
             }
         }
     }
@@ -293,10 +289,7 @@ impl<'s> Decoder<'s> {
         if let Some(found) = allowed.iter().find(|a| **a == s) {
             return Some(found);
         }
-        let hint = match closest(&s, allowed.iter().copied()) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None => format!("one of: {}", allowed.join(", ")),
-        };
+        let hint = name_hint(&s, allowed, did_you_mean, "one of: ");
         self.err_hint(
             node.pos(),
             format!("{what} `{s}` is not one of {}", allowed.join(", ")),

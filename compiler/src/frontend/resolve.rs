@@ -11,7 +11,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::ast::*;
 use super::decode::Decoder;
 use super::template::{RefRoot, Reference};
-use crate::diagnostics::{Diagnostic, Span, closest};
+use crate::diagnostics::{Diagnostic, Span, closest, name_hint};
 use crate::graph::*;
 
 /// A reference with the scope it is evaluated in and the node that uses it.
@@ -318,22 +318,14 @@ fn unknown_reference(
 ) {
     match &r.root {
         RefRoot::Input(name) => {
-            let mut diag = Diagnostic::new(pos, format!("unknown input `inputs.{name}`"));
-            diag = match closest(name, g.inputs.iter().map(|i| i.name.as_str())) {
-                Some(c) => diag.with_hint(format!("did you mean `${{inputs.{c}}}`?")),
-                None if g.inputs.is_empty() => {
-                    diag.with_hint("the workflow declares no inputs; add them under `inputs:`")
-                }
-                None => diag.with_hint(format!(
-                    "declared inputs: {}",
-                    g.inputs
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
+            let declared: Vec<&str> = g.inputs.iter().map(|i| i.name.as_str()).collect();
+            let hint = if declared.is_empty() {
+                "the workflow declares no inputs; add them under `inputs:`".to_string()
+            } else {
+                let suggest = |c: &str| format!("did you mean `${{inputs.{c}}}`?");
+                name_hint(name, &declared, suggest, "declared inputs: ")
             };
-            d.push(diag);
+            d.push(Diagnostic::new(pos, format!("unknown input `inputs.{name}`")).with_hint(hint));
         }
         RefRoot::Name(name) => {
             if let Some(n) = g.nodes.iter().position(|n| &n.id == name) {

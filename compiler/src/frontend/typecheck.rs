@@ -6,7 +6,7 @@ use agentc_dialects::ValueType;
 use super::ast::*;
 use super::decode::Decoder;
 use super::template::Template;
-use crate::diagnostics::{Diagnostic, Pos, Span, closest};
+use crate::diagnostics::{Diagnostic, Pos, Span, did_you_mean, name_hint};
 use crate::graph::*;
 
 pub fn check(d: &mut Decoder, g: &mut WorkflowGraph) {
@@ -81,21 +81,20 @@ fn undeclared<'a>(
     pos: Pos,
     what: &str,
     name: &str,
-    declared: impl Iterator<Item = &'a str> + Clone,
+    declared: impl Iterator<Item = &'a str>,
 ) {
-    let mut diag = Diagnostic::new(pos, format!("undeclared {what} `{name}`"));
-    diag = match closest(name, declared.clone()) {
-        Some(c) => diag.with_hint(format!("did you mean `{c}`?")),
-        None => {
-            let list: Vec<&str> = declared.collect();
-            if list.is_empty() {
-                diag.with_hint(format!("declare it under `{what}s:`"))
-            } else {
-                diag.with_hint(format!("declared {what}s: {}", list.join(", ")))
-            }
-        }
+    let declared: Vec<&str> = declared.collect();
+    let hint = if declared.is_empty() {
+        format!("declare it under `{what}s:`")
+    } else {
+        name_hint(
+            name,
+            &declared,
+            did_you_mean,
+            &format!("declared {what}s: "),
+        )
     };
-    d.push(diag);
+    d.push(Diagnostic::new(pos, format!("undeclared {what} `{name}`")).with_hint(hint));
 }
 
 /// Checks each reference of `t` (evaluated in `scope`): no `vec` values rendered into text, field
@@ -410,22 +409,12 @@ fn type_tool(d: &mut Decoder, g: &WorkflowGraph, s: ScopeId, n: &ToolNode, pos: 
                 ArgValue::Template(t) => t.span,
                 ArgValue::Literal(_, span) => *span,
             };
-            let mut diag = Diagnostic::new(
+            let diag = Diagnostic::new(
                 span.start,
                 format!("tool `{}` has no argument `{name}`", tool.name),
             );
-            diag = match closest(name, tool.args.iter().map(|a| a.name.as_str())) {
-                Some(c) => diag.with_hint(format!("did you mean `{c}`?")),
-                None => diag.with_hint(format!(
-                    "its arguments: {}",
-                    tool.args
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            };
-            d.push(diag);
+            let args: Vec<&str> = tool.args.iter().map(|a| a.name.as_str()).collect();
+            d.push(diag.with_hint(name_hint(name, &args, did_you_mean, "its arguments: ")));
             continue;
         };
         match value {
