@@ -9,6 +9,7 @@ pub mod ops;
 pub mod profile;
 pub mod quant;
 pub mod sampling;
+pub mod serving;
 pub mod text_stream;
 pub mod weights;
 
@@ -20,3 +21,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use ops::MatmulBackend;
 pub use sampling::SamplingParams;
+pub use serving::{
+    Sequence, SequenceEvent, ServingConfig, ServingEngine, ServingStats, SubmitError,
+    SubmitOptions, Usage,
+};
