@@ -3,6 +3,7 @@
 mod build;
 mod generate;
 mod profile;
+mod run;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ enum Command {
     /// Measure this machine (memory bandwidth, matmul throughput, engine prefill/decode) and
     /// write a device profile for `agentc build --profile`.
     Profile(profile::ProfileArgs),
+    /// Compile a workflow for this machine and run it on inputs (`--input k=v`, or a JSONL
+    /// file with `--batch`), printing its outputs as JSON and its run statistics.
+    Run(run::RunArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::build(args),
         Command::Generate(args) => generate::generate(args),
         Command::Profile(args) => profile::profile(args),
+        Command::Run(args) => run::run(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 //! [`Context`] at run time; stock MLIR tools read the same files with `--irdl-file`.
 
 mod error;
+pub mod ir;
 mod value_type;
 
 use std::cell::RefCell;

@@ -32,6 +32,18 @@ pub enum Error {
     #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]
     TokenOutOfRange { id: u32, vocab_size: usize },
 
+    #[error("plan {}: {message}", path.display())]
+    Plan {
+        path: std::path::PathBuf,
+        message: String,
+    },
+
+    #[error("{0}")]
+    Inputs(String),
+
+    #[error("node `{node}`: {message}")]
+    Workflow { node: String, message: String },
+
     #[error("cannot start the thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
 }

@@ -6,12 +6,15 @@ pub mod error;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
+pub mod plan;
 pub mod profile;
 pub mod quant;
 pub mod sampling;
 pub mod serving;
 pub mod text_stream;
+pub mod value;
 pub mod weights;
+pub mod workflow;
 
 pub use agentc_model::ChatMessage;
 pub use engine::{
@@ -20,8 +23,11 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use ops::MatmulBackend;
+pub use plan::Program;
 pub use sampling::SamplingParams;
 pub use serving::{
     Sequence, SequenceEvent, ServingConfig, ServingEngine, ServingStats, SubmitError,
     SubmitOptions, Usage,
 };
+pub use value::{Doc, Value};
+pub use workflow::{NodeError, RunEvent, RunOutcome, RunStats, WorkflowRunner};

@@ -1,0 +1,801 @@
+//! Running a compiled plan: the workflow executor.
+//!
+//! Each run walks the plan's functions as a dataflow graph: every op is a future that waits for
+//! its operands, so independent ops (five sampled chains, six judge calls, a map's elements) run
+//! at once and meet in the serving engine, which batches their forward passes and shares their
+//! cached prompt prefixes. Every op gets a deadline: the run's (arrival + the SLA's p95) minus
+//! the predicted time of the longest chain still to run after it, and the engine serves
+//! earliest deadline first. The first failing op fails the run with its node's name; the other
+//! ops of that run are dropped, which cancels their LLM sequences and frees their KV blocks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt, Shared, try_join_all};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::Value as Json;
+use tokio::sync::{Notify, mpsc};
+
+use crate::engine::{GenerateRequest, Prompt};
+use crate::error::{Error, Result};
+use crate::plan::{Function, Op, OpKind, Program};
+use crate::serving::{SequenceEvent, ServingEngine, SubmitOptions};
+use crate::value::{Condition, Value, render_template, snippet, template_value};
+use agentc_model::ChatMessage;
+
+/// What the executor reports while a run progresses (for live progress and SSE).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEvent {
+    NodeStarted {
+        node: String,
+    },
+    /// Text an LLM node produced (may be empty).
+    Token {
+        node: String,
+        text: String,
+    },
+    NodeFinished {
+        node: String,
+        elapsed: Duration,
+    },
+}
+
+/// Per op kind: how many ran, their measured and predicted time.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct OpKindStats {
+    pub count: usize,
+    pub measured_ms: f64,
+    pub predicted_ms: f64,
+}
+
+/// What one run did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RunStats {
+    pub elapsed_ms: f64,
+    pub sla_ms: f64,
+    pub llm_calls: usize,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    pub by_kind: std::collections::BTreeMap<String, OpKindStats>,
+}
+
+impl RunStats {
+    pub fn met_sla(&self) -> bool {
+        self.elapsed_ms <= self.sla_ms
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOutcome {
+    /// Output name -> value, sorted by name.
+    pub outputs: serde_json::Map<String, Json>,
+    pub stats: RunStats,
+}
+
+/// A failure inside a run: which node, and what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeError {
+    pub node: String,
+    pub message: String,
+}
+
+impl NodeError {
+    fn new(op: &Op, message: impl Into<String>) -> Self {
+        Self {
+            node: op.node.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<NodeError> for Error {
+    fn from(e: NodeError) -> Self {
+        Error::Workflow {
+            node: e.node,
+            message: e.message,
+        }
+    }
+}
+
+/// What flows along a plan's edges: workflow values, and the LLM pipeline's intermediate
+/// token ids, KV handle and generated text.
+#[derive(Clone, Debug)]
+enum Datum {
+    Value(Value),
+    Tokens(Arc<Vec<u32>>),
+    Kv(Arc<Kv>),
+    Generated(Arc<str>),
+    /// The result of an op with none (`exec.output`).
+    Unit,
+}
+
+/// A prefill's result: the prompt, and a gate so that decodes forked from one prefill (the
+/// compiler's CSE of identical prompts) let the first one prefill and the rest reuse its KV.
+#[derive(Debug)]
+struct Kv {
+    tokens: Arc<Vec<u32>>,
+    claimed: AtomicBool,
+    prefilled: AtomicBool,
+    ready: Notify,
+}
+
+impl Kv {
+    fn new(tokens: Arc<Vec<u32>>) -> Self {
+        Self {
+            tokens,
+            claimed: AtomicBool::new(false),
+            prefilled: AtomicBool::new(false),
+            ready: Notify::new(),
+        }
+    }
+
+    /// True for the first caller: it prefills, the others wait for [`Kv::mark_prefilled`].
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    fn mark_prefilled(&self) {
+        self.prefilled.store(true, Ordering::Release);
+        self.ready.notify_waiters();
+    }
+
+    async fn wait_prefilled(&self) {
+        loop {
+            let notified = self.ready.notified();
+            if self.prefilled.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+type Slot<'a> = Shared<BoxFuture<'a, std::result::Result<Datum, NodeError>>>;
+
+/// Runs one plan, any number of times concurrently.
+pub struct WorkflowRunner {
+    program: Arc<Program>,
+    /// LLM model name -> its serving engine (several names may share one).
+    llms: HashMap<String, ServingEngine>,
+}
+
+impl std::fmt::Debug for WorkflowRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowRunner")
+            .field("workflow", &self.program.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-run state shared by its ops.
+struct RunCtx {
+    outputs: Mutex<Vec<(String, Json)>>,
+    stats: Mutex<RunStats>,
+    events: Option<mpsc::UnboundedSender<RunEvent>>,
+}
+
+impl RunCtx {
+    fn emit(&self, event: RunEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+}
+
+impl WorkflowRunner {
+    /// A runner over `program`, with a serving engine for each of its LLM models.
+    pub fn new(program: Program, llms: HashMap<String, ServingEngine>) -> Result<Self> {
+        for (name, model) in &program.models {
+            if model.kind == "llm" && !llms.contains_key(name) {
+                return Err(Error::InvalidRequest(format!(
+                    "no engine was loaded for the workflow's model `{name}` ({})",
+                    model.path.display()
+                )));
+            }
+        }
+        Ok(Self {
+            program: Arc::new(program),
+            llms,
+        })
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Checks `inputs` against the workflow's declared inputs and converts them to values.
+    pub fn input_values(
+        &self,
+        inputs: &serde_json::Map<String, Json>,
+    ) -> Result<HashMap<String, Value>> {
+        let mut values = HashMap::new();
+        for decl in &self.program.inputs {
+            let given = inputs.get(&decl.name).ok_or_else(|| {
+                Error::Inputs(format!(
+                    "missing input `{}` ({}); the workflow takes: {}",
+                    decl.name,
+                    decl.ty,
+                    self.input_names()
+                ))
+            })?;
+            let value = match (decl.ty.as_str(), given) {
+                ("text", Json::String(s)) => Value::Text(s.clone()),
+                ("text", other) => Value::Text(other.to_string()),
+                ("list", Json::Array(items)) => Value::List(
+                    items
+                        .iter()
+                        .map(|i| match i {
+                            Json::String(s) => Value::Text(s.clone()),
+                            other => Value::Json(other.clone()),
+                        })
+                        .collect(),
+                ),
+                ("list", _) => {
+                    return Err(Error::Inputs(format!(
+                        "input `{}` is a list: give a JSON array",
+                        decl.name
+                    )));
+                }
+                (_, json) => Value::Json(json.clone()),
+            };
+            values.insert(decl.name.clone(), value);
+        }
+        if let Some(unknown) = inputs
+            .keys()
+            .find(|k| !self.program.inputs.iter().any(|d| &d.name == *k))
+        {
+            return Err(Error::Inputs(format!(
+                "unknown input `{unknown}`; the workflow takes: {}",
+                self.input_names()
+            )));
+        }
+        Ok(values)
+    }
+
+    fn input_names(&self) -> String {
+        let names: Vec<&str> = self
+            .program
+            .inputs
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        if names.is_empty() {
+            "no inputs".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// Runs the workflow once on `inputs`, sending progress to `events` if given.
+    pub async fn run(
+        &self,
+        inputs: &serde_json::Map<String, Json>,
+        events: Option<mpsc::UnboundedSender<RunEvent>>,
+    ) -> Result<RunOutcome> {
+        let inputs = self.input_values(inputs)?;
+        let started = Instant::now();
+        let sla = Duration::from_secs_f64(self.program.sla_p95_ms / 1000.0);
+        let ctx = RunCtx {
+            outputs: Mutex::new(Vec::new()),
+            stats: Mutex::new(RunStats {
+                sla_ms: self.program.sla_p95_ms,
+                ..RunStats::default()
+            }),
+            events,
+        };
+        let run = Run {
+            runner: self,
+            ctx: &ctx,
+            inputs: &inputs,
+        };
+        run.call(&self.program.main, Vec::new(), started + sla)
+            .await?;
+        let mut stats = lock(&ctx.stats).clone();
+        stats.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let outputs = std::mem::take(&mut *lock(&ctx.outputs))
+            .into_iter()
+            .collect();
+        Ok(RunOutcome { outputs, stats })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One run in progress.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    runner: &'a WorkflowRunner,
+    ctx: &'a RunCtx,
+    inputs: &'a HashMap<String, Value>,
+}
+
+impl<'a> Run<'a> {
+    /// Runs `func` on `args` and returns its results; `deadline` is when its results are due.
+    fn call(
+        self,
+        func: &'a Function,
+        args: Vec<Value>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, std::result::Result<Vec<Value>, NodeError>> {
+        async move {
+            let n_values = func.n_args + func.ops.iter().filter(|o| o.result.is_some()).count();
+            let mut slots: Vec<Option<Slot<'a>>> = vec![None; n_values];
+            for (i, arg) in args.into_iter().enumerate() {
+                slots[i] = Some(
+                    futures::future::ready(Ok(Datum::Value(arg)))
+                        .boxed()
+                        .shared(),
+                );
+            }
+            let mut all = Vec::with_capacity(func.ops.len());
+            for (i, op) in func.ops.iter().enumerate() {
+                let operands: Vec<Slot<'a>> = op
+                    .operands
+                    .iter()
+                    .map(|&v| {
+                        slots[v].clone().ok_or_else(|| {
+                            NodeError::new(op, format!("operand %{v} has no producer"))
+                        })
+                    })
+                    .collect::<std::result::Result<_, _>>()?;
+                let op_deadline = deadline
+                    .checked_sub(Duration::from_secs_f64(func.tail_ms[i] / 1000.0))
+                    .unwrap_or(deadline);
+                let slot: Slot<'a> = async move {
+                    let operands = try_join_all(operands).await?;
+                    self.timed(op, operands, op_deadline).await
+                }
+                .boxed()
+                .shared();
+                if let Some(r) = op.result {
+                    slots[r] = Some(slot.clone());
+                }
+                all.push(slot);
+            }
+            // Drive every op (outputs have no users) and fail on the first error.
+            try_join_all(all).await?;
+            let mut results = Vec::with_capacity(func.returns.len());
+            for &r in &func.returns {
+                let slot = slots[r].clone().ok_or_else(|| NodeError {
+                    node: func.name.clone(),
+                    message: format!("returned value %{r} has no producer"),
+                })?;
+                results.push(value(slot.await?, &func.name)?);
+            }
+            Ok(results)
+        }
+        .boxed()
+    }
+
+    async fn timed(
+        self,
+        op: &'a Op,
+        operands: Vec<Datum>,
+        deadline: Instant,
+    ) -> std::result::Result<Datum, NodeError> {
+        let started = Instant::now();
+        let reported = matches!(
+            op.kind,
+            OpKind::Decode { .. } | OpKind::Embed { .. } | OpKind::Knn { .. } | OpKind::Tool { .. }
+        );
+        if reported {
+            self.ctx.emit(RunEvent::NodeStarted {
+                node: op.node.clone(),
+            });
+        }
+        let result = self.execute(op, operands, deadline).await?;
+        let elapsed = started.elapsed();
+        if reported {
+            self.ctx.emit(RunEvent::NodeFinished {
+                node: op.node.clone(),
+                elapsed,
+            });
+        }
+        let kind = kind_name(&op.kind);
+        if !kind.is_empty() {
+            let mut stats = lock(&self.ctx.stats);
+            let entry = stats.by_kind.entry(kind.to_owned()).or_default();
+            entry.count += 1;
+            entry.measured_ms += elapsed.as_secs_f64() * 1000.0;
+            entry.predicted_ms += op.predicted_ms;
+        }
+        Ok(result)
+    }
+
+    async fn execute(
+        self,
+        op: &'a Op,
+        operands: Vec<Datum>,
+        deadline: Instant,
+    ) -> std::result::Result<Datum, NodeError> {
+        let fail = |message: String| NodeError::new(op, message);
+        let values = || -> std::result::Result<Vec<Value>, NodeError> {
+            operands
+                .iter()
+                .map(|d| value(d.clone(), &op.node))
+                .collect()
+        };
+        Ok(match &op.kind {
+            OpKind::Input(decl) => Datum::Value(
+                self.inputs
+                    .get(&decl.name)
+                    .cloned()
+                    .ok_or_else(|| fail(format!("input `{}` was not given", decl.name)))?,
+            ),
+            OpKind::Render {
+                template,
+                messages,
+                model,
+            } => {
+                let values = values()?;
+                if messages.is_empty() {
+                    Datum::Value(Value::Text(
+                        render_template(template, &values).map_err(fail)?,
+                    ))
+                } else {
+                    let messages = messages
+                        .iter()
+                        .map(|(role, content)| {
+                            render_template(content, &values).map(|c| ChatMessage::new(role, &c))
+                        })
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(fail)?;
+                    let engine = self.llm(op, model)?.engine();
+                    Datum::Value(Value::Text(
+                        engine
+                            .render_chat(&messages)
+                            .map_err(|e| fail(e.to_string()))?,
+                    ))
+                }
+            }
+            OpKind::Tokenize { model } => {
+                let text = values()?.pop().map(|v| v.render()).unwrap_or_default();
+                let engine = self.llm(op, model)?.engine();
+                let tokens = engine
+                    .prompt_tokens(&Prompt::Text(text))
+                    .map_err(|e| fail(e.to_string()))?;
+                Datum::Tokens(Arc::new(tokens))
+            }
+            OpKind::Prefill { .. } => match operands.into_iter().next() {
+                Some(Datum::Tokens(tokens)) => Datum::Kv(Arc::new(Kv::new(tokens))),
+                other => return Err(fail(format!("prefill expects token ids, got {other:?}"))),
+            },
+            OpKind::Decode {
+                model,
+                max_tokens,
+                sampling,
+                stop,
+            } => {
+                let Some(Datum::Kv(kv)) = operands.into_iter().next() else {
+                    return Err(fail("decode expects a prefill's KV".to_owned()));
+                };
+                let request = GenerateRequest {
+                    prompt: Prompt::Tokens(kv.tokens.as_ref().clone()),
+                    max_tokens: *max_tokens,
+                    sampling: sampling.clone(),
+                    stop: stop.clone(),
+                };
+                let serving = self.llm(op, model)?;
+                self.decode(op, serving, request, &kv, deadline).await?
+            }
+            OpKind::Detokenize { json } => {
+                let Some(Datum::Generated(text)) = operands.into_iter().next() else {
+                    return Err(fail("detokenize expects a decode's output".to_owned()));
+                };
+                if *json {
+                    Datum::Value(Value::Json(parse_model_json(&text).map_err(fail)?))
+                } else {
+                    Datum::Value(Value::Text(text.to_string()))
+                }
+            }
+            OpKind::Embed { model } => {
+                return Err(fail(format!(
+                    "embedding model `{model}`: this runtime has no embedding executor yet"
+                )));
+            }
+            OpKind::Knn { index, .. } => {
+                return Err(fail(format!(
+                    "index `{index}`: this runtime has no vector index executor yet"
+                )));
+            }
+            OpKind::Tool { tool, .. } => {
+                return Err(fail(format!(
+                    "tool `{tool}`: this runtime has no tool executor yet"
+                )));
+            }
+            OpKind::JsonExtract { template, path } => {
+                let source = template_value(template, &values()?).map_err(fail)?;
+                let source = match source {
+                    Value::Text(text) => Value::Json(parse_model_json(&text).map_err(fail)?),
+                    other => other,
+                };
+                Datum::Value(source.field(path).map_err(fail)?)
+            }
+            OpKind::JsonObject { fields } => {
+                let values = values()?;
+                let mut object = serde_json::Map::new();
+                for (name, template) in fields {
+                    let v = template_value(template, &values).map_err(fail)?;
+                    object.insert(name.clone(), v.to_json());
+                }
+                Datum::Value(Value::Json(Json::Object(object)))
+            }
+            OpKind::Transfer => operands
+                .into_iter()
+                .next()
+                .ok_or_else(|| fail("transfer without a value".to_owned()))?,
+            OpKind::Map {
+                body,
+                max_concurrency,
+            } => {
+                let mut values = values()?;
+                if values.is_empty() {
+                    return Err(fail("map without a list to map over".to_owned()));
+                }
+                let over = values.remove(0);
+                let elements = over.elements().ok_or_else(|| {
+                    fail(format!(
+                        "map over a {} value; it needs a list, docs or a json array",
+                        over.type_name()
+                    ))
+                })?;
+                let body = self.function(op, body)?;
+                let limit = match *max_concurrency {
+                    0 => elements.len().max(1),
+                    n => n,
+                };
+                let results: Vec<Value> = stream::iter(elements.into_iter().map(|element| {
+                    let mut args = vec![element];
+                    args.extend(values.iter().cloned());
+                    self.call(body, args, deadline)
+                        .map(|r| r.map(|mut out| out.swap_remove(0)))
+                }))
+                .buffered(limit)
+                .try_collect()
+                .await?;
+                Datum::Value(Value::List(results))
+            }
+            OpKind::Branch {
+                conditions,
+                cases,
+                default,
+            } => {
+                let values = values()?;
+                let mut chosen = default;
+                for (condition, case) in conditions.iter().zip(cases) {
+                    if condition.evaluate(&values).map_err(fail)? {
+                        chosen = case;
+                        break;
+                    }
+                }
+                let body = self.function(op, chosen)?;
+                let mut out = self.call(body, values, deadline).await?;
+                Datum::Value(out.swap_remove(0))
+            }
+            OpKind::Loop {
+                body,
+                max_iters,
+                carry_operands,
+                until,
+            } => {
+                self.run_loop(
+                    op,
+                    values()?,
+                    body,
+                    *max_iters,
+                    carry_operands,
+                    until.as_ref(),
+                    deadline,
+                )
+                .await?
+            }
+            OpKind::Output { name } => {
+                let v = values()?
+                    .pop()
+                    .ok_or_else(|| fail("output without a value".to_owned()))?;
+                lock(&self.ctx.outputs).push((name.clone(), v.to_json()));
+                Datum::Unit
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_loop(
+        self,
+        op: &'a Op,
+        operands: Vec<Value>,
+        body: &str,
+        max_iters: usize,
+        carry_operands: &[usize],
+        until: Option<&Condition>,
+        deadline: Instant,
+    ) -> std::result::Result<Datum, NodeError> {
+        let fail = |message: String| NodeError::new(op, message);
+        let body = self.function(op, body)?;
+        let mut carry: Vec<Value> = carry_operands
+            .iter()
+            .map(|&i| {
+                operands
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| fail(format!("carry operand {i} is missing")))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let mut output = None;
+        for _ in 0..max_iters.max(1) {
+            let mut args = carry.clone();
+            args.extend(operands.iter().cloned());
+            let mut results = self.call(body, args, deadline).await?;
+            if results.len() < carry.len() + 1 {
+                return Err(fail(format!(
+                    "the loop body returned {} values, expected at least {}",
+                    results.len(),
+                    carry.len() + 1
+                )));
+            }
+            let until_values = results.split_off(carry.len() + 1);
+            output = results.pop();
+            carry = results;
+            if let Some(until) = until
+                && until.evaluate(&until_values).map_err(fail)?
+            {
+                break;
+            }
+        }
+        output
+            .map(Datum::Value)
+            .ok_or_else(|| fail("the loop produced no output".to_owned()))
+    }
+
+    async fn decode(
+        self,
+        op: &'a Op,
+        serving: &ServingEngine,
+        request: GenerateRequest,
+        kv: &Kv,
+        deadline: Instant,
+    ) -> std::result::Result<Datum, NodeError> {
+        let fail = |message: String| NodeError::new(op, message);
+        let first = kv.claim();
+        if !first {
+            kv.wait_prefilled().await;
+        }
+        let submitted = serving.submit(
+            request,
+            SubmitOptions {
+                deadline: Some(deadline),
+            },
+        );
+        let mut sequence = match submitted {
+            Ok(sequence) => sequence,
+            Err(error) => {
+                kv.mark_prefilled();
+                return Err(fail(format!("the LLM engine refused the call: {error}")));
+            }
+        };
+        let mut text = None;
+        while let Some(event) = sequence.next().await {
+            match event {
+                SequenceEvent::Started {
+                    prompt_tokens,
+                    cached_tokens,
+                    ..
+                } => {
+                    let mut stats = lock(&self.ctx.stats);
+                    stats.llm_calls += 1;
+                    stats.prompt_tokens += prompt_tokens;
+                    stats.cached_tokens += cached_tokens;
+                }
+                SequenceEvent::Token { text, .. } => {
+                    if first {
+                        kv.mark_prefilled();
+                    }
+                    self.ctx.emit(RunEvent::Token {
+                        node: op.node.clone(),
+                        text,
+                    });
+                }
+                SequenceEvent::Finished { usage, text: t, .. } => {
+                    lock(&self.ctx.stats).completion_tokens += usage.completion_tokens;
+                    text = Some(t);
+                }
+                SequenceEvent::Failed(error) => {
+                    kv.mark_prefilled();
+                    return Err(fail(error.to_string()));
+                }
+            }
+        }
+        kv.mark_prefilled();
+        let text =
+            text.ok_or_else(|| fail("the LLM engine ended the call without a result".to_owned()))?;
+        Ok(Datum::Generated(text.into()))
+    }
+
+    fn llm(self, op: &Op, model: &str) -> std::result::Result<&'a ServingEngine, NodeError> {
+        self.runner
+            .llms
+            .get(model)
+            .ok_or_else(|| NodeError::new(op, format!("no LLM engine for model `{model}`")))
+    }
+
+    fn function(self, op: &Op, name: &str) -> std::result::Result<&'a Function, NodeError> {
+        self.runner
+            .program
+            .function(name)
+            .map_err(|e| NodeError::new(op, e.to_string()))
+    }
+}
+
+fn value(datum: Datum, node: &str) -> std::result::Result<Value, NodeError> {
+    match datum {
+        Datum::Value(v) => Ok(v),
+        other => Err(NodeError {
+            node: node.to_owned(),
+            message: format!("expected a workflow value, got {}", datum_name(&other)),
+        }),
+    }
+}
+
+fn datum_name(d: &Datum) -> &'static str {
+    match d {
+        Datum::Value(_) => "a value",
+        Datum::Tokens(_) => "token ids",
+        Datum::Kv(_) => "a KV cache",
+        Datum::Generated(_) => "generated text",
+        Datum::Unit => "nothing",
+    }
+}
+
+/// The op kind's name in run statistics ("" for bookkeeping ops not worth reporting).
+fn kind_name(kind: &OpKind) -> &'static str {
+    match kind {
+        OpKind::Render { .. } => "render",
+        OpKind::Tokenize { .. } => "tokenize",
+        OpKind::Decode { .. } => "llm",
+        OpKind::Embed { .. } => "embed",
+        OpKind::Knn { .. } => "knn",
+        OpKind::Tool { .. } => "tool",
+        OpKind::JsonExtract { .. } | OpKind::JsonObject { .. } => "json",
+        _ => "",
+    }
+}
+
+/// A model's reply as JSON: the whole text, else the first parseable `{...}` or `[...]` in it
+/// (small models often wrap JSON in prose or code fences).
+pub fn parse_model_json(text: &str) -> std::result::Result<Json, String> {
+    if let Ok(json) = serde_json::from_str(text.trim()) {
+        return Ok(json);
+    }
+    for (start, c) in text.char_indices() {
+        if c == '{' || c == '[' {
+            let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Json>();
+            if let Some(Ok(json)) = stream.next() {
+                return Ok(json);
+            }
+        }
+    }
+    Err(format!("the model's output is not JSON: {}", snippet(text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_json_is_found_inside_prose() {
+        assert_eq!(
+            parse_model_json("Sure! ```json\n{\"a\": [1, 2]}\n``` done").unwrap(),
+            serde_json::json!({"a": [1, 2]})
+        );
+        assert_eq!(parse_model_json(" 42 ").unwrap(), serde_json::json!(42));
+        assert_eq!(
+            parse_model_json("no json {here").unwrap_err(),
+            "the model's output is not JSON: no json {here"
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! `agentc run`: compile a workflow for this machine and run it, once or over a file of inputs.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentc_runtime::{
+    Engine, EngineOptions, Program, RunEvent, RunOutcome, ServingConfig, ServingEngine,
+    WorkflowRunner,
+};
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use serde_json::Value as Json;
+
+use super::EXIT_INVALID;
+use super::build::{BuildArgs, Format, build};
+
+/// The development machine's cluster, the default placement target of `agentc run`.
+const LOCAL_CLUSTER: &str = include_str!("../../examples/clusters/local.yaml");
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Workflow YAML file (compiled for this machine), unless --plan is given.
+    #[arg(required_unless_present = "plan")]
+    pub workflow: Option<PathBuf>,
+    /// Run a plan directory written by `agentc build --cluster C -o DIR` instead.
+    #[arg(long, conflicts_with = "workflow")]
+    pub plan: Option<PathBuf>,
+    /// Cluster file to compile for (default: this development machine, one CPU).
+    #[arg(long)]
+    pub cluster: Option<PathBuf>,
+    /// An input as NAME=VALUE; VALUE is text, or JSON for json/list inputs; NAME=@FILE reads
+    /// the value from FILE. Repeatable.
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Run every line of this JSONL file (one object of inputs per line) and print one JSON
+    /// line per input, in input order, then a summary.
+    #[arg(long, value_name = "INPUTS.jsonl", conflicts_with = "inputs")]
+    pub batch: Option<PathBuf>,
+    /// Runs in flight at once with --batch.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Threads for the LLM engine's forward passes.
+    #[arg(long, env = "AGENTC_THREADS", default_value_t = agentc_runtime::DEFAULT_THREADS)]
+    pub threads: usize,
+    /// Serve one LLM call at a time and share no prompt prefixes (the baseline to compare
+    /// agentc's batching and prefix reuse against).
+    #[arg(long)]
+    pub no_optimizations: bool,
+    /// Print no progress on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.concurrency == 0 || args.threads == 0 {
+        eprintln!("error: --concurrency and --threads must be at least 1");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let (program, _plan_dir) = match load_program(&args)? {
+        Some(p) => p,
+        None => return Ok(ExitCode::from(EXIT_INVALID)),
+    };
+    let runner = match start_runner(program, &args) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match &args.batch {
+        None => {
+            let checked = parse_inputs(&args.inputs).and_then(|i| {
+                runner
+                    .input_values(&i)
+                    .map(|_| i)
+                    .map_err(|e| e.to_string())
+            });
+            let inputs = match checked {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            tokio.block_on(run_once(&runner, inputs, args.quiet))
+        }
+        Some(path) => tokio.block_on(run_batch(&runner, path, args.concurrency, args.quiet)),
+    }
+}
+
+/// A plan directory that is removed when dropped (for plans compiled on the fly).
+struct TempPlan(Option<PathBuf>);
+
+impl Drop for TempPlan {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn load_program(args: &RunArgs) -> anyhow::Result<Option<(Program, TempPlan)>> {
+    let (dir, temp) = match (&args.plan, &args.workflow) {
+        (Some(plan), _) => (plan.clone(), TempPlan(None)),
+        (None, Some(workflow)) => {
+            let dir = std::env::temp_dir().join(format!("agentc-run-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let temp = TempPlan(Some(dir.clone()));
+            let cluster = match &args.cluster {
+                Some(c) => c.clone(),
+                None => {
+                    let path = dir.join("local.yaml");
+                    std::fs::write(&path, LOCAL_CLUSTER)?;
+                    path
+                }
+            };
+            let code = build(BuildArgs {
+                workflow: workflow.clone(),
+                emit: None,
+                format: Format::Text,
+                cluster: Some(cluster),
+                catalog: None,
+                profile: None,
+                rps: 0.0,
+                output: Some(dir.join("plan")),
+                batch: 1,
+                timings: false,
+            })?;
+            if code != ExitCode::SUCCESS {
+                return Ok(None);
+            }
+            (dir.join("plan"), temp)
+        }
+        (None, None) => unreachable!("clap requires a workflow or --plan"),
+    };
+    match Program::load(&dir) {
+        Ok(p) => Ok(Some((p, temp))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(None)
+        }
+    }
+}
+
+fn start_runner(program: Program, args: &RunArgs) -> anyhow::Result<WorkflowRunner> {
+    let mut devices = program.devices();
+    devices.retain(|d| !is_local_cpu(d));
+    if !devices.is_empty() {
+        anyhow::bail!(
+            "the plan places ops on {}, which this runtime does not have (it runs on this machine's CPU); compile for a cluster of this machine",
+            devices.join(", ")
+        );
+    }
+    let serving = if args.no_optimizations {
+        ServingConfig {
+            batching: false,
+            prefix_caching: false,
+            ..ServingConfig::default()
+        }
+    } else {
+        ServingConfig::default()
+    };
+    let options = EngineOptions {
+        threads: args.threads,
+        ..EngineOptions::default()
+    };
+    // One engine per model file, shared by every model name that points at it.
+    let mut by_path: HashMap<PathBuf, ServingEngine> = HashMap::new();
+    let mut llms = HashMap::new();
+    for (name, model) in &program.models {
+        if model.kind != "llm" {
+            continue;
+        }
+        let serving = match by_path.get(&model.path) {
+            Some(s) => s.clone(),
+            None => {
+                let engine = Engine::load_with(&model.path, &options).with_context(|| {
+                    format!("cannot load model `{name}` from {}", model.path.display())
+                })?;
+                let s = ServingEngine::start(Arc::new(engine), serving.clone())?;
+                by_path.insert(model.path.clone(), s.clone());
+                s
+            }
+        };
+        llms.insert(name.clone(), serving);
+    }
+    Ok(WorkflowRunner::new(program, llms)?)
+}
+
+/// Device ids are `node/type#index`; a CPU type of the development machine runs here.
+fn is_local_cpu(device: &str) -> bool {
+    let ty = device
+        .split('/')
+        .nth(1)
+        .and_then(|t| t.split('#').next())
+        .unwrap_or("");
+    ty.starts_with("dev-") || ty.contains("cpu") || ty.starts_with("xeon") || ty.starts_with("epyc")
+}
+
+fn parse_inputs(raw: &[String]) -> Result<serde_json::Map<String, Json>, String> {
+    let mut inputs = serde_json::Map::new();
+    for item in raw {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--input `{item}`: expected NAME=VALUE"))?;
+        let value = match value.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(|e| format!("--input {name}: cannot read {file}: {e}"))?,
+            None => value.to_owned(),
+        };
+        // JSON when it parses as an array or object (list and json inputs), else text.
+        let json = match serde_json::from_str::<Json>(&value) {
+            Ok(j @ (Json::Array(_) | Json::Object(_))) => j,
+            _ => Json::String(value),
+        };
+        inputs.insert(name.to_owned(), json);
+    }
+    Ok(inputs)
+}
+
+async fn run_once(
+    runner: &WorkflowRunner,
+    inputs: serde_json::Map<String, Json>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let (events, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    let sla = runner.program().sla_p95_ms;
+    let progress = tokio::spawn(async move {
+        let mut tokens: HashMap<String, usize> = HashMap::new();
+        while let Some(event) = receiver.recv().await {
+            if quiet {
+                continue;
+            }
+            let at = started.elapsed().as_secs_f64();
+            match event {
+                RunEvent::NodeStarted { node } => {
+                    eprintln!("[{at:6.2}s / SLA {:.1}s] {node}: running", sla / 1000.0);
+                }
+                RunEvent::Token { node, .. } => *tokens.entry(node).or_default() += 1,
+                RunEvent::NodeFinished { node, elapsed } => {
+                    let n = tokens.get(&node).copied().unwrap_or(0);
+                    let rate = if n > 0 {
+                        format!(
+                            ", {n} tokens, {:.0} tok/s",
+                            n as f64 / elapsed.as_secs_f64()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "[{at:6.2}s / SLA {:.1}s] {node}: done in {:.0} ms{rate}",
+                        sla / 1000.0,
+                        elapsed.as_secs_f64() * 1000.0
+                    );
+                }
+            }
+        }
+    });
+    let result = runner.run(&inputs, Some(events)).await;
+    let _ = progress.await;
+    match result {
+        Ok(outcome) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Json::Object(outcome.outputs.clone()))?
+            );
+            if !quiet {
+                eprintln!("{}", stats_line(&outcome));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn stats_line(outcome: &RunOutcome) -> String {
+    let s = &outcome.stats;
+    format!(
+        "run: {:.0} ms (SLA {:.0} ms, {}), {} LLM calls, {} prompt tokens ({} from the prefix cache), {} generated",
+        s.elapsed_ms,
+        s.sla_ms,
+        if s.met_sla() { "met" } else { "missed" },
+        s.llm_calls,
+        s.prompt_tokens,
+        s.cached_tokens,
+        s.completion_tokens
+    )
+}
+
+async fn run_batch(
+    runner: &Arc<WorkflowRunner>,
+    path: &Path,
+    concurrency: usize,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Json>(&line) {
+            Ok(Json::Object(map)) => lines.push(map),
+            Ok(_) => {
+                eprintln!(
+                    "error: {}:{}: expected a JSON object of inputs",
+                    path.display(),
+                    i + 1
+                );
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+            Err(e) => {
+                eprintln!("error: {}:{}: {e}", path.display(), i + 1);
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        }
+    }
+    let total = lines.len();
+    let started = Instant::now();
+    let mut results = futures::stream::iter(lines.into_iter().enumerate().map(|(i, inputs)| {
+        let runner = Arc::clone(runner);
+        async move { (i, runner.run(&inputs, None).await) }
+    }))
+    .buffered(concurrency);
+    let mut latencies = Vec::new();
+    let (mut met, mut failed, mut prompt, mut cached) = (0usize, 0usize, 0usize, 0usize);
+    let stdout = std::io::stdout();
+    while let Some((i, result)) = results.next().await {
+        let line = match result {
+            Ok(outcome) => {
+                let s = &outcome.stats;
+                latencies.push(s.elapsed_ms);
+                met += usize::from(s.met_sla());
+                prompt += s.prompt_tokens;
+                cached += s.cached_tokens;
+                serde_json::json!({"index": i, "outputs": outcome.outputs, "ms": s.elapsed_ms})
+            }
+            Err(e) => {
+                failed += 1;
+                serde_json::json!({"index": i, "error": e.to_string()})
+            }
+        };
+        writeln!(stdout.lock(), "{line}")?;
+        if !quiet {
+            eprint!("\r{}/{total} runs", i + 1);
+        }
+    }
+    let wall = started.elapsed();
+    if !quiet {
+        eprintln!();
+    }
+    eprintln!(
+        "{}",
+        batch_summary(&mut latencies, total, met, failed, prompt, cached, wall)
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn batch_summary(
+    latencies: &mut [f64],
+    total: usize,
+    met: usize,
+    failed: usize,
+    prompt: usize,
+    cached: usize,
+    wall: Duration,
+) -> String {
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+        }
+    };
+    format!(
+        "{total} runs in {:.2} s: {:.2} runs/s, p50 {:.0} ms, p95 {:.0} ms, SLA met {met}/{total}, {failed} failed, prefix cache hit {:.1}% of {prompt} prompt tokens",
+        wall.as_secs_f64(),
+        total as f64 / wall.as_secs_f64().max(f64::MIN_POSITIVE),
+        pct(0.5),
+        pct(0.95),
+        if prompt == 0 {
+            0.0
+        } else {
+            100.0 * cached as f64 / prompt as f64
+        },
+    )
+}

@@ -1,0 +1,146 @@
+//! `agentc run`: compile an example for this machine, run it on the bundled model, and the
+//! errors a user gets for bad inputs and plans.
+
+use super::{agentc, root, text};
+
+fn model_present() -> bool {
+    let present = root()
+        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .exists();
+    if !present {
+        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+    }
+    present
+}
+
+#[test]
+fn runs_the_judge_example_and_prints_its_outputs() {
+    if !model_present() {
+        return;
+    }
+    let out = agentc(&[
+        "run",
+        "examples/llm_judge.yaml",
+        "--input",
+        "article=Rust is a language. It is fast because it compiles to machine code.",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON outputs");
+    let object = outputs.as_object().expect("an object of outputs");
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["judgments", "score"]);
+    let judgments = object["judgments"].as_object().expect("judgments is json");
+    let aspects: Vec<&str> = judgments.keys().map(String::as_str).collect();
+    assert_eq!(
+        aspects,
+        [
+            "accuracy",
+            "clarity",
+            "depth",
+            "evidence",
+            "structure",
+            "tone"
+        ]
+    );
+    assert!(judgments.values().all(serde_json::Value::is_string));
+    // Seven LLM calls: six judges (one shared article prefix) and the score.
+    assert!(stderr.contains(", 7 LLM calls, "), "{stderr}");
+}
+
+#[test]
+fn a_batch_file_gives_one_line_per_input_in_order() {
+    if !model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs.jsonl");
+    std::fs::write(
+        &inputs,
+        "{\"question\": \"What is 2 + 2?\"}\n\n{\"question\": \"Name a colour.\"}\n{\"nope\": 1}\n",
+    )
+    .unwrap();
+    let out = agentc(&[
+        "run",
+        "examples/multi_chain_reasoning.yaml",
+        "--batch",
+        inputs.to_str().unwrap(),
+        "--concurrency",
+        "3",
+        "--quiet",
+    ]);
+    assert!(!out.status.success(), "one input is bad, so the run fails");
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], i);
+    }
+    assert!(lines[0]["outputs"]["answer"].is_string());
+    assert!(lines[1]["outputs"]["answer"].is_string());
+    assert_eq!(
+        lines[2]["error"],
+        "missing input `question` (text); the workflow takes: question"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("3 runs in ")
+            && stderr.contains("SLA met ")
+            && stderr.contains(", 1 failed,"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_inputs_and_plans_are_clear_errors() {
+    if !model_present() {
+        return;
+    }
+    let out = agentc(&["run", "examples/multi_chain_reasoning.yaml", "-i", "q=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .ends_with("error: missing input `question` (text); the workflow takes: question\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = agentc(&[
+        "run",
+        "examples/multi_chain_reasoning.yaml",
+        "-i",
+        "question",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).ends_with("error: --input `question`: expected NAME=VALUE\n"));
+
+    let out = agentc(&["run", "--plan", "/nonexistent/plan", "-i", "q=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: plan /nonexistent/plan/manifest.json: cannot read it: No such file or directory"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("bad.jsonl");
+    std::fs::write(&inputs, "{\"question\": \"ok\"}\n[1, 2]\n").unwrap();
+    let out = agentc(&[
+        "run",
+        "examples/multi_chain_reasoning.yaml",
+        "--batch",
+        inputs.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).ends_with(&format!(
+            "error: {}:2: expected a JSON object of inputs\n",
+            inputs.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
