@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod json_constraint;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;

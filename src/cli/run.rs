@@ -340,7 +340,9 @@ async fn run_batch(
     let mut latencies = Vec::new();
     let (mut met, mut failed, mut prompt, mut cached) = (0usize, 0usize, 0usize, 0usize);
     let stdout = std::io::stdout();
+    let mut done = 0;
     while let Some((i, result)) = results.next().await {
+        done += 1;
         let line = match result {
             Ok(outcome) => {
                 let s = &outcome.stats;
@@ -357,7 +359,7 @@ async fn run_batch(
         };
         writeln!(stdout.lock(), "{line}")?;
         if !quiet {
-            eprint!("\r{}/{total} runs", i + 1);
+            eprint!("\r{done}/{total} runs");
         }
     }
     let wall = started.elapsed();
