@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentc_placement::{DeviceClass, HardwareCatalog};
 use agentc_runtime::{
     Engine, EngineOptions, Program, RunEvent, RunOutcome, ServingConfig, ServingEngine,
     WorkflowRunner,
@@ -196,14 +197,19 @@ fn start_runner(program: Program, args: &RunArgs) -> anyhow::Result<WorkflowRunn
     Ok(WorkflowRunner::new(program, llms)?)
 }
 
-/// Device ids are `node/type#index`; a CPU type of the development machine runs here.
+/// Device ids are `node/type#index`. Ops placed on any CPU type run on this machine's CPU
+/// (slower or faster than predicted); GPUs and unknown types are refused until the runtime has
+/// a backend for them.
 fn is_local_cpu(device: &str) -> bool {
     let ty = device
         .split('/')
         .nth(1)
         .and_then(|t| t.split('#').next())
         .unwrap_or("");
-    ty.starts_with("dev-") || ty.contains("cpu") || ty.starts_with("xeon") || ty.starts_with("epyc")
+    HardwareCatalog::builtin()
+        .ok()
+        .and_then(|c| c.get(ty).map(|t| t.class == DeviceClass::Cpu))
+        .unwrap_or(false)
 }
 
 fn parse_inputs(raw: &[String]) -> Result<serde_json::Map<String, Json>, String> {

@@ -144,3 +144,66 @@ fn bad_inputs_and_plans_are_clear_errors() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_built_plan_runs_and_a_damaged_or_foreign_plan_is_refused() {
+    if !model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan");
+    let plan_arg = plan.to_str().unwrap();
+    let out = agentc(&[
+        "build",
+        "examples/multi_chain_reasoning.yaml",
+        "--cluster",
+        "examples/clusters/local.yaml",
+        "-o",
+        plan_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = agentc(&[
+        "run",
+        "--plan",
+        plan_arg,
+        "-i",
+        "question=What is 3 + 4?",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(outputs["answer"].is_string());
+
+    // A plan cut short is a clear error naming the file.
+    let mlir = std::fs::read_to_string(plan.join("plan.mlir")).unwrap();
+    std::fs::write(plan.join("plan.mlir"), &mlir[..mlir.len() / 2]).unwrap();
+    let out = agentc(&["run", "--plan", plan_arg, "-i", "question=x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("error: plan {}/plan.mlir: ", plan.display())),
+        "{stderr}"
+    );
+
+    // A plan placed on a GPU this machine does not have is refused before anything runs.
+    let gpu = dir.path().join("gpu");
+    let out = agentc(&[
+        "build",
+        "examples/multi_chain_reasoning.yaml",
+        "--cluster",
+        "examples/clusters/one-gpu-type.yaml",
+        "-o",
+        gpu.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = agentc(&["run", "--plan", gpu.to_str().unwrap(), "-i", "question=x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: the plan places ops on ")
+            && stderr.ends_with(
+                ", which this runtime does not have (it runs on this machine's CPU); compile for a cluster of this machine\n"
+            ),
+        "{stderr}"
+    );
+}
