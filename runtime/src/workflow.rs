@@ -117,15 +117,18 @@ enum Datum {
 #[derive(Debug)]
 struct Kv {
     tokens: Arc<Vec<u32>>,
+    /// The prefill's predicted time, reported with the decode that runs it.
+    predicted_ms: f64,
     claimed: AtomicBool,
     prefilled: AtomicBool,
     ready: Notify,
 }
 
 impl Kv {
-    fn new(tokens: Arc<Vec<u32>>) -> Self {
+    fn new(tokens: Arc<Vec<u32>>, predicted_ms: f64) -> Self {
         Self {
             tokens,
+            predicted_ms,
             claimed: AtomicBool::new(false),
             prefilled: AtomicBool::new(false),
             ready: Notify::new(),
@@ -388,6 +391,12 @@ impl<'a> Run<'a> {
                 node: op.node.clone(),
             });
         }
+        // An LLM call is predicted as its prefill plus its decode.
+        let predicted_ms = op.predicted_ms
+            + match operands.first() {
+                Some(Datum::Kv(kv)) => kv.predicted_ms,
+                _ => 0.0,
+            };
         let result = self.execute(op, operands, deadline).await?;
         let elapsed = started.elapsed();
         if reported {
@@ -402,7 +411,7 @@ impl<'a> Run<'a> {
             let entry = stats.by_kind.entry(kind.to_owned()).or_default();
             entry.count += 1;
             entry.measured_ms += elapsed.as_secs_f64() * 1000.0;
-            entry.predicted_ms += op.predicted_ms;
+            entry.predicted_ms += predicted_ms;
         }
         Ok(result)
     }
@@ -462,7 +471,9 @@ impl<'a> Run<'a> {
                 Datum::Tokens(Arc::new(tokens))
             }
             OpKind::Prefill { .. } => match operands.into_iter().next() {
-                Some(Datum::Tokens(tokens)) => Datum::Kv(Arc::new(Kv::new(tokens))),
+                Some(Datum::Tokens(tokens)) => {
+                    Datum::Kv(Arc::new(Kv::new(tokens, op.predicted_ms)))
+                }
                 other => return Err(fail(format!("prefill expects token ids, got {other:?}"))),
             },
             OpKind::Decode {

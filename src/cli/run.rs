@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentc_placement::{DeviceClass, HardwareCatalog};
+use agentc_placement::{Cluster, DeviceClass, HardwareCatalog};
 use agentc_runtime::{
     Engine, EngineOptions, Program, RunEvent, RunOutcome, ServingConfig, ServingEngine,
     WorkflowRunner,
@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// agentc's batching and prefix reuse against).
     #[arg(long)]
     pub no_optimizations: bool,
+    /// With --batch, also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE", requires = "batch")]
+    pub summary_json: Option<PathBuf>,
     /// Print no progress on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -94,8 +97,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             };
             tokio.block_on(run_once(&runner, inputs, args.quiet))
         }
-        Some(path) => tokio.block_on(run_batch(&runner, path, args.concurrency, args.quiet)),
+        Some(path) => {
+            let usd_per_second = local_usd_per_second(args.cluster.as_deref())?;
+            tokio.block_on(run_batch(&runner, path, &args, usd_per_second))
+        }
     }
+}
+
+/// What the machine the runs happen on costs per second: the cluster's devices' prices.
+fn local_usd_per_second(cluster: Option<&Path>) -> anyhow::Result<f64> {
+    let catalog = HardwareCatalog::builtin()?;
+    let cluster = match cluster {
+        Some(path) => Cluster::from_path(path, &catalog)?,
+        None => Cluster::from_yaml_str(LOCAL_CLUSTER, "local.yaml", &catalog)?,
+    };
+    Ok(cluster.devices().iter().map(|d| d.usd_per_second).sum())
 }
 
 /// A plan directory that is removed when dropped (for plans compiled on the fly).
@@ -309,8 +325,8 @@ fn stats_line(outcome: &RunOutcome) -> String {
 async fn run_batch(
     runner: &Arc<WorkflowRunner>,
     path: &Path,
-    concurrency: usize,
-    quiet: bool,
+    args: &RunArgs,
+    usd_per_second: f64,
 ) -> anyhow::Result<ExitCode> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -342,74 +358,136 @@ async fn run_batch(
         let runner = Arc::clone(runner);
         async move { (i, runner.run(&inputs, None).await) }
     }))
-    .buffered(concurrency);
-    let mut latencies = Vec::new();
-    let (mut met, mut failed, mut prompt, mut cached) = (0usize, 0usize, 0usize, 0usize);
+    .buffered(args.concurrency);
+    let mut summary = BatchSummary::default();
     let stdout = std::io::stdout();
-    let mut done = 0;
     while let Some((i, result)) = results.next().await {
-        done += 1;
         let line = match result {
             Ok(outcome) => {
-                let s = &outcome.stats;
-                latencies.push(s.elapsed_ms);
-                met += usize::from(s.met_sla());
-                prompt += s.prompt_tokens;
-                cached += s.cached_tokens;
-                serde_json::json!({"index": i, "outputs": outcome.outputs, "ms": s.elapsed_ms})
+                summary.add(&outcome.stats);
+                serde_json::json!({"index": i, "outputs": outcome.outputs, "ms": outcome.stats.elapsed_ms})
             }
             Err(e) => {
-                failed += 1;
+                summary.failed += 1;
                 serde_json::json!({"index": i, "error": e.to_string()})
             }
         };
         writeln!(stdout.lock(), "{line}")?;
-        if !quiet {
-            eprint!("\r{done}/{total} runs");
+        if !args.quiet {
+            eprint!("\r{}/{total} runs", summary.runs + summary.failed);
         }
     }
-    let wall = started.elapsed();
-    if !quiet {
+    summary.finish(started.elapsed(), usd_per_second);
+    if !args.quiet {
         eprintln!();
     }
-    eprintln!(
-        "{}",
-        batch_summary(&mut latencies, total, met, failed, prompt, cached, wall)
-    );
-    Ok(if failed == 0 {
+    eprintln!("{}", summary.line());
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if summary.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-fn batch_summary(
-    latencies: &mut [f64],
-    total: usize,
-    met: usize,
+/// What a batch of runs did, for people (one line) and for benchmark scripts (JSON).
+#[derive(Debug, Default, serde::Serialize)]
+struct BatchSummary {
+    runs: usize,
     failed: usize,
-    prompt: usize,
-    cached: usize,
-    wall: Duration,
-) -> String {
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if latencies.is_empty() {
-            0.0
-        } else {
-            latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    wall_s: f64,
+    runs_per_s: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    sla_ms: f64,
+    sla_met: usize,
+    prompt_tokens: usize,
+    cached_tokens: usize,
+    completion_tokens: usize,
+    prefix_cache_hit_rate: f64,
+    /// The machine's price for the batch's wall time, per 1000 successful runs.
+    usd_per_1k_runs: f64,
+    /// Per op kind: mean measured and predicted milliseconds per op.
+    by_kind: std::collections::BTreeMap<String, KindSummary>,
+    #[serde(skip)]
+    latencies: Vec<f64>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct KindSummary {
+    count: usize,
+    measured_ms: f64,
+    predicted_ms: f64,
+}
+
+impl BatchSummary {
+    fn add(&mut self, s: &agentc_runtime::RunStats) {
+        self.runs += 1;
+        self.latencies.push(s.elapsed_ms);
+        self.sla_ms = s.sla_ms;
+        self.sla_met += usize::from(s.met_sla());
+        self.prompt_tokens += s.prompt_tokens;
+        self.cached_tokens += s.cached_tokens;
+        self.completion_tokens += s.completion_tokens;
+        for (kind, k) in &s.by_kind {
+            let entry = self.by_kind.entry(kind.clone()).or_default();
+            entry.count += k.count;
+            entry.measured_ms += k.measured_ms;
+            entry.predicted_ms += k.predicted_ms;
         }
-    };
-    format!(
-        "{total} runs in {:.2} s: {:.2} runs/s, p50 {:.0} ms, p95 {:.0} ms, SLA met {met}/{total}, {failed} failed, prefix cache hit {:.1}% of {prompt} prompt tokens",
-        wall.as_secs_f64(),
-        total as f64 / wall.as_secs_f64().max(f64::MIN_POSITIVE),
-        pct(0.5),
-        pct(0.95),
-        if prompt == 0 {
+    }
+
+    fn finish(&mut self, wall: Duration, usd_per_second: f64) {
+        self.latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| match self.latencies.len() {
+            0 => 0.0,
+            n => self.latencies[((n as f64 * p).ceil() as usize).clamp(1, n) - 1],
+        };
+        self.p50_ms = pct(0.5);
+        self.p95_ms = pct(0.95);
+        self.wall_s = wall.as_secs_f64();
+        self.runs_per_s = self.runs as f64 / self.wall_s.max(f64::MIN_POSITIVE);
+        self.prefix_cache_hit_rate = if self.prompt_tokens == 0 {
             0.0
         } else {
-            100.0 * cached as f64 / prompt as f64
-        },
-    )
+            self.cached_tokens as f64 / self.prompt_tokens as f64
+        };
+        self.usd_per_1k_runs = if self.runs == 0 {
+            0.0
+        } else {
+            self.wall_s * usd_per_second * 1000.0 / self.runs as f64
+        };
+        for k in self.by_kind.values_mut() {
+            if k.count > 0 {
+                k.measured_ms /= k.count as f64;
+                k.predicted_ms /= k.count as f64;
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        let total = self.runs + self.failed;
+        let mut line = format!(
+            "{total} runs in {:.2} s: {:.2} runs/s, p50 {:.0} ms, p95 {:.0} ms, SLA met {}/{total}, {} failed, prefix cache hit {:.1}% of {} prompt tokens, ${:.4} per 1k runs",
+            self.wall_s,
+            self.runs_per_s,
+            self.p50_ms,
+            self.p95_ms,
+            self.sla_met,
+            self.failed,
+            100.0 * self.prefix_cache_hit_rate,
+            self.prompt_tokens,
+            self.usd_per_1k_runs,
+        );
+        for (kind, k) in &self.by_kind {
+            line.push_str(&format!(
+                "\n  {kind}: {} ops, measured {:.1} ms, predicted {:.1} ms per op",
+                k.count, k.measured_ms, k.predicted_ms
+            ));
+        }
+        line
+    }
 }
