@@ -137,7 +137,9 @@ mod tests {
             let program = program_source(m);
             // NVRTC gets no headers, so no #include and no math.h INFINITY (-inf is `NEG_INF`,
             // defined in common.cu).
-            let mut code = program.lines().filter(|l| !l.trim_start().starts_with("//"));
+            let mut code = program
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"));
             assert!(
                 code.all(|l| !l.contains("#include") && !l.contains("INFINITY")),
                 "{}",
