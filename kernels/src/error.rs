@@ -49,6 +49,34 @@ pub enum Error {
     /// The rayon thread pool could not be built.
     #[error("could not build the kernel thread pool: {0}")]
     ThreadPool(String),
+    /// A CUDA device was asked for, but this build has no CUDA support (feature `cuda` off).
+    #[error("agentc was built without CUDA support; rebuild with --features cuda")]
+    NotCompiledWithCuda,
+    /// CUDA support is built in, but this machine cannot provide it: no driver library, no
+    /// device with that ordinal, or no NVRTC library. The reason says which.
+    #[error("no CUDA device: {0}")]
+    CudaUnavailable(String),
+    /// A CUDA driver call failed.
+    #[error("CUDA {op} failed: {message}")]
+    Cuda {
+        /// What was being done ("launch matmul_q4_1", "upload", ...).
+        op: String,
+        /// The driver's error.
+        message: String,
+    },
+    /// NVRTC could not compile a kernel source; `log` is its compile log.
+    #[error("NVRTC could not compile kernels/cuda/{file} ({message}):\n{log}")]
+    CudaCompile {
+        /// The `.cu` file.
+        file: &'static str,
+        /// NVRTC's error code.
+        message: String,
+        /// The compiler's log (errors with line numbers of the program: common.cu, then the file).
+        log: String,
+    },
+    /// A device name that is not `cpu` or `cuda:N`.
+    #[error("unknown device `{0}`; expected `cpu` or `cuda:N` (e.g. `cuda:0`)")]
+    InvalidDevice(String),
 }
 
 /// The crate's result type.

@@ -24,6 +24,18 @@
 
 pub mod activations;
 pub mod attention;
+/// CUDA kernels and devices. Without the `cuda` feature the same names exist, and opening a
+/// device returns [`Error::NotCompiledWithCuda`].
+#[cfg(feature = "cuda")]
+pub mod cuda;
+/// CUDA kernels and devices. Without the `cuda` feature the same names exist, and opening a
+/// device returns [`Error::NotCompiledWithCuda`].
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_stub.rs"]
+pub mod cuda;
+pub mod cuda_launch;
+pub mod cuda_source;
+pub mod device;
 pub mod error;
 pub mod formats;
 pub mod matmul;
@@ -32,6 +44,8 @@ mod simd;
 
 pub use activations::Q8Activations;
 pub use attention::{KvPool, attention_paged_f32};
+pub use cuda::{CudaBuffer, CudaDevice, CudaKernels, CudaKvPool, CudaMatrix, CudaMemory};
+pub use device::{Device, DeviceSpec};
 pub use error::{Error, Result};
 pub use formats::{
     GgmlType, QK, dequantize_row, dequantize_row_f16, dequantize_row_f32, dequantize_row_q4_0,

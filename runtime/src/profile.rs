@@ -1,9 +1,15 @@
 //! Measures this machine for the cost model (`agentc profile`): memory bandwidth, matmul
-//! throughput of the engine's own kernels, and the engine's real prefill and decode timings.
+//! throughput of the engine's own kernels, and the engine's real prefill and decode timings;
+//! on a CUDA device ([`cuda_profile`]), bandwidth, matmul throughput and per-kernel timings of
+//! the CUDA kernels.
 
 use std::time::{Duration, Instant};
 
-use agentc_kernels::{GgmlType, KernelContext, PackedMatrix, QMatrix, matmul, quantize_matrix};
+use agentc_kernels::cuda::{self, CudaBuffer};
+use agentc_kernels::{
+    CudaDevice, CudaKvPool, CudaMatrix, GgmlType, KernelContext, PackedMatrix, QMatrix, RopeMode,
+    matmul, quantize_matrix,
+};
 use rayon::prelude::*;
 
 use crate::{Engine, GenerateRequest, Prompt, Result, SamplingParams};
@@ -126,6 +132,202 @@ pub fn engine_timings(engine: &Engine) -> Result<(LinearTiming, LinearTiming)> {
         LinearTiming::fit(p1 as f64, tp1, p2 as f64, tp2, 6),
         LinearTiming::fit(d1 as f64, td1, d2 as f64, td2, 6),
     ))
+}
+
+/// f32 values copied per GPU bandwidth trial (256 MiB read and 256 MiB written), fewer if the
+/// device has less free memory.
+const CUDA_COPY_ELEMS: usize = 64 << 20;
+/// Launches averaged per GPU kernel timing.
+const CUDA_REPS: usize = 20;
+
+/// What `agentc profile --device cuda:N` measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CudaProfile {
+    /// The device's name.
+    pub device_name: String,
+    /// Device-to-device copy bandwidth (bytes read + written per second), GB/s.
+    pub bandwidth_gbs: f64,
+    /// `matmul_f16` at a prefill-sized batch, GFLOP/s (f16 weights, f32 arithmetic).
+    pub f16_gflops: f64,
+    /// `matmul_q4_1` at a prefill-sized batch, GFLOP/s (the quantized-weights path).
+    pub q4_1_gflops: f64,
+    /// Device time per launch of a one-element kernel, in microseconds.
+    pub launch_overhead_us: f64,
+    /// Each kernel at the shapes of one SmolLM2-135M decode step.
+    pub kernels: Vec<KernelTiming>,
+}
+
+/// One kernel's average device time at one shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTiming {
+    pub kernel: &'static str,
+    pub shape: String,
+    pub seconds: f64,
+}
+
+/// Average device seconds of `CUDA_REPS` runs of `f`, after one warm-up run.
+fn cuda_time(dev: &CudaDevice, mut f: impl FnMut() -> agentc_kernels::Result<()>) -> Result<f64> {
+    f()?;
+    let t = dev.time_seconds(|| {
+        for _ in 0..CUDA_REPS {
+            f()?;
+        }
+        Ok(())
+    })?;
+    Ok(t / CUDA_REPS as f64)
+}
+
+/// Deterministic values in [-scale, scale) (no RNG dependency in the runtime).
+fn pattern(len: usize, seed: usize, scale: f32) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 * scale - scale)
+        .collect()
+}
+
+/// Measures CUDA device `dev`: copy bandwidth, matmul throughput at a prefill-sized batch, the
+/// cost of a launch, and every kernel at the shapes of one SmolLM2-135M decode step.
+pub fn cuda_profile(dev: &CudaDevice) -> Result<CudaProfile> {
+    dev.kernels().compile_all()?;
+    let device_name = dev.name()?;
+
+    // Bandwidth: a copy kernel over buffers far larger than the L2 cache (freed after).
+    let bandwidth_gbs = {
+        let free = dev.memory()?.free_bytes;
+        let elems = CUDA_COPY_ELEMS.min(free / 4 / 4).max(1 << 20);
+        let src = dev.upload(&pattern(elems, 1, 1.0))?;
+        let mut dst = dev.zeros::<f32>(elems)?;
+        let copy = cuda_time(dev, || cuda::copy_f32(dev, &src, &mut dst))?;
+        2.0 * (elems * 4) as f64 / copy / 1e9
+    };
+
+    // Matmul throughput: a 4096 x 4096 weight matrix against 128 tokens.
+    const ROWS: usize = 4096;
+    const COLS: usize = 4096;
+    const BATCH: usize = 128;
+    let (f16_gflops, q4_1_gflops) = {
+        let w = pattern(ROWS * COLS, 2, 0.1);
+        let x = dev.upload(&pattern(BATCH * COLS, 3, 1.0))?;
+        let mut y = dev.zeros::<f32>(BATCH * ROWS)?;
+        let flops = 2.0 * (ROWS * COLS * BATCH) as f64;
+        let mut rate = |ty: GgmlType| -> Result<f64> {
+            let bytes = quantize_matrix(ty, &w, ROWS, COLS)?;
+            let gw = CudaMatrix::upload(dev, &QMatrix::new(ty, ROWS, COLS, &bytes)?)?;
+            let t = cuda_time(dev, || cuda::matmul(dev, &gw, &x, BATCH, &mut y))?;
+            Ok(flops / t / 1e9)
+        };
+        (rate(GgmlType::F16)?, rate(GgmlType::Q4_1)?)
+    };
+
+    let one = dev.upload(&[1.0f32])?;
+    let mut one_out = dev.zeros::<f32>(1)?;
+    let launch_overhead_us = cuda_time(dev, || cuda::copy_f32(dev, &one, &mut one_out))? * 1e6;
+
+    Ok(CudaProfile {
+        device_name,
+        bandwidth_gbs,
+        f16_gflops,
+        q4_1_gflops,
+        launch_overhead_us,
+        kernels: decode_step_kernels(dev)?,
+    })
+}
+
+/// Every kernel at SmolLM2-135M's decode shapes (hidden 576, FFN 1536, 9 query and 3 KV heads
+/// of 64, vocabulary 49152, Q4_1 weights, Q8_0 output layer), context 512 in blocks of 16.
+fn decode_step_kernels(dev: &CudaDevice) -> Result<Vec<KernelTiming>> {
+    const HIDDEN: usize = 576;
+    const FFN: usize = 1536;
+    const HEADS: usize = 9;
+    const KV_HEADS: usize = 3;
+    const HEAD_DIM: usize = 64;
+    const VOCAB: usize = 49_152;
+    const CONTEXT: usize = 512;
+    const BLOCK: usize = 16;
+    let mut out = Vec::new();
+    let mut time = |kernel: &'static str, shape: String, seconds: f64| {
+        out.push(KernelTiming {
+            kernel,
+            shape,
+            seconds,
+        })
+    };
+    let buf = |len: usize, seed: usize| -> Result<CudaBuffer<f32>> {
+        Ok(dev.upload(&pattern(len, seed, 1.0))?)
+    };
+
+    for (ty, rows, cols) in [
+        (GgmlType::Q4_1, HIDDEN, HIDDEN),
+        (GgmlType::Q4_1, FFN, HIDDEN),
+        (GgmlType::Q4_1, HIDDEN, FFN),
+        (GgmlType::Q8_0, VOCAB, HIDDEN),
+    ] {
+        let bytes = quantize_matrix(ty, &pattern(rows * cols, rows, 0.1), rows, cols)?;
+        let w = CudaMatrix::upload(dev, &QMatrix::new(ty, rows, cols, &bytes)?)?;
+        let x = buf(cols, 1)?;
+        let mut y = dev.zeros::<f32>(rows)?;
+        let t = cuda_time(dev, || cuda::matmul(dev, &w, &x, 1, &mut y))?;
+        let name = if ty == GgmlType::Q8_0 {
+            "matmul_q8_0"
+        } else {
+            "matmul_q4_1"
+        };
+        time(name, format!("{rows}x{cols}, 1 token"), t);
+    }
+
+    let x = buf(HIDDEN, 2)?;
+    let weight = buf(HIDDEN, 3)?;
+    let mut h = dev.zeros::<f32>(HIDDEN)?;
+    let t = cuda_time(dev, || cuda::rms_norm_f32(dev, &x, &weight, 1e-5, &mut h))?;
+    time("rms_norm_f32", format!("1x{HIDDEN}"), t);
+
+    let mut q = buf(HEADS * HEAD_DIM, 4)?;
+    let positions = dev.upload(&[CONTEXT as u32 - 1])?;
+    let t = cuda_time(dev, || {
+        cuda::rope_f32(
+            dev,
+            &mut q,
+            HEAD_DIM,
+            &positions,
+            10_000.0,
+            RopeMode::Normal,
+        )
+    })?;
+    time("rope_f32", format!("{HEADS} heads of {HEAD_DIM}"), t);
+
+    let blocks = CONTEXT / BLOCK;
+    let pool_len = blocks * BLOCK * KV_HEADS * HEAD_DIM;
+    let mut pool = CudaKvPool::new(
+        buf(pool_len, 5)?,
+        buf(pool_len, 6)?,
+        BLOCK,
+        KV_HEADS,
+        HEAD_DIM,
+    )?;
+    let table: Vec<u32> = (0..blocks as u32).rev().collect();
+    let mut attn = dev.zeros::<f32>(HEADS * HEAD_DIM)?;
+    let scale = 1.0 / (HEAD_DIM as f32).sqrt();
+    let t = cuda_time(dev, || {
+        cuda::attention_paged_f32(dev, &q, &pool, &table, CONTEXT, scale, &mut attn)
+    })?;
+    time(
+        "attention_paged_f32",
+        format!("{HEADS}/{KV_HEADS} heads of {HEAD_DIM}, context {CONTEXT}"),
+        t,
+    );
+
+    let gate = buf(FFN, 7)?;
+    let upv = buf(FFN, 8)?;
+    let mut ffn = dev.zeros::<f32>(FFN)?;
+    let t = cuda_time(dev, || cuda::silu_mul_f32(dev, &gate, &upv, &mut ffn))?;
+    time("silu_mul_f32", format!("{FFN}"), t);
+
+    let mut logits = buf(VOCAB, 9)?;
+    let t = cuda_time(dev, || cuda::softmax_f32(dev, &mut logits, VOCAB))?;
+    time("softmax_f32", format!("1x{VOCAB}"), t);
+
+    let t = cuda_time(dev, || cuda::kv_block_copy_f32(dev, &mut pool, &[(0, 1)]))?;
+    time("kv_block_copy_f32", format!("1 block of {BLOCK} tokens"), t);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,22 +1,33 @@
-//! `agentc profile`: measures this machine and writes a device profile that `agentc build
-//! --profile` uses instead of datasheet figures.
+//! `agentc profile`: measures this machine (or one of its CUDA devices) and writes a device
+//! profile that `agentc build --profile` uses instead of datasheet figures.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agentc_kernels::{CudaDevice, Device, DeviceSpec};
 use agentc_placement::profile::{MeasuredFlops, OpTiming, PROFILE_FORMAT_VERSION};
 use agentc_placement::{DeviceProfile, OpKind};
-use agentc_runtime::profile::{engine_timings, matmul_throughput, memory_bandwidth_gbs};
+use agentc_runtime::profile::{
+    cuda_profile, engine_timings, matmul_throughput, memory_bandwidth_gbs,
+};
 use agentc_runtime::{Engine, EngineOptions};
+use anyhow::bail;
 use clap::Args;
 
 use super::write_output;
 
+/// The catalog type a CPU profile is for unless `--device-type` says otherwise.
+const DEFAULT_CPU_TYPE: &str = "dev-2core";
+
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
-    /// Catalog device type this machine is (see `compiler/placement/catalog/hardware.yaml`).
-    #[arg(long, default_value = "dev-2core")]
-    pub device_type: String,
+    /// What to measure: `cpu`, or a CUDA device `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Catalog device type measured (see `compiler/placement/catalog/hardware.yaml`); default
+    /// `dev-2core` for the CPU, required for a CUDA device (e.g. `h100-sxm`).
+    #[arg(long)]
+    pub device_type: Option<String>,
     /// GGUF model whose prefill and decode to time (skipped if the file is absent).
     #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
     pub model: PathBuf,
@@ -28,6 +39,17 @@ pub struct ProfileArgs {
 }
 
 pub fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    match Device::open(args.device)? {
+        Device::Cpu => profile_cpu(args),
+        Device::Cuda(dev) => profile_cuda(args, &dev),
+    }
+}
+
+fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    let device_type = args
+        .device_type
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CPU_TYPE.to_string());
     eprintln!("measuring memory bandwidth ...");
     let bandwidth = memory_bandwidth_gbs(args.threads)?;
     eprintln!("  {bandwidth:.1} GB/s");
@@ -72,11 +94,9 @@ pub fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     }
     let profile = DeviceProfile {
         format_version: PROFILE_FORMAT_VERSION,
-        device_type: args.device_type,
+        device_type,
         measured_at: now_rfc3339(),
-        host: std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_string()),
+        host: host_name(),
         memory_bandwidth_gbs: bandwidth,
         matmul_gflops: MeasuredFlops {
             fp32: f32_gflops,
@@ -88,6 +108,66 @@ pub fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     };
     write_output(args.output.as_deref(), &(profile.to_json()? + "\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Measures a CUDA device with the CUDA kernels. The profile has the CPU path's format:
+/// bandwidth is a device-to-device copy; `fp32` is `matmul_f16`'s rate (f16 weights, f32
+/// arithmetic: there is no f32-weight kernel) and `int8` is `matmul_q4_1`'s (the quantized-weights
+/// path the cost model prices as int8, as the CPU path's Q8_0 rate is); `op_overhead_us` is the
+/// device time of a one-element launch. Per-kernel timings at a decode step's shapes go to
+/// standard error; prefill/decode op timings come once the engine runs on CUDA.
+fn profile_cuda(args: ProfileArgs, dev: &CudaDevice) -> anyhow::Result<ExitCode> {
+    let Some(device_type) = args.device_type else {
+        bail!(
+            "--device-type is required with --device {}: name the catalog type of this GPU \
+             (e.g. h100-sxm; see compiler/placement/catalog/hardware.yaml)",
+            args.device
+        );
+    };
+    let (major, minor) = dev.compute_capability()?;
+    eprintln!(
+        "{}: {} (compute {major}.{minor}); compiling kernels and measuring ...",
+        args.device,
+        dev.name()?
+    );
+    let p = cuda_profile(dev)?;
+    eprintln!("  copy bandwidth {:.1} GB/s", p.bandwidth_gbs);
+    eprintln!(
+        "  matmul 4096x4096 x 128 tokens: f16 {:.1} GFLOP/s, q4_1 {:.1} GFLOP/s",
+        p.f16_gflops, p.q4_1_gflops
+    );
+    eprintln!("  launch overhead {:.2} us", p.launch_overhead_us);
+    eprintln!("  kernels at SmolLM2-135M decode shapes:");
+    for k in &p.kernels {
+        eprintln!(
+            "    {:<20} {:<40} {:>9.2} us",
+            k.kernel,
+            k.shape,
+            k.seconds * 1e6
+        );
+    }
+    let profile = DeviceProfile {
+        format_version: PROFILE_FORMAT_VERSION,
+        device_type,
+        measured_at: now_rfc3339(),
+        host: host_name(),
+        memory_bandwidth_gbs: p.bandwidth_gbs,
+        matmul_gflops: MeasuredFlops {
+            fp32: p.f16_gflops,
+            fp16: None,
+            int8: Some(p.q4_1_gflops),
+        },
+        op_overhead_us: Some(p.launch_overhead_us),
+        op_timings: Vec::new(),
+    };
+    write_output(args.output.as_deref(), &(profile.to_json()? + "\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
 }
 
 /// UTC now as RFC 3339, without a date crate: days since the epoch to a civil date.

@@ -181,3 +181,44 @@ fn shipped_schema_is_current() {
         "run `agentc schema > docs/workflow.schema.json`"
     );
 }
+
+#[test]
+fn profile_rejects_unknown_devices() {
+    let out = agentc(&["profile", "--device", "gpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: invalid value 'gpu' for '--device <DEVICE>': unknown device `gpu`; expected `cpu` or `cuda:N` (e.g. `cuda:0`)\n"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Without the `cuda` feature a CUDA device is a clear error, before anything is measured.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn profile_on_cuda_without_cuda_support_says_how_to_get_it() {
+    let out = agentc(&["profile", "--device", "cuda:0", "--device-type", "h100-sxm"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        text(&out.stderr),
+        "error: agentc was built without CUDA support; rebuild with --features cuda\n"
+    );
+}
+
+/// With the feature: on a machine without a GPU, the reason; with one, the missing device type.
+#[cfg(feature = "cuda")]
+#[test]
+fn profile_on_cuda_names_what_is_missing() {
+    let out = agentc(&["profile", "--device", "cuda:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: no CUDA device: ")
+            || err.starts_with("error: --device-type is required with --device cuda:0"),
+        "{err}"
+    );
+}
