@@ -45,6 +45,16 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 /// outstanding ops than the least loaded device of the pool.
 pub const AFFINITY_SLACK_OPS: u32 = 2;
 
+/// What the simulator needs from a placement: the solver's operator graph, the device it chose
+/// for each op, and the workflow's SLA.
+#[derive(Debug, Clone)]
+pub struct PlacedGraph {
+    pub graph: crate::graph::OpGraph,
+    /// Device of each op, indexed by [`OpId`].
+    pub assignment: Vec<DeviceId>,
+    pub sla_s: f64,
+}
+
 /// Order in which a device serves ready work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +85,10 @@ pub struct SimSettings {
     pub max_batch: usize,
     /// Keep one [`OpRecord`] per op executed (for tests and traces; memory grows with runs).
     pub record_ops: bool,
+    /// Simulate runs of identical decode steps (same members, nothing else could join) as one
+    /// event, cut short at the next step boundary when new work arrives. Same results, far
+    /// fewer events; off only to check exactly that.
+    pub fuse_steps: bool,
 }
 
 impl Default for SimSettings {
@@ -85,6 +99,7 @@ impl Default for SimSettings {
             token_budget: DEFAULT_TOKEN_BUDGET,
             max_batch: DEFAULT_MAX_BATCH,
             record_ops: false,
+            fuse_steps: true,
         }
     }
 }

@@ -325,3 +325,54 @@ fn bad_inputs_give_exact_errors() {
          `n/h100-sxm#0` has 1310720 bytes left after the weights"
     );
 }
+
+#[test]
+fn fused_decode_steps_give_the_same_results_as_single_steps() {
+    let catalog = HardwareCatalog::builtin().expect("catalog");
+    let cluster = Cluster::from_yaml_str(
+        "name: two
+pricing: { mode: on_demand }
+nodes:
+  - name: n
+    devices:
+      - { type: xeon-8480p, count: 2 }
+      - { type: h100-sxm, count: 2 }
+      - { type: l4, count: 2 }
+",
+        "two.yaml",
+        &catalog,
+    )
+    .expect("cluster");
+    let cost = CostModel::new(&cluster, CostSettings::default()).expect("cost");
+    let graph = agentc_placement::synthetic::agent_workflow(30, 5, &llama_8b()).expect("graph");
+    let priced = cost.price(&graph);
+    let placement =
+        agentc_placement::PlacementSolver::new(&priced, agentc_placement::SolverSettings::new(1e3))
+            .and_then(|s| s.solve())
+            .expect("placement");
+    let arrivals = Arrivals::poisson(3.0, 300, 11).expect("arrivals");
+    let run = |fuse_steps: bool| {
+        let settings = SimSettings {
+            fuse_steps,
+            ..SimSettings::default()
+        };
+        Simulation::new(&cost, &priced, &placement.assignment, 30.0, settings)
+            .expect("sim")
+            .run(&arrivals)
+            .expect("report")
+    };
+    let (fused, single) = (run(true), run(false));
+    let near = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12);
+    assert_eq!(fused.batch_steps, single.batch_steps);
+    assert_eq!(fused.cache_hits, single.cache_hits);
+    assert!(near(fused.latency_mean_s, single.latency_mean_s));
+    assert!(near(fused.latency_p99_s, single.latency_p99_s));
+    assert!(near(
+        fused.usd_per_1k_runs_busy,
+        single.usd_per_1k_runs_busy
+    ));
+    println!(
+        "fused vs single steps: {} steps, p99 {} s vs {} s, mean batch {:.2} tokens",
+        fused.batch_steps, fused.latency_p99_s, single.latency_p99_s, fused.mean_batch_tokens
+    );
+}

@@ -38,8 +38,15 @@ enum Current {
         run: usize,
         op: usize,
     },
-    /// Members of the step and the tokens each processes in it.
-    Step(Vec<(usize, u64)>),
+    /// `steps` identical batch steps of `step_s` from `start`: the members and the tokens each
+    /// processes per step, and the token budget the members leave unused.
+    Step {
+        members: Vec<(usize, u64)>,
+        start: f64,
+        step_s: f64,
+        steps: u64,
+        budget_left: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -52,6 +59,8 @@ struct DeviceState {
     kv: KvMemory,
     /// Ops dispatched here and not finished (for join-the-shortest-queue).
     load: u32,
+    /// Bumped when fused steps are cut short, so the superseded completion event is ignored.
+    generation: u64,
     busy_s: f64,
     ops: u64,
     steps: u64,
@@ -108,6 +117,7 @@ pub(super) fn run(sim: &Simulation<'_>, arrivals: &[f64]) -> Result<SimReport> {
                 current: Current::Idle,
                 kv: KvMemory::new(c.max(0.0)),
                 load: 0,
+                generation: 0,
                 busy_s: 0.0,
                 ops: 0,
                 steps: 0,
@@ -143,8 +153,10 @@ pub(super) fn run(sim: &Simulation<'_>, arrivals: &[f64]) -> Result<SimReport> {
                 engine.enqueue(run, op, device);
                 Some(device)
             }
-            EventKind::DeviceDone { device } => {
-                engine.device_done(device, now);
+            EventKind::DeviceDone { device, generation } => {
+                if engine.devices[device].generation == generation {
+                    engine.device_done(device, now);
+                }
                 Some(device)
             }
             EventKind::External { run, op } => {
@@ -295,6 +307,7 @@ impl Engine<'_, '_> {
 
     fn try_start(&mut self, d: usize, now: f64) {
         if !matches!(self.devices[d].current, Current::Idle) {
+            self.cut_fused_steps(d, now);
             return;
         }
         let dev = &self.devices[d];
@@ -325,8 +338,14 @@ impl Engine<'_, '_> {
         let dev = &mut self.devices[d];
         dev.current = Current::Single { run, op };
         dev.busy_s += busy;
-        self.events
-            .push(now + busy, EventKind::DeviceDone { device: d });
+        let generation = dev.generation;
+        self.events.push(
+            now + busy,
+            EventKind::DeviceDone {
+                device: d,
+                generation,
+            },
+        );
     }
 
     /// Forms and starts one batch step; false if no sequence can run.
@@ -360,6 +379,7 @@ impl Engine<'_, '_> {
         let sim = self.sim;
         let mut flops = Flops::default();
         let mut bytes = sim.weights[model];
+        let mut step_tokens = 0;
         for &(s, tokens) in &members {
             let Some(b) = sim.ops[self.seqs[s].op].batch.as_ref() else {
                 continue;
@@ -369,16 +389,101 @@ impl Engine<'_, '_> {
             flops.fp16 += b.flops_per_token.fp16 * t;
             flops.int8 += b.flops_per_token.int8 * t;
             bytes += b.bytes_per_token * t;
-            self.counters.step_tokens += tokens;
+            step_tokens += tokens;
         }
-        let step = sim.cost.step_s(DeviceId(d), &flops, bytes).unwrap_or(0.0);
+        let step_s = sim.cost.step_s(DeviceId(d), &flops, bytes).unwrap_or(0.0);
+        let budget_left = sim.settings.token_budget.saturating_sub(step_tokens);
+        // Identical decode steps until the first member finishes, when nothing else could join.
+        let steps = if self.fusable(d, &members, budget_left) {
+            members
+                .iter()
+                .map(|&(s, _)| self.seqs[s].remaining)
+                .min()
+                .unwrap_or(1)
+                .max(1)
+        } else {
+            1
+        };
+        self.counters.step_tokens += step_tokens * steps;
         let dev = &mut self.devices[d];
-        dev.busy_s += step;
-        dev.steps += 1;
-        dev.current = Current::Step(members);
-        self.events
-            .push(now + step, EventKind::DeviceDone { device: d });
+        dev.busy_s += step_s * steps as f64;
+        dev.steps += steps;
+        dev.current = Current::Step {
+            members,
+            start: now,
+            step_s,
+            steps,
+            budget_left,
+        };
+        let generation = dev.generation;
+        self.events.push(
+            now + step_s * steps as f64,
+            EventKind::DeviceDone {
+                device: d,
+                generation,
+            },
+        );
         true
+    }
+
+    /// Whether the next step on `d` would have the same members as this one: all are running
+    /// decodes, every running sequence is a member, and no waiting sequence or single op could
+    /// be taken instead or in addition.
+    fn fusable(&self, d: usize, members: &[(usize, u64)], budget_left: u64) -> bool {
+        let dev = &self.devices[d];
+        self.sim.settings.fuse_steps
+            && dev.single.is_empty()
+            && (dev.waiting.is_empty()
+                || budget_left == 0
+                || dev.running.len() >= self.sim.settings.max_batch)
+            && dev.running.len() == members.len()
+            && members.iter().all(|&(s, _)| self.seqs[s].decode)
+    }
+
+    /// New work reached `d` during fused steps: end them at the next step boundary so the work
+    /// is considered there, as it would be between two real steps.
+    fn cut_fused_steps(&mut self, d: usize, now: f64) {
+        let Current::Step {
+            members,
+            start,
+            step_s,
+            steps,
+            budget_left,
+        } = &self.devices[d].current
+        else {
+            return;
+        };
+        if *steps <= 1 || self.fusable(d, members, *budget_left) {
+            return;
+        }
+        let (start, step_s, steps) = (*start, *step_s, *steps);
+        let tokens: u64 = members.iter().map(|&(_, t)| t).sum();
+        let done = if step_s > 0.0 {
+            ((now - start) / step_s).floor() as u64
+        } else {
+            steps
+        };
+        let keep = (done + 1).min(steps);
+        if keep >= steps {
+            return;
+        }
+        let dropped = steps - keep;
+        self.counters.step_tokens -= tokens * dropped;
+        let dev = &mut self.devices[d];
+        dev.busy_s -= step_s * dropped as f64;
+        dev.steps -= dropped;
+        dev.generation += 1;
+        if let Current::Step { steps, .. } = &mut dev.current {
+            *steps = keep;
+        }
+        let generation = dev.generation;
+        self.events.push(
+            start + step_s * keep as f64,
+            EventKind::DeviceDone {
+                device: d,
+                generation,
+            },
+        );
     }
 
     /// The members of a step of `model` on device `d` and their tokens: running decodes (one
@@ -451,10 +556,10 @@ impl Engine<'_, '_> {
                 self.devices[d].ops += 1;
                 self.op_done(run, op, now);
             }
-            Current::Step(members) => {
+            Current::Step { members, steps, .. } => {
                 for (s, tokens) in members {
                     let seq = &mut self.seqs[s];
-                    seq.remaining = seq.remaining.saturating_sub(tokens);
+                    seq.remaining = seq.remaining.saturating_sub(tokens * steps);
                     if seq.remaining > 0 {
                         continue;
                     }

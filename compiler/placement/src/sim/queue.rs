@@ -15,8 +15,9 @@ pub(super) enum EventKind {
         op: usize,
         device: usize,
     },
-    /// Device `device` finished its current op or batch step.
-    DeviceDone { device: usize },
+    /// Device `device` finished its current op or batch steps, unless it has since been given
+    /// a newer `generation` (a run of fused steps cut short).
+    DeviceDone { device: usize, generation: u64 },
     /// The external part (a tool's remote latency) of op `op` of run `run` ended.
     External { run: usize, op: usize },
 }
@@ -116,7 +117,13 @@ mod tests {
     #[test]
     fn events_pop_by_time_then_insertion_order() {
         let mut q = EventQueue::default();
-        q.push(2.0, EventKind::DeviceDone { device: 0 });
+        q.push(
+            2.0,
+            EventKind::DeviceDone {
+                device: 0,
+                generation: 0,
+            },
+        );
         q.push(1.0, EventKind::Arrival { run: 1 });
         q.push(1.0, EventKind::Arrival { run: 2 });
         q.push(0.5, EventKind::External { run: 0, op: 3 });
@@ -127,7 +134,13 @@ mod tests {
                 (0.5, EventKind::External { run: 0, op: 3 }),
                 (1.0, EventKind::Arrival { run: 1 }),
                 (1.0, EventKind::Arrival { run: 2 }),
-                (2.0, EventKind::DeviceDone { device: 0 }),
+                (
+                    2.0,
+                    EventKind::DeviceDone {
+                        device: 0,
+                        generation: 0
+                    }
+                ),
             ]
         );
     }
