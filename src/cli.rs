@@ -3,6 +3,7 @@
 mod build;
 mod generate;
 mod profile;
+mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,10 @@ enum Command {
     /// Measure this machine (memory bandwidth, matmul throughput, engine prefill/decode) and
     /// write a device profile for `agentc build --profile`.
     Profile(profile::ProfileArgs),
+    /// Compile and place a workflow on a cluster, then simulate runs arriving (Poisson at
+    /// `--rps` or from `--trace`) and report goodput within the SLA, latency percentiles,
+    /// utilisation per device type, prefix-cache hits and $ per 1k runs.
+    Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -68,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::build(args),
         Command::Generate(args) => generate::generate(args),
         Command::Profile(args) => profile::profile(args),
+        Command::Simulate(args) => simulate::simulate(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)
