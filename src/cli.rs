@@ -4,6 +4,7 @@ mod build;
 mod generate;
 mod profile;
 mod run;
+mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,10 @@ enum Command {
     /// Compile a workflow for this machine and run it on inputs (`--input k=v`, or a JSONL
     /// file with `--batch`), printing its outputs as JSON and its run statistics.
     Run(run::RunArgs),
+    /// Compile and place a workflow on a cluster, then simulate runs arriving (Poisson at
+    /// `--rps` or from `--trace`) and report goodput within the SLA, latency percentiles,
+    /// utilisation per device type, prefix-cache hits and $ per 1k runs.
+    Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -73,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::generate(args),
         Command::Profile(args) => profile::profile(args),
         Command::Run(args) => run::run(args),
+        Command::Simulate(args) => simulate::simulate(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

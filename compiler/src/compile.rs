@@ -13,6 +13,8 @@ pub struct Compiled {
     pub exec_mlir: String,
     /// The placement report, when a cluster was given.
     pub report: Option<crate::report::PlanReport>,
+    /// The operator graph and the devices the solver chose, when a placement was found.
+    pub placed: Option<agentc_placement::sim::PlacedGraph>,
     pub passes: Vec<PassReport>,
     /// Emitting and verifying the `agent` module.
     pub emit_micros: u128,
@@ -41,6 +43,7 @@ pub fn compile(graph: &WorkflowGraph, file: &str, options: &CompileOptions) -> R
         tokens: options.tokens,
         batch: options.batch,
         place: options.place,
+        placed: std::cell::OnceCell::new(),
     };
     let passes = Pipeline::standard().run(&cx, &mut module)?;
     let report = match options.place {
@@ -59,6 +62,7 @@ pub fn compile(graph: &WorkflowGraph, file: &str, options: &CompileOptions) -> R
     Ok(Compiled {
         exec_mlir,
         report,
+        placed: cx.placed.into_inner(),
         passes,
         emit_micros,
         print_micros: start.elapsed().as_micros(),

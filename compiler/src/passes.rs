@@ -27,6 +27,9 @@ pub struct PassContext<'c, 't> {
     pub batch: usize,
     /// The cluster and cost settings to place for; without them `place` changes nothing.
     pub place: Option<&'t place::PlaceInput<'t>>,
+    /// Set by `place` when it finds a placement: the solver's graph and assignment, for the
+    /// simulator.
+    pub placed: std::cell::OnceCell<agentc_placement::sim::PlacedGraph>,
 }
 
 /// One pass: transforms the module in place (or replaces it) and says whether anything changed.

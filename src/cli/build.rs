@@ -69,7 +69,7 @@ pub struct BuildArgs {
 }
 
 /// Everything placement needs, loaded from the command line's files.
-fn place_input(
+pub(super) fn place_input(
     args: &BuildArgs,
     graph: &WorkflowGraph,
     dir: &Path,

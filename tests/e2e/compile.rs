@@ -37,6 +37,7 @@ fn ir_after_each_pass() {
             tokens: &CharEstimate,
             batch: 1,
             place: None,
+            placed: Default::default(),
         };
         let mut index = 0;
         Pipeline::standard()

@@ -13,7 +13,7 @@
 use crate::catalog::{DeviceClass, DeviceType, Dtype};
 use crate::cluster::{Cluster, DeviceId};
 use crate::error::{Error, Result};
-use crate::graph::{Op, OpGraph, OpId, OpKind};
+use crate::graph::{Flops, Op, OpGraph, OpId, OpKind};
 use crate::profile::DeviceProfile;
 
 const GIGA: f64 = 1e9;
@@ -156,6 +156,38 @@ impl<'c> CostModel<'c> {
             .map_or(t.op_overhead_s, |us| us * MICRO)
     }
 
+    /// `max(t_compute, t_memory)` of `flops` and `bytes` streamed on a device type.
+    fn roofline_s(&self, type_index: usize, flops: &Flops, bytes: f64) -> f64 {
+        let compute: f64 = Dtype::ALL
+            .iter()
+            .map(|&d| {
+                let f = flops.get(d);
+                if f > 0.0 {
+                    f / self.flops_per_s(type_index, d)
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        compute.max(bytes / self.bandwidth(type_index))
+    }
+
+    /// Time of one step of continuous batching on `device`: one forward pass doing `flops` and
+    /// streaming `bytes` (each batched model's weights once plus every member's KV reads), plus
+    /// one op overhead; `None` if the cluster has no such device. A batch-1 decode of m tokens is
+    /// m such steps, so their sum is [`CostModel::op_cost`]'s roofline figure for it. Measured
+    /// per-op timings of a profile do not apply to mixed batches; its measured FLOP/s, bandwidth
+    /// and overhead do.
+    pub fn step_s(&self, device: DeviceId, flops: &Flops, bytes: f64) -> Option<f64> {
+        let dev = self.cluster.device(device)?;
+        Some(self.roofline_s(dev.type_index, flops, bytes) + self.overhead(dev.type_index))
+    }
+
+    /// The cluster this model prices.
+    pub fn cluster(&self) -> &'c Cluster {
+        self.cluster
+    }
+
     /// Cost of `op` on `device`, or `None` if the op cannot run there (host-only op on a GPU).
     pub fn op_cost(&self, graph: &OpGraph, op: &Op, device: DeviceId) -> Option<OpCost> {
         let dev = self.cluster.device(device)?;
@@ -169,19 +201,8 @@ impl<'c> CostModel<'c> {
             .as_ref()
             .and_then(|p| p.timing_for(op.kind, model_name));
         let roofline = || {
-            let compute: f64 = Dtype::ALL
-                .iter()
-                .map(|&d| {
-                    let f = w.flops.get(d);
-                    if f > 0.0 {
-                        f / self.flops_per_s(dev.type_index, d)
-                    } else {
-                        0.0
-                    }
-                })
-                .sum();
-            let memory = w.bytes_streamed() / self.bandwidth(dev.type_index);
-            compute.max(memory) + f64::from(w.steps) * self.overhead(dev.type_index)
+            self.roofline_s(dev.type_index, &w.flops, w.bytes_streamed())
+                + f64::from(w.steps) * self.overhead(dev.type_index)
         };
         let busy = match timing {
             // A decode timing is measured at batch 1, so its per-token figure is the time of one

@@ -35,6 +35,9 @@ pub enum Error {
     /// Solver settings were out of range.
     #[error("invalid solver settings: {0}")]
     Settings(String),
+    /// The simulation's inputs were out of range (empty cluster, no arrivals, bad rate).
+    #[error("invalid simulation: {0}")]
+    Simulation(String),
 }
 
 /// `Result` with this crate's [`Error`].

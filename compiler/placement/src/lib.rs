@@ -12,6 +12,7 @@ pub mod error;
 pub mod graph;
 pub mod profile;
 pub mod report;
+pub mod sim;
 pub mod solver;
 pub mod synthetic;
 mod yaml;
@@ -23,6 +24,7 @@ pub use error::{Error, Result};
 pub use graph::{ModelShape, Op, OpGraph, OpGraphBuilder, OpId, OpKind, PrefixGroupId, Work};
 pub use profile::DeviceProfile;
 pub use report::PlacementReport;
+pub use sim::{Arrivals, Dispatch, QueuePolicy, SimReport, SimSettings, Simulation};
 pub use solver::{
     Assessment, HomogeneousOption, Infeasibility, Placement, PlacementSolver, SolveMethod,
     SolverSettings,

@@ -199,3 +199,32 @@ fn a_decode_timing_prices_steps_not_tokens() {
         64.0 * 0.005
     ));
 }
+
+#[test]
+fn batch_steps_of_a_lone_decode_add_up_to_its_op_cost() {
+    let cluster = cluster();
+    let cost = CostModel::new(&cluster, CostSettings::default()).expect("model");
+    let m = llama_8b();
+    let steps = 16u64;
+    let graph = single(OpKind::Decode, Work::decode(&m, 0, steps));
+    let w = &graph.ops()[0].work;
+    // Each step does 1/steps of the FLOPs and KV reads and streams the weights once.
+    let mut per_step = w.flops;
+    per_step.fp16 /= steps as f64;
+    let step = cost
+        .step_s(
+            H100,
+            &per_step,
+            w.bytes_read / steps as f64 + m.weight_bytes,
+        )
+        .expect("device exists");
+    assert!(close(step * steps as f64, busy(&cost, &graph, H100)));
+    // A decode step is bandwidth-bound: weights / (3350 GB/s x 0.8) plus the overhead, when the
+    // context is empty at the first step.
+    let first = Work::decode(&m, 0, 1);
+    let first_step = cost
+        .step_s(H100, &first.flops, first.bytes_read + m.weight_bytes)
+        .expect("device exists");
+    assert!(close(first_step, 16e9 / (3350e9 * 0.8) + 20e-6));
+    assert_eq!(cost.step_s(DeviceId(99), &first.flops, 0.0), None);
+}

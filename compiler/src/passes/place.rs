@@ -504,6 +504,12 @@ impl Pass for Place {
             }
             Err(e) => return Err(place_error(e)),
         };
+        // Set once per module: `place` runs once per pipeline.
+        let _ = cx.placed.set(agentc_placement::sim::PlacedGraph {
+            graph: graph.clone(),
+            assignment: placement.assignment.clone(),
+            sla_s,
+        });
         let device_name = |d: agentc_placement::DeviceId| {
             input
                 .cluster

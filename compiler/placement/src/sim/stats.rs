@@ -1,0 +1,146 @@
+//! Turning the simulation's raw measurements into a [`SimReport`].
+
+use super::{DeviceStats, OpRecord, SimReport, Simulation};
+
+/// Counts gathered while simulating.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Counters {
+    pub cache_lookups: u64,
+    pub cache_hits: u64,
+    pub kv_evictions: u64,
+    pub step_tokens: u64,
+    pub link_usd: f64,
+}
+
+const RUNS_PER_REPORTED_COST: f64 = 1000.0;
+
+/// The `q`-quantile (0 < q <= 1) of sorted `values` by the nearest-rank method.
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Assembles the report; `busy[d]` is (busy seconds, ops served, batch steps) of device `d`.
+pub(super) fn report(
+    sim: &Simulation<'_>,
+    arrivals: &[f64],
+    completion: &[f64],
+    busy: &[(f64, u64, u64)],
+    counters: &Counters,
+    op_log: Vec<OpRecord>,
+) -> SimReport {
+    let mut latencies: Vec<f64> = arrivals
+        .iter()
+        .zip(completion)
+        .filter(|(_, c)| c.is_finite())
+        .map(|(a, c)| c - a)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let completed = latencies.len();
+    let first = arrivals.first().copied().unwrap_or(0.0);
+    let last = completion
+        .iter()
+        .copied()
+        .filter(|c| c.is_finite())
+        .fold(first, f64::max);
+    let duration = last - first;
+    let per_s = |count: f64| {
+        if duration > 0.0 {
+            count / duration
+        } else {
+            0.0
+        }
+    };
+    // Within the SLA, with the solver's tolerance for floating-point sums.
+    let limit = sim.sla_s * (1.0 + 1e-9);
+    let within = latencies.iter().filter(|&&l| l <= limit).count();
+    let devices = sim.priced.devices();
+    let type_names = sim.priced.type_names();
+    let busy_usd: f64 = devices
+        .iter()
+        .zip(busy)
+        .map(|(d, (b, _, _))| b * d.usd_per_s)
+        .sum::<f64>()
+        + counters.link_usd;
+    let provisioned_usd: f64 = devices.iter().map(|d| d.usd_per_s * duration).sum();
+    let per_1k = |usd: f64| {
+        if completed > 0 {
+            usd / completed as f64 * RUNS_PER_REPORTED_COST
+        } else {
+            0.0
+        }
+    };
+    let steps: u64 = busy.iter().map(|(_, _, s)| s).sum();
+    SimReport {
+        runs: arrivals.len(),
+        completed,
+        sla_s: sim.sla_s,
+        policy: sim.settings.policy,
+        dispatch: sim.settings.dispatch,
+        duration_s: duration,
+        throughput_rps: per_s(completed as f64),
+        goodput_rps: per_s(within as f64),
+        sla_attainment: if arrivals.is_empty() {
+            0.0
+        } else {
+            within as f64 / arrivals.len() as f64
+        },
+        latency_mean_s: if completed > 0 {
+            latencies.iter().sum::<f64>() / completed as f64
+        } else {
+            0.0
+        },
+        latency_p50_s: percentile(&latencies, 0.50),
+        latency_p95_s: percentile(&latencies, 0.95),
+        latency_p99_s: percentile(&latencies, 0.99),
+        latency_max_s: latencies.last().copied().unwrap_or(0.0),
+        usd_per_1k_runs_busy: per_1k(busy_usd),
+        usd_per_1k_runs_provisioned: per_1k(provisioned_usd),
+        cache_hit_rate: if counters.cache_lookups > 0 {
+            counters.cache_hits as f64 / counters.cache_lookups as f64
+        } else {
+            0.0
+        },
+        cache_lookups: counters.cache_lookups,
+        cache_hits: counters.cache_hits,
+        cache_evictions: counters.kv_evictions,
+        batch_steps: steps,
+        mean_batch_tokens: if steps > 0 {
+            counters.step_tokens as f64 / steps as f64
+        } else {
+            0.0
+        },
+        devices: devices
+            .iter()
+            .zip(busy)
+            .map(|(d, &(b, ops, steps))| DeviceStats {
+                device: d.name.clone(),
+                device_type: type_names.get(d.type_index).cloned().unwrap_or_default(),
+                busy_s: b,
+                utilization: per_s(b),
+                ops,
+                batch_steps: steps,
+            })
+            .collect(),
+        op_log,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.95), 95.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert_eq!(percentile(&[3.0], 0.5), 3.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
