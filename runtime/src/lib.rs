@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod kv;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
