@@ -66,6 +66,38 @@ impl Matmul {
     }
 }
 
+impl Matmul {
+    /// Several matrices over the same input, their outputs side by side in each row of `out`
+    /// (`n_tokens` rows of the parts' summed widths): one kernel call over `stacked` when the
+    /// kernels have it, else one call per part.
+    pub fn run_parts(
+        &self,
+        parts: &[&QuantTensor],
+        stacked: Option<&agentc_kernels::PackedMatrix>,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if let (Some(context), Some(stacked)) = (&self.kernels, stacked) {
+            return Ok(agentc_kernels::matmul(stacked, x, n_tokens, out, context)?);
+        }
+        let width: usize = parts.iter().map(|p| p.rows).sum();
+        let mut at = 0;
+        for part in parts {
+            let mut part_out = vec![0.0f32; n_tokens * part.rows];
+            self.run(part, x, n_tokens, &mut part_out)?;
+            for (row, src) in out
+                .chunks_exact_mut(width)
+                .zip(part_out.chunks_exact(part.rows))
+            {
+                row[at..at + part.rows].copy_from_slice(src);
+            }
+            at += part.rows;
+        }
+        Ok(())
+    }
+}
+
 /// `out[t][r] = dot(w[r], x[t])` for `n_tokens` activation rows `x` (`n_tokens * w.cols`
 /// values), token-major output (`n_tokens * w.rows` values). Runs on the current rayon pool.
 pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
@@ -176,19 +208,40 @@ pub struct AttentionScratch {
     query: Vec<f32>,
 }
 
-/// The keys and values one query head attends to: `positions` rows of the head's width, each
-/// row starting `stride` values after the previous one (the KV heads of a position are adjacent).
+/// The keys and values one query head attends to, in a paged KV store: position `p` is slot
+/// `p % block_size` of block `blocks[p / block_size]`, whose row starts at
+/// `(block * block_size + slot) * stride`; the head's values start `offset` into the row.
 #[derive(Clone, Copy, Debug)]
 pub struct KvHead<'a> {
     pub keys: &'a [f32],
     pub values: &'a [f32],
-    pub positions: usize,
+    pub blocks: &'a [u32],
+    pub block_size: usize,
     pub stride: usize,
+    pub offset: usize,
+    /// Positions visible to the query (`0..positions`).
+    pub positions: usize,
+}
+
+impl KvHead<'_> {
+    /// Start of each visible position's head row, in order (no division per position).
+    #[inline(always)]
+    fn rows(&self) -> impl Iterator<Item = usize> + '_ {
+        let (bs, stride, offset) = (self.block_size, self.stride, self.offset);
+        self.blocks
+            .iter()
+            .flat_map(move |&b| {
+                let base = b as usize * bs * stride + offset;
+                (0..bs).map(move |slot| base + slot * stride)
+            })
+            .take(self.positions)
+    }
 }
 
 /// Causal attention of one query head over `kv` (f16-rounded), following ggml's non-flash path:
 /// the query is rounded to f16 for the score dot products, softmax sums in f64, and the
-/// probabilities are rounded to f16 before weighting the values.
+/// probabilities are rounded to f16 before weighting the values. The result depends only on
+/// the query and the visible positions' values, never on how they are laid out in blocks.
 pub fn attend(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -209,12 +262,6 @@ fn attend_avx2(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut Att
 
 #[inline(always)]
 fn attend_portable(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
-    let KvHead {
-        keys,
-        values,
-        positions,
-        stride: kv_stride,
-    } = kv;
     let head_dim = query.len();
     let scale = 1.0 / (head_dim as f32).sqrt();
     scratch.query.clear();
@@ -222,9 +269,8 @@ fn attend_portable(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut
     round_to_f16(&mut scratch.query, &mut scratch.halves);
     let scores = &mut scratch.scores;
     scores.clear();
-    for p in 0..positions {
-        let k = &keys[p * kv_stride..p * kv_stride + head_dim];
-        scores.push(dot_f32(&scratch.query, k) * scale);
+    for at in kv.rows() {
+        scores.push(dot_f32(&scratch.query, &kv.keys[at..at + head_dim]) * scale);
     }
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum = 0.0f64;
@@ -238,9 +284,8 @@ fn attend_portable(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut
     }
     round_to_f16(scores, &mut scratch.halves);
     out.fill(0.0);
-    for (p, &weight) in scratch.scores.iter().enumerate() {
-        let v = &values[p * kv_stride..p * kv_stride + head_dim];
-        for (o, &vv) in out.iter_mut().zip(v) {
+    for (at, &weight) in kv.rows().zip(scratch.scores.iter()) {
+        for (o, &vv) in out.iter_mut().zip(&kv.values[at..at + head_dim]) {
             *o += weight * vv;
         }
     }
@@ -318,8 +363,11 @@ mod tests {
         let kv = KvHead {
             keys: &[0.5, 0.5],
             values: &[2.0, -1.0],
-            positions: 1,
+            blocks: &[0],
+            block_size: 1,
             stride: 2,
+            offset: 0,
+            positions: 1,
         };
         attend(&[1.0, 0.0], kv, &mut out, &mut AttentionScratch::default());
         assert_eq!(out, [2.0, -1.0]);
