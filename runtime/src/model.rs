@@ -35,11 +35,13 @@ pub struct SeqChunk<'a> {
     pub logits: bool,
 }
 
-/// Where one activation row of a batch comes from.
-#[derive(Clone, Copy, Debug)]
+/// Where one activation row of a batch comes from, and its RoPE angles (the same in every
+/// layer, so computed once per pass).
+#[derive(Clone, Debug)]
 struct Row {
     chunk: usize,
     position: usize,
+    angles: Vec<(f32, f32)>,
 }
 
 impl LlamaModel {
@@ -155,9 +157,15 @@ impl LlamaModel {
                     vocab_size: self.config.vocab_size,
                 });
             }
-            rows.extend((chunk.start..end).map(|position| Row {
-                chunk: index,
-                position,
+            let rope = ops::Rope::for_config(&self.config);
+            rows.extend((chunk.start..end).map(|position| {
+                let mut angles = Vec::new();
+                rope.angles(position, &mut angles);
+                Row {
+                    chunk: index,
+                    position,
+                    angles,
+                }
             }));
         }
         Ok(rows)
@@ -195,8 +203,8 @@ impl LlamaModel {
             add_bias(q, layer.bq.as_deref());
             add_bias(k, layer.bk.as_deref());
             add_bias(v, layer.bv.as_deref());
-            rope.apply(q, r.position);
-            rope.apply(k, r.position);
+            rope.apply_angles(q, &r.angles);
+            rope.apply_angles(k, &r.angles);
             let block = chunks[r.chunk].blocks[r.position / block_size];
             kv.write(index, block, r.position % block_size, k, v);
         }
@@ -208,7 +216,7 @@ impl LlamaModel {
             ops::AttentionScratch::default,
             |scratch, (i, out)| {
                 let (t, head) = (i / c.n_head, i % c.n_head);
-                let r = rows[t];
+                let r = &rows[t];
                 let query = &qkv[t * width + head * head_dim..t * width + (head + 1) * head_dim];
                 let kv = ops::KvHead {
                     keys,
