@@ -15,6 +15,10 @@ use crate::kv::{BlockId, KvStore};
 use crate::ops::{self, Matmul, MatmulBackend};
 use crate::weights::{LayerWeights, LlamaWeights};
 
+/// Attention work (visible positions summed over query heads) below which one thread does it
+/// all: about 20 microseconds, the order of a thread-pool wake-up.
+const PARALLEL_ATTENTION_WORK: usize = 2048;
+
 #[derive(Debug)]
 pub struct LlamaModel {
     config: LlamaConfig,
@@ -212,24 +216,34 @@ impl LlamaModel {
         let (keys, values) = kv.layer(index);
         let group = c.n_head / c.n_head_kv;
         let mut attended = vec![0.0f32; n * c.n_embd];
-        attended.par_chunks_mut(head_dim).enumerate().for_each_init(
-            ops::AttentionScratch::default,
-            |scratch, (i, out)| {
-                let (t, head) = (i / c.n_head, i % c.n_head);
-                let r = &rows[t];
-                let query = &qkv[t * width + head * head_dim..t * width + (head + 1) * head_dim];
-                let kv = ops::KvHead {
-                    keys,
-                    values,
-                    blocks: chunks[r.chunk].blocks,
-                    block_size,
-                    stride: kv_dim,
-                    offset: (head / group) * head_dim,
-                    positions: r.position + 1,
-                };
-                ops::attend(query, kv, out, scratch);
-            },
-        );
+        let head = |scratch: &mut ops::AttentionScratch, (i, out): (usize, &mut [f32])| {
+            let (t, head) = (i / c.n_head, i % c.n_head);
+            let r = &rows[t];
+            let query = &qkv[t * width + head * head_dim..t * width + (head + 1) * head_dim];
+            let kv = ops::KvHead {
+                keys,
+                values,
+                blocks: chunks[r.chunk].blocks,
+                block_size,
+                stride: kv_dim,
+                offset: (head / group) * head_dim,
+                positions: r.position + 1,
+            };
+            ops::attend(query, kv, out, scratch);
+        };
+        let work: usize = rows.iter().map(|r| (r.position + 1) * c.n_head).sum();
+        if work < PARALLEL_ATTENTION_WORK {
+            // Short contexts: waking the pool costs more than the attention itself.
+            let mut scratch = ops::AttentionScratch::default();
+            for task in attended.chunks_mut(head_dim).enumerate() {
+                head(&mut scratch, task);
+            }
+        } else {
+            attended
+                .par_chunks_mut(head_dim)
+                .enumerate()
+                .for_each_init(ops::AttentionScratch::default, head);
+        }
         let mut projected = vec![0.0f32; n * c.n_embd];
         self.matmul.run(&layer.wo, &attended, n, &mut projected)?;
         for (xv, p) in x.iter_mut().zip(&projected) {
