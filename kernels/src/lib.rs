@@ -56,3 +56,4 @@ pub use matmul::{
     Isa, KernelContext, PackedMatrix, QMatrix, ROW_GROUP, matmul, matmul_q8, matmul_ref,
 };
 pub use ops::{RopeMode, rms_norm_f32, rope_f32, silu_mul_f32, softmax_f32};
+pub use simd::exp_f32;

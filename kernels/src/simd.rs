@@ -47,7 +47,7 @@ pub(crate) use dispatch;
 /// Relative error about 2e-7 for `x` in [-87.3, 88.3]; 0 below (so `exp(-inf) = 0`), and the
 /// value at 88.3 above (finite; callers pass `x <= 0` or want saturation).
 #[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
+pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that `n * LN2_HI` is exact for |n| <= 128.
     const LN2_HI: f32 = 0.693_359_4;

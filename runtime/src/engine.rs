@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
 
 use crate::error::{Error, Result};
-use crate::model::LlamaModel;
+use crate::kv::{BlockId, KvStore};
+use crate::model::{LlamaModel, SeqChunk};
 use crate::ops::{Matmul, MatmulBackend};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::text_stream::TextStream;
@@ -213,8 +214,32 @@ impl Engine {
 
     /// Logits after `tokens`, from a fresh sequence (for tests and scoring).
     pub fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let mut cache = self.model.new_cache(self.context_length);
-        self.pool.install(|| self.model.forward(tokens, &mut cache))
+        let mut sequence = self.solo_sequence(tokens.len())?;
+        self.pool.install(|| sequence.forward(&self.model, tokens))
+    }
+
+    pub(crate) fn model(&self) -> &LlamaModel {
+        &self.model
+    }
+
+    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
+    }
+
+    /// A private KV store for one sequence of up to `positions` positions.
+    fn solo_sequence(&self, positions: usize) -> Result<SoloSequence> {
+        if positions > self.context_length {
+            return Err(Error::ContextFull {
+                needed: positions,
+                capacity: self.context_length,
+            });
+        }
+        let blocks = positions.div_ceil(SOLO_BLOCK_SIZE).max(1);
+        Ok(SoloSequence {
+            kv: self.model.new_kv_store(SOLO_BLOCK_SIZE, blocks)?,
+            blocks: (0..blocks as BlockId).collect(),
+            len: 0,
+        })
     }
 
     /// Teacher forcing: the logits the model gives before each token of `continuation`, after
@@ -224,15 +249,15 @@ impl Engine {
         prompt: &[u32],
         continuation: &[u32],
     ) -> Result<Vec<Vec<f32>>> {
-        let mut cache = self.model.new_cache(self.context_length);
+        let mut sequence = self.solo_sequence(prompt.len() + continuation.len())?;
         self.pool.install(|| {
             let mut rows = Vec::with_capacity(continuation.len());
             if continuation.is_empty() {
                 return Ok(rows);
             }
-            rows.push(self.model.forward(prompt, &mut cache)?);
+            rows.push(sequence.forward(&self.model, prompt)?);
             for &token in &continuation[..continuation.len() - 1] {
-                rows.push(self.model.forward(&[token], &mut cache)?);
+                rows.push(sequence.forward(&self.model, &[token])?);
             }
             Ok(rows)
         })
@@ -268,7 +293,7 @@ impl Engine {
                 capacity: self.context_length,
             });
         }
-        let mut cache = self.model.new_cache(self.context_length);
+        let mut sequence = self.solo_sequence(needed)?;
         let mut sampler = Sampler::new(request.sampling.clone());
         let mut timings = Timings {
             prompt_tokens: prompt_tokens.len(),
@@ -282,7 +307,7 @@ impl Engine {
         let started = Instant::now();
         let mut logits = self
             .pool
-            .install(|| self.model.forward(&prompt_tokens, &mut cache))?;
+            .install(|| sequence.forward(&self.model, &prompt_tokens))?;
         let mut decode_started = None;
         while tokens.len() < request.max_tokens {
             let token = sampler.sample(&logits);
@@ -320,7 +345,7 @@ impl Engine {
             if !last {
                 logits = self
                     .pool
-                    .install(|| self.model.forward(&[token], &mut cache))?;
+                    .install(|| sequence.forward(&self.model, &[token]))?;
             }
         }
         if let Some(decode_started) = decode_started {
@@ -334,6 +359,34 @@ impl Engine {
             finish_reason,
             timings,
         })
+    }
+}
+
+/// Block size of the single-sequence path's private KV store (results do not depend on it).
+const SOLO_BLOCK_SIZE: usize = 16;
+
+/// One sequence with a KV store of its own (the `Engine::generate` path).
+struct SoloSequence {
+    kv: KvStore,
+    blocks: Vec<BlockId>,
+    len: usize,
+}
+
+impl SoloSequence {
+    /// Appends `tokens` and returns the logits after the last one.
+    fn forward(&mut self, model: &LlamaModel, tokens: &[u32]) -> Result<Vec<f32>> {
+        let chunk = SeqChunk {
+            blocks: &self.blocks,
+            start: self.len,
+            tokens,
+            logits: true,
+        };
+        let logits = model
+            .forward(&[chunk], &mut self.kv)?
+            .pop()
+            .ok_or_else(|| Error::InvalidRequest("no tokens to process".to_owned()))?;
+        self.len += tokens.len();
+        Ok(logits)
     }
 }
 

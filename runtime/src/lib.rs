@@ -1,10 +1,11 @@
-//! The agentc runtime. This first part is the LLM engine's CPU path: GGUF weights, a llama
-//! forward pass with a per-sequence KV cache, sampling, and a single-sequence generation API.
+//! The agentc runtime. This first part is the LLM engine's CPU path: GGUF weights, a batched
+//! llama forward pass over a paged KV cache, sampling, the single-sequence generation API and
+//! the serving engine (continuous batching with prefix sharing).
 
 pub mod engine;
 pub mod error;
 pub mod json_constraint;
-pub mod kv_cache;
+pub mod kv;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -1,19 +1,51 @@
 //! The llama forward pass (also qwen2, which adds Q/K/V biases): RMSNorm, RoPE, grouped-query
-//! attention over the KV cache, SwiGLU feed-forward, tied or separate output projection.
+//! attention over a paged KV store, SwiGLU feed-forward, tied or separate output projection.
+//!
+//! One pass runs a batch of sequence chunks: every token of every chunk goes through each
+//! matmul together (one read of the weights serves them all), and each token attends to its
+//! own sequence's blocks. Every kernel computes a row independently of the other rows, so a
+//! token's result does not depend on what else is in the batch: batched, chunked, prefix-cached
+//! and one-at-a-time generation give bit-identical logits.
 
 use agentc_model::{GgufFile, LlamaConfig};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::kv_cache::KvCache;
+use crate::kv::{BlockId, KvStore};
 use crate::ops::{self, Matmul, MatmulBackend};
 use crate::weights::{LayerWeights, LlamaWeights};
+
+/// Attention work (visible positions summed over query heads) below which one thread does it
+/// all: about 20 microseconds, the order of a thread-pool wake-up.
+const PARALLEL_ATTENTION_WORK: usize = 2048;
 
 #[derive(Debug)]
 pub struct LlamaModel {
     config: LlamaConfig,
     weights: LlamaWeights,
     matmul: Matmul,
+}
+
+/// A run of consecutive tokens of one sequence, for one forward pass.
+#[derive(Clone, Copy, Debug)]
+pub struct SeqChunk<'a> {
+    /// The sequence's block table: position `p` lives in slot `p % block_size` of
+    /// `blocks[p / block_size]`. Must cover `start + tokens.len()` positions.
+    pub blocks: &'a [BlockId],
+    /// Position of `tokens[0]`; positions `0..start` must already be in the blocks.
+    pub start: usize,
+    pub tokens: &'a [u32],
+    /// Whether to return the logits after the chunk's last token.
+    pub logits: bool,
+}
+
+/// Where one activation row of a batch comes from, and its RoPE angles (the same in every
+/// layer, so computed once per pass).
+#[derive(Clone, Debug)]
+struct Row {
+    chunk: usize,
+    position: usize,
+    angles: Vec<(f32, f32)>,
 }
 
 impl LlamaModel {
@@ -35,44 +67,112 @@ impl LlamaModel {
         &self.config
     }
 
-    /// A cache sized for this model holding at most `capacity` positions.
-    pub fn new_cache(&self, capacity: usize) -> KvCache {
-        KvCache::new(self.config.n_layer, self.config.kv_dim(), capacity)
+    /// A KV store of `num_blocks` blocks of `block_size` positions for this model.
+    pub fn new_kv_store(&self, block_size: usize, num_blocks: usize) -> Result<KvStore> {
+        KvStore::new(
+            self.config.n_layer,
+            self.config.kv_dim(),
+            block_size,
+            num_blocks,
+        )
     }
 
-    /// Runs `tokens` (at positions `cache.len()..`) through the model, appends their keys and
-    /// values to `cache`, and returns the logits of the last token. Call it on a rayon pool.
-    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+    /// Bytes one KV block of `block_size` positions takes.
+    pub fn kv_block_bytes(&self, block_size: usize) -> usize {
+        KvStore::block_bytes(self.config.n_layer, self.config.kv_dim(), block_size)
+    }
+
+    /// Runs every chunk's tokens through the model in one pass, storing their keys and values in
+    /// `kv`, and returns the logits after the last token of each chunk that asks for them (in
+    /// chunk order). Call it on a rayon pool.
+    pub fn forward(&self, chunks: &[SeqChunk<'_>], kv: &mut KvStore) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
-        let n = tokens.len();
+        let rows = self.rows(chunks, kv)?;
+        let n = rows.len();
         if n == 0 {
             return Err(Error::InvalidRequest("no tokens to process".to_owned()));
         }
-        cache.reserve(n)?;
         let mut x = vec![0.0f32; n * c.n_embd];
-        for (&token, row) in tokens.iter().zip(x.chunks_exact_mut(c.n_embd)) {
-            if token as usize >= c.vocab_size {
-                return Err(Error::TokenOutOfRange {
-                    id: token,
-                    vocab_size: c.vocab_size,
-                });
-            }
+        let tokens = chunks.iter().flat_map(|chunk| chunk.tokens);
+        for (&token, row) in tokens.zip(x.chunks_exact_mut(c.n_embd)) {
             self.weights
                 .token_embedding
                 .dequantize_row(token as usize, row);
         }
         for (index, layer) in self.weights.layers.iter().enumerate() {
-            self.attention_block(index, layer, &mut x, cache)?;
+            self.attention_block(index, layer, &mut x, &rows, chunks, kv)?;
             self.feed_forward_block(layer, &mut x)?;
         }
-        cache.advance(n);
 
-        let mut last = x[(n - 1) * c.n_embd..].to_vec();
+        // The last row of each chunk that wants logits.
+        let mut last = Vec::new();
+        let mut end = 0;
+        for chunk in chunks {
+            end += chunk.tokens.len();
+            if chunk.logits {
+                last.extend_from_slice(&x[(end - 1) * c.n_embd..end * c.n_embd]);
+            }
+        }
+        let wanted = last.len() / c.n_embd;
+        if wanted == 0 {
+            return Ok(Vec::new());
+        }
         ops::rms_norm(&mut last, &self.weights.output_norm, c.rms_eps);
         let output = self.weights.output_projection();
-        let mut logits = vec![0.0f32; output.rows];
-        self.matmul.run(output, &last, 1, &mut logits)?;
-        Ok(logits)
+        let mut logits = vec![0.0f32; wanted * output.rows];
+        self.matmul.run(output, &last, wanted, &mut logits)?;
+        Ok(logits
+            .chunks_exact(output.rows)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Checks the chunks against the model and the store and lists the batch's rows.
+    fn rows(&self, chunks: &[SeqChunk<'_>], kv: &KvStore) -> Result<Vec<Row>> {
+        let mut rows = Vec::with_capacity(chunks.iter().map(|c| c.tokens.len()).sum());
+        for (index, chunk) in chunks.iter().enumerate() {
+            if chunk.tokens.is_empty() {
+                return Err(Error::InvalidRequest("a chunk has no tokens".to_owned()));
+            }
+            let end = chunk.start + chunk.tokens.len();
+            if end > chunk.blocks.len() * kv.block_size() {
+                return Err(Error::ContextFull {
+                    needed: end,
+                    capacity: chunk.blocks.len() * kv.block_size(),
+                });
+            }
+            if let Some(&block) = chunk
+                .blocks
+                .iter()
+                .find(|&&b| b as usize >= kv.num_blocks())
+            {
+                return Err(Error::InvalidRequest(format!(
+                    "KV block {block} is outside the store of {} blocks",
+                    kv.num_blocks()
+                )));
+            }
+            if let Some(&id) = chunk
+                .tokens
+                .iter()
+                .find(|&&t| t as usize >= self.config.vocab_size)
+            {
+                return Err(Error::TokenOutOfRange {
+                    id,
+                    vocab_size: self.config.vocab_size,
+                });
+            }
+            let rope = ops::Rope::for_config(&self.config);
+            rows.extend((chunk.start..end).map(|position| {
+                let mut angles = Vec::new();
+                rope.angles(position, &mut angles);
+                Row {
+                    chunk: index,
+                    position,
+                    angles,
+                }
+            }));
+        }
+        Ok(rows)
     }
 
     fn attention_block(
@@ -80,51 +180,70 @@ impl LlamaModel {
         index: usize,
         layer: &LayerWeights,
         x: &mut [f32],
-        cache: &mut KvCache,
+        rows: &[Row],
+        chunks: &[SeqChunk<'_>],
+        kv: &mut KvStore,
     ) -> Result<()> {
         let c = &self.config;
-        let n = x.len() / c.n_embd;
+        let n = rows.len();
         let (head_dim, kv_dim) = (c.head_dim(), c.kv_dim());
-        let start = cache.len();
+        let width = c.n_embd + 2 * kv_dim;
 
         let mut h = x.to_vec();
         ops::rms_norm(&mut h, &layer.attn_norm, c.rms_eps);
-        let mut q = vec![0.0f32; n * c.n_embd];
-        let mut k = vec![0.0f32; n * kv_dim];
-        let mut v = vec![0.0f32; n * kv_dim];
-        self.matmul.run(&layer.wq, &h, n, &mut q)?;
-        self.matmul.run(&layer.wk, &h, n, &mut k)?;
-        self.matmul.run(&layer.wv, &h, n, &mut v)?;
-        add_bias(&mut q, layer.bq.as_deref());
-        add_bias(&mut k, layer.bk.as_deref());
-        add_bias(&mut v, layer.bv.as_deref());
+        let mut qkv = vec![0.0f32; n * width];
+        self.matmul.run_parts(
+            &[&layer.wq, &layer.wk, &layer.wv],
+            layer.qkv.as_ref(),
+            &h,
+            n,
+            &mut qkv,
+        )?;
         let rope = ops::Rope::for_config(c);
-        for t in 0..n {
-            rope.apply(&mut q[t * c.n_embd..(t + 1) * c.n_embd], start + t);
-            rope.apply(&mut k[t * kv_dim..(t + 1) * kv_dim], start + t);
+        let block_size = kv.block_size();
+        for (row, r) in qkv.chunks_exact_mut(width).zip(rows) {
+            let (q, rest) = row.split_at_mut(c.n_embd);
+            let (k, v) = rest.split_at_mut(kv_dim);
+            add_bias(q, layer.bq.as_deref());
+            add_bias(k, layer.bk.as_deref());
+            add_bias(v, layer.bv.as_deref());
+            rope.apply_angles(q, &r.angles);
+            rope.apply_angles(k, &r.angles);
+            let block = chunks[r.chunk].blocks[r.position / block_size];
+            kv.write(index, block, r.position % block_size, k, v);
         }
-        cache.append(index, &k, &v);
 
-        let (keys, values) = cache.layer(index);
+        let (keys, values) = kv.layer(index);
         let group = c.n_head / c.n_head_kv;
         let mut attended = vec![0.0f32; n * c.n_embd];
-        attended.par_chunks_mut(head_dim).enumerate().for_each_init(
-            ops::AttentionScratch::default,
-            |scratch, (i, out)| {
-                let (t, head) = (i / c.n_head, i % c.n_head);
-                let kv_offset = (head / group) * head_dim;
-                let query =
-                    &q[t * c.n_embd + head * head_dim..t * c.n_embd + (head + 1) * head_dim];
-                let visible = start + t + 1;
-                let kv = ops::KvHead {
-                    keys: &keys[kv_offset..],
-                    values: &values[kv_offset..],
-                    positions: visible,
-                    stride: kv_dim,
-                };
-                ops::attend(query, kv, out, scratch);
-            },
-        );
+        let head = |scratch: &mut ops::AttentionScratch, (i, out): (usize, &mut [f32])| {
+            let (t, head) = (i / c.n_head, i % c.n_head);
+            let r = &rows[t];
+            let query = &qkv[t * width + head * head_dim..t * width + (head + 1) * head_dim];
+            let kv = ops::KvHead {
+                keys,
+                values,
+                blocks: chunks[r.chunk].blocks,
+                block_size,
+                stride: kv_dim,
+                offset: (head / group) * head_dim,
+                positions: r.position + 1,
+            };
+            ops::attend(query, kv, out, scratch);
+        };
+        let work: usize = rows.iter().map(|r| (r.position + 1) * c.n_head).sum();
+        if work < PARALLEL_ATTENTION_WORK {
+            // Short contexts: waking the pool costs more than the attention itself.
+            let mut scratch = ops::AttentionScratch::default();
+            for task in attended.chunks_mut(head_dim).enumerate() {
+                head(&mut scratch, task);
+            }
+        } else {
+            attended
+                .par_chunks_mut(head_dim)
+                .enumerate()
+                .for_each_init(ops::AttentionScratch::default, head);
+        }
         let mut projected = vec![0.0f32; n * c.n_embd];
         self.matmul.run(&layer.wo, &attended, n, &mut projected)?;
         for (xv, p) in x.iter_mut().zip(&projected) {
@@ -138,13 +257,25 @@ impl LlamaModel {
         let n = x.len() / c.n_embd;
         let mut h = x.to_vec();
         ops::rms_norm(&mut h, &layer.ffn_norm, c.rms_eps);
-        let mut gate = vec![0.0f32; n * c.n_ff];
-        let mut up = vec![0.0f32; n * c.n_ff];
-        self.matmul.run(&layer.w_gate, &h, n, &mut gate)?;
-        self.matmul.run(&layer.w_up, &h, n, &mut up)?;
-        ops::swiglu(&mut gate, &up);
+        let mut gate_up = vec![0.0f32; n * 2 * c.n_ff];
+        self.matmul.run_parts(
+            &[&layer.w_gate, &layer.w_up],
+            layer.gate_up.as_ref(),
+            &h,
+            n,
+            &mut gate_up,
+        )?;
+        let mut act = vec![0.0f32; n * c.n_ff];
+        for (a, row) in act
+            .chunks_exact_mut(c.n_ff)
+            .zip(gate_up.chunks_exact(2 * c.n_ff))
+        {
+            let (gate, up) = row.split_at(c.n_ff);
+            a.copy_from_slice(gate);
+            ops::swiglu(a, up);
+        }
         let mut down = vec![0.0f32; n * c.n_embd];
-        self.matmul.run(&layer.w_down, &gate, n, &mut down)?;
+        self.matmul.run(&layer.w_down, &act, n, &mut down)?;
         for (xv, d) in x.iter_mut().zip(&down) {
             *xv += d;
         }
@@ -154,10 +285,8 @@ impl LlamaModel {
 
 fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
     if let Some(bias) = bias {
-        for row in x.chunks_exact_mut(bias.len()) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
+        for (v, b) in x.iter_mut().zip(bias) {
+            *v += b;
         }
     }
 }

@@ -100,6 +100,8 @@ pub enum OpKind {
         model: String,
         /// The shared prefix (an `exec.kv_prefix` name) whose KV the plan expects reused.
         prefix: String,
+        /// Its estimated length in tokens (0 without a prefix).
+        prefix_tokens: usize,
     },
     Decode {
         model: String,
@@ -464,6 +466,7 @@ fn lower_op(op: &OperationRef<'_, '_>, name: &str) -> std::result::Result<Option
         exec::PREFILL => OpKind::Prefill {
             model: s("model"),
             prefix: s("prefix"),
+            prefix_tokens: attr_usize(op, "prefix_tokens"),
         },
         exec::DECODE => OpKind::Decode {
             model: s("model"),

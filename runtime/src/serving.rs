@@ -7,13 +7,17 @@
 //! resources at the next step. Admission is bounded: past `max_waiting` queued requests, `submit`
 //! answers [`SubmitError::Overloaded`] at once instead of queueing without limit.
 //!
-//! Waiting requests are served earliest deadline first (no deadline sorts last, ties in arrival
-//! order).
+//! Waiting requests are admitted earliest deadline first (no deadline sorts last, ties in
+//! arrival order). The scheduler runs steps of continuous batching (see [`scheduler`]): each
+//! forward pass carries one decode token of every running sequence plus chunks of pending
+//! prompts, up to `step_token_budget` tokens, over a paged KV cache whose blocks are shared
+//! between requests with a common prompt prefix.
 //!
 //! [`submit`]: ServingEngine::submit
 
+mod scheduler;
+
 use std::collections::BinaryHeap;
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::engine::{Engine, FinishReason, GenerateRequest, Prompt};
+use crate::engine::{Engine, FinishReason, GenerateRequest};
 use crate::error::Error;
 
 /// How the serving engine batches, caches and admits work.
@@ -62,6 +66,11 @@ impl Default for ServingConfig {
 pub struct SubmitOptions {
     /// When the result is needed; earlier deadlines are served first.
     pub deadline: Option<Instant>,
+    /// Retention hint: keep the KV of this many leading prompt tokens (whole blocks of them)
+    /// cached after the sequence ends, safe from eviction, until
+    /// [`ServingEngine::release_retained`] is called with the sequence's id. For a prefix that a
+    /// later step of the same workflow run will reuse. 0 retains nothing.
+    pub retain_prefix_tokens: usize,
 }
 
 /// Why a request was not admitted.
@@ -113,8 +122,16 @@ pub enum SequenceEvent {
 pub struct ServingStats {
     pub waiting: usize,
     pub running: usize,
+    /// KV blocks in use: held by running sequences or by the prefix cache.
     pub kv_blocks_used: usize,
     pub kv_blocks_total: usize,
+    /// KV blocks the prefix cache holds (some may also be in use by running sequences).
+    pub kv_blocks_cached: usize,
+    /// Sequences whose KV was freed under memory pressure, to be recomputed later.
+    pub preemptions: u64,
+    /// Forward passes run, and the tokens they carried (prefill chunks plus decodes).
+    pub steps: u64,
+    pub step_tokens: u64,
     /// Prompt tokens looked up in the prefix cache, and how many of them were found.
     pub prefix_query_tokens: u64,
     pub prefix_hit_tokens: u64,
@@ -178,6 +195,8 @@ struct Shared {
     next_id: AtomicU64,
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Requests the scheduler has taken from `queue` that have not started yet (they count
+    /// against `max_waiting` too).
     waiting: AtomicUsize,
     stats: Mutex<ServingStats>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -186,13 +205,15 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     pending: BinaryHeap<Pending>,
+    /// Sequence ids whose retained prefix may be released.
+    released: Vec<u64>,
     shut_down: bool,
 }
 
 struct Pending {
     id: u64,
     request: GenerateRequest,
-    deadline: Option<Instant>,
+    options: SubmitOptions,
     submitted: Instant,
     events: mpsc::UnboundedSender<SequenceEvent>,
     cancelled: Arc<AtomicBool>,
@@ -207,7 +228,7 @@ impl Pending {
         std::cmp::Reverse<u64>,
     ) {
         (
-            std::cmp::Reverse((self.deadline.is_none(), self.deadline)),
+            std::cmp::Reverse((self.options.deadline.is_none(), self.options.deadline)),
             std::cmp::Reverse(self.id),
         )
     }
@@ -239,6 +260,16 @@ impl ServingEngine {
                     .to_owned(),
             ));
         }
+        let blocks = scheduler::kv_blocks(&engine, &config);
+        if blocks == 0 {
+            return Err(Error::InvalidRequest(format!(
+                "serving config: kv_cache_mib = {} holds no KV block of {} positions ({} bytes); \
+                 raise kv_cache_mib or lower block_size",
+                config.kv_cache_mib,
+                config.block_size,
+                engine.model().kv_block_bytes(config.block_size)
+            )));
+        }
         let shared = Arc::new(Shared {
             engine,
             config,
@@ -246,14 +277,17 @@ impl ServingEngine {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             waiting: AtomicUsize::new(0),
-            stats: Mutex::new(ServingStats::default()),
+            stats: Mutex::new(ServingStats {
+                kv_blocks_total: blocks,
+                ..ServingStats::default()
+            }),
             worker: Mutex::new(None),
         });
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("agentc-scheduler".to_owned())
-                .spawn(move || run_scheduler(&shared))
+                .spawn(move || scheduler::run(&shared))
                 .map_err(|e| Error::InvalidRequest(format!("cannot start the scheduler: {e}")))?
         };
         *lock(&shared.worker) = Some(worker);
@@ -279,7 +313,7 @@ impl ServingEngine {
         if queue.shut_down {
             return Err(SubmitError::ShutDown);
         }
-        let waiting = queue.pending.len();
+        let waiting = queue.pending.len() + shared.waiting.load(Ordering::Relaxed);
         if waiting >= shared.config.max_waiting {
             return Err(SubmitError::Overloaded { waiting });
         }
@@ -289,12 +323,11 @@ impl ServingEngine {
         queue.pending.push(Pending {
             id,
             request,
-            deadline: options.deadline,
+            options,
             submitted: Instant::now(),
             events: sender,
             cancelled: Arc::clone(&cancelled),
         });
-        shared.waiting.store(queue.pending.len(), Ordering::Relaxed);
         drop(queue);
         shared.wake.notify_one();
         Ok(Sequence {
@@ -304,9 +337,17 @@ impl ServingEngine {
         })
     }
 
+    /// Ends the retention hint of sequence `id` (see [`SubmitOptions::retain_prefix_tokens`]):
+    /// its prefix's blocks become evictable again. Unknown ids are ignored.
+    pub fn release_retained(&self, id: u64) {
+        lock(&self.shared.queue).released.push(id);
+        self.shared.wake.notify_one();
+    }
+
     pub fn stats(&self) -> ServingStats {
         let mut stats = *lock(&self.shared.stats);
-        stats.waiting = self.shared.waiting.load(Ordering::Relaxed);
+        let queued = lock(&self.shared.queue).pending.len();
+        stats.waiting = queued + self.shared.waiting.load(Ordering::Relaxed);
         stats
     }
 
@@ -328,100 +369,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The scheduler loop: one request at a time, earliest deadline first.
-fn run_scheduler(shared: &Shared) {
-    loop {
-        let next = {
-            let mut queue = lock(&shared.queue);
-            loop {
-                if let Some(next) = queue.pending.pop() {
-                    shared.waiting.store(queue.pending.len(), Ordering::Relaxed);
-                    break Some(next);
-                }
-                if queue.shut_down {
-                    break None;
-                }
-                queue = shared
-                    .wake
-                    .wait(queue)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-        };
-        let Some(next) = next else { return };
-        if lock(&shared.queue).shut_down {
-            let _ = next
-                .events
-                .send(SequenceEvent::Failed(Error::InvalidRequest(
-                    "the serving engine shut down before this request started".to_owned(),
-                )));
-            continue;
-        }
-        serve_one(shared, next);
-    }
-}
-
-fn serve_one(shared: &Shared, pending: Pending) {
-    let Pending {
-        mut request,
-        submitted,
-        events,
-        cancelled,
-        ..
-    } = pending;
-    if cancelled.load(Ordering::Acquire) {
-        lock(&shared.stats).cancelled += 1;
-        return;
-    }
-    let fail = |error: Error| {
-        lock(&shared.stats).failed += 1;
-        let _ = events.send(SequenceEvent::Failed(error));
-    };
-    let prompt_tokens = match shared.engine.prompt_tokens(&request.prompt) {
-        Ok(tokens) => tokens,
-        Err(error) => return fail(error),
-    };
-    let _ = events.send(SequenceEvent::Started {
-        prompt_tokens: prompt_tokens.len(),
-        cached_tokens: 0,
-        queued: submitted.elapsed(),
-    });
-    request.prompt = Prompt::Tokens(prompt_tokens);
-    lock(&shared.stats).running = 1;
-    let outcome = shared.engine.generate_streaming(&request, |event| {
-        let _ = events.send(SequenceEvent::Token {
-            token: event.token,
-            text: event.text.to_owned(),
-        });
-        if cancelled.load(Ordering::Acquire) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    });
-    lock(&shared.stats).running = 0;
-    match outcome {
-        Ok(generation) => {
-            {
-                let mut stats = lock(&shared.stats);
-                if generation.finish_reason == FinishReason::Cancelled {
-                    stats.cancelled += 1;
-                } else {
-                    stats.finished += 1;
-                }
-                stats.prefix_query_tokens += generation.prompt_tokens.len() as u64;
-            }
-            let _ = events.send(SequenceEvent::Finished {
-                reason: generation.finish_reason,
-                usage: Usage {
-                    prompt_tokens: generation.prompt_tokens.len(),
-                    cached_tokens: 0,
-                    completion_tokens: generation.tokens.len(),
-                },
-                text: generation.text,
-            });
-        }
-        Err(error) => fail(error),
-    }
 }

@@ -72,12 +72,11 @@ impl QuantTensor {
         ))
     }
 
-    /// Frees the ggml-layout bytes of a packed matrix; afterwards only the kernels can use it.
+    /// Frees the ggml-layout bytes of a matrix the kernels read packed (on its own or stacked);
+    /// afterwards only the kernels can use it.
     fn release_plain_copy(&mut self) {
-        if self.packed.is_some() {
-            self.data = Vec::new();
-            self.scales = quant::BlockScales::default();
-        }
+        self.data = Vec::new();
+        self.scales = quant::BlockScales::default();
     }
 
     /// Whether the ggml-layout bytes are here (the reference matmul and row lookups need them).
@@ -133,6 +132,10 @@ pub struct LayerWeights {
     pub w_gate: QuantTensor,
     pub w_up: QuantTensor,
     pub w_down: QuantTensor,
+    /// Q, K and V stacked by rows for one kernel call (when their types match).
+    pub qkv: Option<PackedMatrix>,
+    /// The FFN gate and up projections stacked by rows.
+    pub gate_up: Option<PackedMatrix>,
 }
 
 /// All weights of a llama-style model.
@@ -177,6 +180,8 @@ impl LlamaWeights {
                 w_gate: QuantTensor::load(gguf, &name("ffn_gate.weight"), embd, ff)?,
                 w_up: QuantTensor::load(gguf, &name("ffn_up.weight"), embd, ff)?,
                 w_down: QuantTensor::load(gguf, &name("ffn_down.weight"), ff, embd)?,
+                qkv: None,
+                gate_up: None,
             });
         }
         let output = match gguf.tensor_info("output.weight") {
@@ -196,6 +201,20 @@ impl LlamaWeights {
     /// too when it doubles as the output projection).
     pub fn pack_for_kernels(&mut self) -> Result<()> {
         for layer in &mut self.layers {
+            // Matrices sharing an input are stacked, so one call (one pass of the thread pool,
+            // one quantization of the activations) computes them all.
+            layer.qkv = stack(&[&layer.wq, &layer.wk, &layer.wv])?;
+            layer.gate_up = stack(&[&layer.w_gate, &layer.w_up])?;
+            let mut matrices = vec![&mut layer.wo, &mut layer.w_down];
+            if layer.qkv.is_none() {
+                matrices.extend([&mut layer.wq, &mut layer.wk, &mut layer.wv]);
+            }
+            if layer.gate_up.is_none() {
+                matrices.extend([&mut layer.w_gate, &mut layer.w_up]);
+            }
+            for matrix in matrices {
+                matrix.pack()?;
+            }
             for matrix in [
                 &mut layer.wq,
                 &mut layer.wk,
@@ -205,7 +224,6 @@ impl LlamaWeights {
                 &mut layer.w_up,
                 &mut layer.w_down,
             ] {
-                matrix.pack()?;
                 matrix.release_plain_copy();
             }
         }
@@ -223,4 +241,17 @@ impl LlamaWeights {
     pub fn output_projection(&self) -> &QuantTensor {
         self.output.as_ref().unwrap_or(&self.token_embedding)
     }
+}
+
+/// `parts` packed as one matrix stacked by rows, or `None` when their types differ (then each
+/// is packed on its own).
+fn stack(parts: &[&QuantTensor]) -> Result<Option<PackedMatrix>> {
+    let mut matrices = Vec::with_capacity(parts.len());
+    for part in parts {
+        let Some(ty) = kernels_type(part.ty).filter(|_| part.ty == parts[0].ty) else {
+            return Ok(None);
+        };
+        matrices.push(QMatrix::new(ty, part.rows, part.cols, &part.data)?);
+    }
+    Ok(Some(PackedMatrix::pack_stacked(&matrices)?))
 }

@@ -9,14 +9,13 @@
 //! ops of that run are dropped, which cancels their LLM sequences and frees their KV blocks.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt, Shared, try_join_all};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value as Json;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::engine::{GenerateRequest, Prompt};
 use crate::error::{Error, Result};
@@ -112,46 +111,24 @@ enum Datum {
     Unit,
 }
 
-/// A prefill's result: the prompt, and a gate so that decodes forked from one prefill (the
-/// compiler's CSE of identical prompts) let the first one prefill and the rest reuse its KV.
+/// A prefill's result: the prompt to run. Decodes forked from one prefill (the compiler's CSE of
+/// identical prompts) each submit it; the serving engine computes the shared blocks once and
+/// the others find them in its prefix cache.
 #[derive(Debug)]
 struct Kv {
     tokens: Arc<Vec<u32>>,
     /// The prefill's predicted time, reported with the decode that runs it.
     predicted_ms: f64,
-    claimed: AtomicBool,
-    prefilled: AtomicBool,
-    ready: Notify,
+    /// Tokens of a prefix other calls of the run share: kept cached until the run ends.
+    retain_tokens: usize,
 }
 
 impl Kv {
-    fn new(tokens: Arc<Vec<u32>>, predicted_ms: f64) -> Self {
+    fn new(tokens: Arc<Vec<u32>>, predicted_ms: f64, retain_tokens: usize) -> Self {
         Self {
             tokens,
             predicted_ms,
-            claimed: AtomicBool::new(false),
-            prefilled: AtomicBool::new(false),
-            ready: Notify::new(),
-        }
-    }
-
-    /// True for the first caller: it prefills, the others wait for [`Kv::mark_prefilled`].
-    fn claim(&self) -> bool {
-        !self.claimed.swap(true, Ordering::AcqRel)
-    }
-
-    fn mark_prefilled(&self) {
-        self.prefilled.store(true, Ordering::Release);
-        self.ready.notify_waiters();
-    }
-
-    async fn wait_prefilled(&self) {
-        loop {
-            let notified = self.ready.notified();
-            if self.prefilled.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
+            retain_tokens,
         }
     }
 }
@@ -176,8 +153,19 @@ impl std::fmt::Debug for WorkflowRunner {
 /// Per-run state shared by its ops.
 struct RunCtx {
     outputs: Mutex<Vec<(String, Json)>>,
+    /// Sequences whose shared prefix is pinned until the run ends.
+    retained: Mutex<Vec<(ServingEngine, u64)>>,
     stats: Mutex<RunStats>,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
+}
+
+impl Drop for RunCtx {
+    /// The run is over (finished, failed or dropped): its shared prefixes may be evicted.
+    fn drop(&mut self) {
+        for (serving, id) in lock(&self.retained).drain(..) {
+            serving.release_retained(id);
+        }
+    }
 }
 
 impl RunCtx {
@@ -283,6 +271,7 @@ impl WorkflowRunner {
         let sla = Duration::from_secs_f64(self.program.sla_p95_ms / 1000.0);
         let ctx = RunCtx {
             outputs: Mutex::new(Vec::new()),
+            retained: Mutex::new(Vec::new()),
             stats: Mutex::new(RunStats {
                 sla_ms: self.program.sla_p95_ms,
                 ..RunStats::default()
@@ -470,9 +459,10 @@ impl<'a> Run<'a> {
                     .map_err(|e| fail(e.to_string()))?;
                 Datum::Tokens(Arc::new(tokens))
             }
-            OpKind::Prefill { .. } => match operands.into_iter().next() {
+            OpKind::Prefill { prefix_tokens, .. } => match operands.into_iter().next() {
                 Some(Datum::Tokens(tokens)) => {
-                    Datum::Kv(Arc::new(Kv::new(tokens, op.predicted_ms)))
+                    let retain = (*prefix_tokens).min(tokens.len());
+                    Datum::Kv(Arc::new(Kv::new(tokens, op.predicted_ms, retain)))
                 }
                 other => return Err(fail(format!("prefill expects token ids, got {other:?}"))),
             },
@@ -672,20 +662,21 @@ impl<'a> Run<'a> {
         deadline: Instant,
     ) -> std::result::Result<Datum, NodeError> {
         let fail = |message: String| NodeError::new(op, message);
-        let first = kv.claim();
-        if !first {
-            kv.wait_prefilled().await;
-        }
         let submitted = serving.submit(
             request,
             SubmitOptions {
                 deadline: Some(deadline),
+                retain_prefix_tokens: kv.retain_tokens,
             },
         );
         let mut sequence = match submitted {
-            Ok(sequence) => sequence,
+            Ok(sequence) => {
+                if kv.retain_tokens > 0 {
+                    lock(&self.ctx.retained).push((serving.clone(), sequence.id()));
+                }
+                sequence
+            }
             Err(error) => {
-                kv.mark_prefilled();
                 return Err(fail(format!("the LLM engine refused the call: {error}")));
             }
         };
@@ -703,9 +694,6 @@ impl<'a> Run<'a> {
                     stats.cached_tokens += cached_tokens;
                 }
                 SequenceEvent::Token { text, .. } => {
-                    if first {
-                        kv.mark_prefilled();
-                    }
                     self.ctx.emit(RunEvent::Token {
                         node: op.node.clone(),
                         text,
@@ -716,12 +704,10 @@ impl<'a> Run<'a> {
                     text = Some(t);
                 }
                 SequenceEvent::Failed(error) => {
-                    kv.mark_prefilled();
                     return Err(fail(error.to_string()));
                 }
             }
         }
-        kv.mark_prefilled();
         let text =
             text.ok_or_else(|| fail("the LLM engine ended the call without a result".to_owned()))?;
         Ok(Datum::Generated(text.into()))
