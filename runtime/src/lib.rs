@@ -1,5 +1,6 @@
 //! The agentc runtime. This first part is the LLM engine's CPU path: GGUF weights, a llama
-//! forward pass with a per-sequence KV cache, sampling, and a single-sequence generation API.
+//! forward pass with a per-sequence KV cache, sampling, a single-sequence generation API, the
+//! serving engine and its OpenAI-compatible HTTP server.
 
 pub mod engine;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod ops;
 pub mod profile;
 pub mod quant;
 pub mod sampling;
+pub mod server;
 pub mod serving;
 pub mod text_stream;
 pub mod weights;
@@ -21,6 +23,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use ops::MatmulBackend;
 pub use sampling::SamplingParams;
+pub use server::{AppState, model_id_from_path, router};
 pub use serving::{
     Sequence, SequenceEvent, ServingConfig, ServingEngine, ServingStats, SubmitError,
     SubmitOptions, Usage,
