@@ -3,6 +3,7 @@
 mod build;
 mod generate;
 mod profile;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ enum Command {
     /// Measure this machine (memory bandwidth, matmul throughput, engine prefill/decode) and
     /// write a device profile for `agentc build --profile`.
     Profile(profile::ProfileArgs),
+    /// Serve a GGUF model over an OpenAI-compatible HTTP API (/v1/completions,
+    /// /v1/chat/completions, /v1/models, /health, /metrics) until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::build(args),
         Command::Generate(args) => generate::generate(args),
         Command::Profile(args) => profile::profile(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)
