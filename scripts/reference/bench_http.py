@@ -18,19 +18,10 @@ import threading
 import time
 import urllib.parse
 
-FILLER = "The quick brown fox jumps over the lazy dog while the farmer watches from the porch. "
-# About 404 tokens with SmolLM2's tokenizer: 22 repetitions of an 18-token sentence plus a header.
-SHARED_PREFIX = "Read the story and answer the question.\n\n" + FILLER * 22 + "\n\n"
-QUESTIONS = [
-    "Question: who watches the fox? Answer:",
-    "Question: what does the fox jump over? Answer:",
-    "Question: where is the farmer? Answer:",
-    "Question: what colour is the fox? Answer:",
-    "Question: is the dog lazy? Answer:",
-    "Question: how many animals are there? Answer:",
-    "Question: what is the farmer doing? Answer:",
-    "Question: what is quick? Answer:",
-]
+# A prompt both models continue without stopping early (they count), so every request really
+# generates 64 tokens: about 400 shared tokens of counting, then a different count per request.
+SHARED_PREFIX = "Counting practice.\n" + ", ".join(str(n) for n in range(1, 103)) + "\n"
+QUESTIONS = [f"Now count on from {start}: {start}, {start + 1}," for start in range(200, 1000, 100)]
 MAX_TOKENS = 64
 
 
