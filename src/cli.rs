@@ -4,6 +4,7 @@ mod build;
 mod generate;
 mod profile;
 mod run;
+mod serve;
 mod simulate;
 
 use std::io::Write;
@@ -54,6 +55,9 @@ enum Command {
     /// `--rps` or from `--trace`) and report goodput within the SLA, latency percentiles,
     /// utilisation per device type, prefix-cache hits and $ per 1k runs.
     Simulate(simulate::SimulateArgs),
+    /// Serve a GGUF model over an OpenAI-compatible HTTP API (/v1/completions,
+    /// /v1/chat/completions, /v1/models, /health, /metrics) until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::profile(args),
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
-//! The agentc runtime. This first part is the LLM engine's CPU path: GGUF weights, a batched
-//! llama forward pass over a paged KV cache, sampling, the single-sequence generation API and
-//! the serving engine (continuous batching with prefix sharing).
+//! The agentc runtime: the LLM engine's CPU path (GGUF weights, a batched llama forward pass
+//! over a paged KV cache, sampling, the serving engine with continuous batching and prefix
+//! sharing, and its OpenAI-compatible HTTP server) and the workflow runtime that runs
+//! compiled plans.
 
 pub mod engine;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod profile;
 pub mod quant;
 pub mod sampling;
+pub mod server;
 pub mod serving;
 pub mod text_stream;
 pub mod value;
@@ -27,6 +29,7 @@ pub use error::{Error, Result};
 pub use ops::MatmulBackend;
 pub use plan::Program;
 pub use sampling::SamplingParams;
+pub use server::{AppState, model_id_from_path, router};
 pub use serving::{
     Sequence, SequenceEvent, ServingConfig, ServingEngine, ServingStats, SubmitError,
     SubmitOptions, Usage,

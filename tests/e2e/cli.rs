@@ -222,3 +222,85 @@ fn profile_on_cuda_names_what_is_missing() {
         "{err}"
     );
 }
+
+/// Kills the server when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `agentc serve --port 0` prints its address, answers a completion over HTTP, and is stopped.
+#[test]
+fn serve_answers_a_completion_over_http() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let model = crate::root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.exists() {
+        eprintln!(
+            "SKIPPED: {} is absent; run scripts/setup.sh",
+            model.display()
+        );
+        return;
+    }
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_agentc"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--served-model-name",
+                "smol",
+                "--model",
+            ])
+            .arg(&model)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("agentc runs"),
+    );
+    let stdout = child.0.stdout.take().expect("piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reads the first line");
+    let address = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+
+    let body = r#"{"model": "smol", "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}"#;
+    let mut socket = std::net::TcpStream::connect(&address).expect("connects");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("sets a timeout");
+    write!(
+        socket,
+        "POST /v1/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sends");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).expect("reads");
+    let (head, json) = response
+        .split_once("\r\n\r\n")
+        .expect("a header and a body");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let value: serde_json::Value = serde_json::from_str(json).expect("a JSON body");
+    assert_eq!(value["model"], "smol");
+    assert_eq!(value["object"], "text_completion");
+    assert_eq!(value["usage"]["completion_tokens"], 4);
+    assert_eq!(value["choices"][0]["finish_reason"], "length");
+    assert!(
+        value["choices"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+}

@@ -1,0 +1,467 @@
+//! The OpenAI API's request and response bodies, and the checks that turn a request into a
+//! [`GenerateRequest`]. Unknown fields are ignored, as OpenAI does.
+
+use std::hash::{BuildHasher, RandomState};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ChatMessage;
+use crate::engine::{Engine, FinishReason, GenerateRequest, Prompt};
+use crate::sampling::SamplingParams;
+use crate::serving::Usage;
+
+use super::error::ApiError;
+
+/// OpenAI's default `max_tokens` for `/v1/completions`.
+pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
+/// OpenAI's default temperature and top_p.
+const DEFAULT_TEMPERATURE: f32 = 1.0;
+const DEFAULT_TOP_P: f32 = 1.0;
+
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    pub model: Option<String>,
+    /// A string, an array of one string, an array of token ids or an array of one such array.
+    pub prompt: Value,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    /// An extension (vLLM's): keep the k most likely tokens; -1 or 0 keeps all.
+    pub top_k: Option<i64>,
+    pub seed: Option<u64>,
+    /// A string or a list of strings.
+    pub stop: Option<Value>,
+    pub n: Option<u64>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub model: Option<String>,
+    pub messages: Vec<ChatMessageIn>,
+    pub max_tokens: Option<u64>,
+    pub max_completion_tokens: Option<u64>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    /// An extension (vLLM's): keep the k most likely tokens; -1 or 0 keeps all.
+    pub top_k: Option<i64>,
+    pub seed: Option<u64>,
+    /// A string or a list of strings.
+    pub stop: Option<Value>,
+    pub n: Option<u64>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// The fields both endpoints share (copied out of either request: `#[serde(flatten)]` would lose
+/// the field names in error messages).
+#[derive(Debug, Default)]
+pub struct SamplingFields {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<i64>,
+    pub seed: Option<u64>,
+    pub stop: Option<Value>,
+    pub n: Option<u64>,
+    pub include_usage: bool,
+}
+
+macro_rules! sampling_fields {
+    ($request:expr) => {
+        SamplingFields {
+            temperature: $request.temperature,
+            top_p: $request.top_p,
+            top_k: $request.top_k,
+            seed: $request.seed,
+            stop: $request.stop.clone(),
+            n: $request.n,
+            include_usage: $request
+                .stream_options
+                .as_ref()
+                .is_some_and(|options| options.include_usage),
+        }
+    };
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatMessageIn {
+    pub role: String,
+    /// A string or an array of `{"type": "text", "text": ...}` parts.
+    pub content: Value,
+}
+
+const ROLES: [&str; 4] = ["system", "user", "assistant", "developer"];
+
+impl SamplingFields {
+    /// The sampling parameters and stop strings, checked.
+    fn check(&self) -> Result<(SamplingParams, Vec<String>), ApiError> {
+        if let Some(n) = self.n.filter(|&n| n != 1) {
+            return Err(ApiError::invalid(
+                "n",
+                format!("only n = 1 is supported, got {n}"),
+            ));
+        }
+        let temperature = self.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(ApiError::invalid(
+                "temperature",
+                format!("must be >= 0, got {temperature}"),
+            ));
+        }
+        let top_p = self.top_p.unwrap_or(DEFAULT_TOP_P);
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(ApiError::invalid(
+                "top_p",
+                format!("must be in (0, 1], got {top_p}"),
+            ));
+        }
+        let top_k = match self.top_k {
+            None | Some(-1) | Some(0) => 0,
+            Some(k) => usize::try_from(k).map_err(|_| {
+                ApiError::invalid("top_k", format!("must be -1 (all) or >= 1, got {k}"))
+            })?,
+        };
+        let seed = self
+            .seed
+            .unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()));
+        let stop = match &self.stop {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(ApiError::invalid(format!("stop[{i}]"), "must be a string")),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "stop",
+                    "must be a string or an array of strings",
+                ));
+            }
+        };
+        if stop.iter().any(String::is_empty) {
+            return Err(ApiError::invalid("stop", "stop strings must not be empty"));
+        }
+        let sampling = SamplingParams {
+            temperature,
+            top_k,
+            top_p,
+            seed,
+        };
+        Ok((sampling, stop))
+    }
+}
+
+/// A checked request, its prompt already tokenized.
+#[derive(Debug)]
+pub struct Checked {
+    pub request: GenerateRequest,
+}
+
+impl CompletionRequest {
+    pub fn sampling(&self) -> SamplingFields {
+        sampling_fields!(self)
+    }
+
+    pub fn check(&self, engine: &Engine) -> Result<Checked, ApiError> {
+        let prompt = match &self.prompt {
+            Value::String(text) => Prompt::Text(text.clone()),
+            Value::Array(items) => match items.as_slice() {
+                [Value::String(text)] => Prompt::Text(text.clone()),
+                [Value::Array(ids)] => Prompt::Tokens(token_ids(ids, "prompt[0]", engine)?),
+                ids if ids.iter().all(Value::is_number) && !ids.is_empty() => {
+                    Prompt::Tokens(token_ids(ids, "prompt", engine)?)
+                }
+                _ => return Err(prompt_shape_error()),
+            },
+            _ => return Err(prompt_shape_error()),
+        };
+        let (sampling, stop) = self.sampling().check()?;
+        let max_tokens = match self.max_tokens {
+            None => Some(DEFAULT_COMPLETION_MAX_TOKENS),
+            Some(n) => Some(positive("max_tokens", n)?),
+        };
+        finish_check(engine, prompt, "prompt", max_tokens, sampling, stop)
+    }
+}
+
+fn prompt_shape_error() -> ApiError {
+    ApiError::invalid(
+        "prompt",
+        "must be a string, an array of one string, or an array of token ids \
+         (one prompt per request)",
+    )
+}
+
+fn token_ids(ids: &[Value], param: &str, engine: &Engine) -> Result<Vec<u32>, ApiError> {
+    let vocab_size = engine.config().vocab_size;
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .filter(|&id| (id as usize) < vocab_size)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("{param}[{i}]"),
+                        format!(
+                            "must be a token id below the vocabulary size {vocab_size}, got {id}"
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+impl ChatRequest {
+    pub fn sampling(&self) -> SamplingFields {
+        sampling_fields!(self)
+    }
+
+    pub fn check(&self, engine: &Engine) -> Result<Checked, ApiError> {
+        if self.messages.is_empty() {
+            return Err(ApiError::invalid("messages", "must not be empty"));
+        }
+        let messages = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, message)| {
+                if !ROLES.contains(&message.role.as_str()) {
+                    return Err(ApiError::invalid(
+                        format!("messages[{i}].role"),
+                        format!(
+                            "unknown role `{}`; use one of {}",
+                            message.role,
+                            ROLES.join(", ")
+                        ),
+                    ));
+                }
+                Ok(ChatMessage::new(
+                    message.role.as_str(),
+                    message_text(&message.content, i)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (sampling, stop) = self.sampling().check()?;
+        let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
+            (Some(n), _) => Some(positive("max_completion_tokens", n)?),
+            (None, Some(n)) => Some(positive("max_tokens", n)?),
+            (None, None) => None,
+        };
+        finish_check(
+            engine,
+            Prompt::Chat(messages),
+            "messages",
+            max_tokens,
+            sampling,
+            stop,
+        )
+    }
+}
+
+fn message_text(content: &Value, index: usize) -> Result<String, ApiError> {
+    let param = || format!("messages[{index}].content");
+    match content {
+        Value::String(text) => Ok(text.clone()),
+        Value::Array(parts) => {
+            let mut text = String::new();
+            for (p, part) in parts.iter().enumerate() {
+                match (part.get("type").and_then(Value::as_str), part.get("text")) {
+                    (Some("text"), Some(Value::String(piece))) => text.push_str(piece),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            format!("{}[{p}]", param()),
+                            "only {\"type\": \"text\", \"text\": ...} parts are supported",
+                        ));
+                    }
+                }
+            }
+            Ok(text)
+        }
+        _ => Err(ApiError::invalid(
+            param(),
+            "must be a string or an array of text parts",
+        )),
+    }
+}
+
+fn positive(param: &str, n: u64) -> Result<usize, ApiError> {
+    match usize::try_from(n) {
+        Ok(0) => Err(ApiError::invalid(param, "must be at least 1, got 0")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(ApiError::invalid(param, format!("{n} is too large"))),
+    }
+}
+
+/// Tokenizes the prompt and checks it fits with `max_tokens` (`None`: the rest of the context).
+fn finish_check(
+    engine: &Engine,
+    prompt: Prompt,
+    prompt_param: &'static str,
+    max_tokens: Option<usize>,
+    sampling: SamplingParams,
+    stop: Vec<String>,
+) -> Result<Checked, ApiError> {
+    let tokens = engine.prompt_tokens(&prompt)?;
+    if tokens.is_empty() {
+        return Err(ApiError::invalid(
+            prompt_param,
+            "the prompt is empty after tokenization",
+        ));
+    }
+    let capacity = engine.context_length();
+    let max_tokens = max_tokens.unwrap_or_else(|| capacity.saturating_sub(tokens.len()));
+    let needed = tokens.len().saturating_add(max_tokens);
+    if needed > capacity || max_tokens == 0 {
+        return Err(ApiError::ContextLengthExceeded {
+            capacity,
+            needed,
+            prompt_tokens: tokens.len(),
+            max_tokens,
+            param: prompt_param,
+        });
+    }
+    Ok(Checked {
+        request: GenerateRequest {
+            prompt: Prompt::Tokens(tokens),
+            max_tokens,
+            sampling,
+            stop,
+        },
+    })
+}
+
+/// The OpenAI `finish_reason` of a finished sequence.
+pub fn finish_reason(reason: &FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        FinishReason::EndOfGeneration | FinishReason::Stop(_) => "stop",
+        FinishReason::Cancelled => "abort",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UsageOut {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: usize,
+}
+
+impl From<Usage> for UsageOut {
+    fn from(usage: Usage) -> Self {
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.prompt_tokens + usage.completion_tokens,
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: usage.cached_tokens,
+            },
+        }
+    }
+}
+
+/// A `/v1/completions` response or stream chunk (`object` tells which; both have this shape).
+#[derive(Debug, Serialize)]
+pub struct Completion {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<CompletionChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompletionChoice {
+    pub text: String,
+    pub index: u32,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<ChatChoice>,
+    pub usage: UsageOut,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatChoice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub logprobs: Option<()>,
+    pub finish_reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AssistantMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatChunk {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<ChatChunkChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatChunkChoice {
+    pub index: u32,
+    pub delta: Delta,
+    pub logprobs: Option<()>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelCard>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelCard {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+    pub max_model_len: usize,
+}

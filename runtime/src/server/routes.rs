@@ -1,0 +1,239 @@
+//! The handlers, and [`Running`]: a submitted sequence with its metrics tracker.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, JsonBody};
+use super::metrics::RequestTracker;
+use super::openai::{
+    AssistantMessage, ChatChoice, ChatCompletion, ChatRequest, Checked, Completion,
+    CompletionChoice, CompletionRequest, ModelCard, ModelList, finish_reason,
+};
+use super::sse::{StreamKind, event_stream};
+use super::{AppState, unix_seconds};
+use crate::engine::FinishReason;
+use crate::serving::{Sequence, SequenceEvent, SubmitError, SubmitOptions, Usage};
+
+pub async fn completions(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CompletionRequest>,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    state.check_model(body.model.as_deref())?;
+    let checked = body.check(state.serving().engine())?;
+    let mut running = Running::start(&state, checked, arrived, "cmpl").await?;
+    if body.stream {
+        let kind = StreamKind::Completion {
+            include_usage: body.sampling().include_usage,
+        };
+        return Ok(event_stream(running, kind).into_response());
+    }
+    let (reason, usage, text) = running.finish().await?;
+    Ok(axum::Json(Completion {
+        id: running.id,
+        object: "text_completion",
+        created: running.created,
+        model: state.model_id().to_owned(),
+        choices: vec![CompletionChoice {
+            text,
+            index: 0,
+            logprobs: None,
+            finish_reason: Some(finish_reason(&reason)),
+        }],
+        usage: Some(usage.into()),
+    })
+    .into_response())
+}
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    state.check_model(body.model.as_deref())?;
+    let checked = body.check(state.serving().engine())?;
+    let mut running = Running::start(&state, checked, arrived, "chatcmpl").await?;
+    if body.stream {
+        let kind = StreamKind::Chat {
+            include_usage: body.sampling().include_usage,
+        };
+        return Ok(event_stream(running, kind).into_response());
+    }
+    let (reason, usage, text) = running.finish().await?;
+    Ok(axum::Json(ChatCompletion {
+        id: running.id,
+        object: "chat.completion",
+        created: running.created,
+        model: state.model_id().to_owned(),
+        choices: vec![ChatChoice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: text,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(&reason),
+        }],
+        usage: usage.into(),
+    })
+    .into_response())
+}
+
+pub async fn models(State(state): State<AppState>) -> axum::Json<ModelList> {
+    axum::Json(ModelList {
+        object: "list",
+        data: vec![ModelCard {
+            id: state.model_id().to_owned(),
+            object: "model",
+            created: state.inner.created,
+            owned_by: "agentc",
+            max_model_len: state.serving().engine().context_length(),
+        }],
+    })
+}
+
+/// 200 while the server answers: the engine is loaded before the listener opens.
+pub async fn health() -> StatusCode {
+    StatusCode::OK
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics().render(&state.serving().stats());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// What a running sequence produced next.
+#[derive(Debug)]
+pub enum Step {
+    /// Text that became final (may be empty).
+    Token(String),
+    Finished {
+        reason: FinishReason,
+        usage: Usage,
+        text: String,
+    },
+}
+
+/// A sequence that has started, with the response's id and its metrics. Dropping it cancels
+/// the sequence and counts the request as aborted unless it finished.
+#[derive(Debug)]
+pub struct Running {
+    sequence: Sequence,
+    tracker: RequestTracker,
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+impl Running {
+    /// Submits `checked` and waits until the sequence has started (so that a request the engine
+    /// refuses gets an error status, not a stream that fails).
+    async fn start(
+        state: &AppState,
+        checked: Checked,
+        arrived: Instant,
+        id_prefix: &str,
+    ) -> Result<Self, ApiError> {
+        let sequence = state
+            .serving()
+            .submit(checked.request, SubmitOptions::default())
+            .inspect_err(|error| {
+                if matches!(error, SubmitError::Overloaded { .. }) {
+                    state.metrics().record_rejected();
+                }
+            })?;
+        let mut running = Self {
+            id: format!("{id_prefix}-{}", sequence.id()),
+            sequence,
+            tracker: RequestTracker::new(state.metrics().clone(), arrived),
+            created: unix_seconds(),
+            model: state.model_id().to_owned(),
+        };
+        match running.sequence.next().await {
+            Some(SequenceEvent::Started {
+                prompt_tokens,
+                queued,
+                ..
+            }) => {
+                running.tracker.started(prompt_tokens, queued);
+                Ok(running)
+            }
+            Some(SequenceEvent::Failed(error)) => {
+                running.tracker.fail();
+                Err(error.into())
+            }
+            Some(other) => {
+                running.tracker.fail();
+                Err(ApiError::Engine(crate::Error::InvalidRequest(format!(
+                    "the serving engine sent {other:?} before Started"
+                ))))
+            }
+            None => {
+                running.tracker.fail();
+                Err(ApiError::EngineStopped)
+            }
+        }
+    }
+
+    /// The next step; `None` after `Finished` or an error.
+    pub async fn next(&mut self) -> Option<Result<Step, ApiError>> {
+        loop {
+            let event = self.sequence.next().await;
+            return match event {
+                Some(SequenceEvent::Token { text, .. }) => {
+                    self.tracker.token();
+                    Some(Ok(Step::Token(text)))
+                }
+                Some(SequenceEvent::Finished {
+                    reason,
+                    usage,
+                    text,
+                }) => {
+                    self.tracker.finish(&reason);
+                    Some(Ok(Step::Finished {
+                        reason,
+                        usage,
+                        text,
+                    }))
+                }
+                Some(SequenceEvent::Failed(error)) => {
+                    self.tracker.fail();
+                    Some(Err(error.into()))
+                }
+                // A second Started cannot come; skip it rather than fail the request.
+                Some(SequenceEvent::Started { .. }) => continue,
+                None if self.tracker.is_done() => None,
+                None => {
+                    self.tracker.fail();
+                    Some(Err(ApiError::EngineStopped))
+                }
+            };
+        }
+    }
+
+    /// Reads the sequence to its end: finish reason, usage and text.
+    async fn finish(&mut self) -> Result<(FinishReason, Usage, String), ApiError> {
+        loop {
+            match self.next().await {
+                Some(Ok(Step::Token(_))) => {}
+                Some(Ok(Step::Finished {
+                    reason,
+                    usage,
+                    text,
+                })) => return Ok((reason, usage, text)),
+                Some(Err(error)) => return Err(error),
+                None => return Err(ApiError::EngineStopped),
+            }
+        }
+    }
+}

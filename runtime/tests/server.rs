@@ -1,0 +1,616 @@
+//! The OpenAI-compatible server over loopback with the bundled model and a real HTTP client:
+//! responses equal the engine's own generation, streams add up to the same text, usage counts
+//! are exact, bad requests get 400s naming the field, overload gets 429, and a client that
+//! disconnects cancels its sequence.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use agentc_runtime::{
+    AppState, ChatMessage, Engine, GenerateRequest, Prompt, ServingConfig, ServingEngine,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MODEL_ID: &str = "SmolLM2-135M-Instruct.Q4_1";
+/// A prompt the model continues by counting, so it does not stop on its own.
+const COUNTING_PROMPT: &str = "1, 2, 3, 4, 5, 6, 7, 8,";
+/// Generous bound for conditions that become true within milliseconds on a quiet machine.
+const POLL_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn engine() -> Option<Arc<Engine>> {
+    static ENGINE: OnceLock<Option<Arc<Engine>>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+            if !path.exists() {
+                eprintln!(
+                    "SKIPPED: {} is absent; run scripts/setup.sh to fetch the bundled models",
+                    path.display()
+                );
+                return None;
+            }
+            Some(Arc::new(
+                Engine::load(&path).expect("the bundled model loads"),
+            ))
+        })
+        .clone()
+}
+
+struct TestServer {
+    base: String,
+    state: AppState,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    async fn start(config: ServingConfig) -> Option<Self> {
+        let engine = engine()?;
+        let serving = ServingEngine::start(engine, config).expect("serving starts");
+        let state = AppState::new(serving, MODEL_ID);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let base = format!("http://{}", listener.local_addr().expect("has an address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = agentc_runtime::router(state.clone());
+        tokio::spawn(agentc_runtime::server::serve(listener, router, async {
+            let _ = stopped.await;
+        }));
+        Some(Self {
+            base,
+            state,
+            client: reqwest::Client::new(),
+            _stop: stop,
+        })
+    }
+
+    async fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let (status, text) = self.post(path, &body.to_string()).await;
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+
+    /// Waits until `condition` holds on the serving engine's stats.
+    async fn wait_for(
+        &self,
+        what: &str,
+        condition: impl Fn(&agentc_runtime::ServingStats) -> bool,
+    ) {
+        let started = Instant::now();
+        loop {
+            let stats = self.state.serving().stats();
+            if condition(&stats) {
+                return;
+            }
+            assert!(
+                started.elapsed() < POLL_TIMEOUT,
+                "timed out waiting for {what}: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The `data:` payloads of an SSE body, in order.
+fn sse_data(body: &str) -> Vec<String> {
+    let mut data = Vec::new();
+    for line in body.lines() {
+        if let Some(payload) = line.strip_prefix("data: ") {
+            data.push(payload.to_owned());
+        } else {
+            assert!(line.is_empty(), "unexpected SSE line {line:?} in {body:?}");
+        }
+    }
+    data
+}
+
+fn expected(engine: &Engine, prompt: Prompt, max_tokens: usize) -> agentc_runtime::Generation {
+    engine
+        .generate(&GenerateRequest {
+            prompt,
+            ..GenerateRequest::greedy("", max_tokens)
+        })
+        .expect("generates")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_equals_engine_generation_streamed_or_not() {
+    let Some(server) = TestServer::start(ServingConfig::default()).await else {
+        return;
+    };
+    let engine = engine().expect("loaded");
+    let prompt = "The capital of France is";
+    let want = expected(&engine, Prompt::Text(prompt.into()), 10);
+
+    let request = json!({"model": MODEL_ID, "prompt": prompt, "max_tokens": 10,
+                         "temperature": 0, "user": "ignored", "unknown_field": [1]});
+    let (status, body) = server.post_json("/v1/completions", request.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("cmpl-"))
+    );
+    assert_eq!(body["object"], "text_completion");
+    assert_eq!(body["model"], MODEL_ID);
+    assert!(body["created"].as_u64().is_some_and(|t| t > 1_700_000_000));
+    assert_eq!(
+        body["choices"],
+        json!([{"text": want.text, "index": 0, "logprobs": null, "finish_reason": "length"}])
+    );
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": want.prompt_tokens.len(), "completion_tokens": 10,
+               "total_tokens": want.prompt_tokens.len() + 10,
+               "prompt_tokens_details": {"cached_tokens": 0}})
+    );
+
+    // The same request as an array of one string, and as token ids.
+    let mut as_array = request.clone();
+    as_array["prompt"] = json!([prompt]);
+    let (_, body) = server.post_json("/v1/completions", as_array).await;
+    assert_eq!(body["choices"][0]["text"], want.text.as_str());
+    let mut as_ids = request.clone();
+    as_ids["prompt"] = json!(want.prompt_tokens);
+    let (_, body) = server.post_json("/v1/completions", as_ids).await;
+    assert_eq!(body["choices"][0]["text"], want.text.as_str());
+
+    let mut streamed = request;
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let (status, text) = server.post("/v1/completions", &streamed.to_string()).await;
+    assert_eq!(status, 200);
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunks are JSON"))
+        .collect();
+    let (usage, chunks) = chunks.split_last().expect("a usage chunk");
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 10);
+    assert_eq!(usage["usage"]["prompt_tokens"], want.prompt_tokens.len());
+    let (last, content) = chunks.split_last().expect("a final chunk");
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert_eq!(last["choices"][0]["text"], "");
+    let joined: String = content
+        .iter()
+        .map(|c| {
+            assert_eq!(c["object"], "text_completion");
+            assert_eq!(c["choices"][0]["finish_reason"], Value::Null);
+            c["choices"][0]["text"].as_str().expect("text").to_owned()
+        })
+        .collect();
+    assert_eq!(joined, want.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_completion_uses_the_chat_template_streamed_or_not() {
+    let Some(server) = TestServer::start(ServingConfig::default()).await else {
+        return;
+    };
+    let engine = engine().expect("loaded");
+    let messages = vec![
+        ChatMessage::new("system", "You are brief."),
+        ChatMessage::new("user", "What is 2+2?"),
+    ];
+    let want = expected(&engine, Prompt::Chat(messages), 12);
+
+    let request = json!({"model": MODEL_ID, "temperature": 0, "max_completion_tokens": 12,
+        "messages": [{"role": "system", "content": "You are brief."},
+                     {"role": "user", "content": [{"type": "text", "text": "What is "},
+                                                  {"type": "text", "text": "2+2?"}]}]});
+    let (status, body) = server
+        .post_json("/v1/chat/completions", request.clone())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-"))
+    );
+    assert_eq!(body["object"], "chat.completion");
+    let reason = if want.tokens.len() < 12 {
+        "stop"
+    } else {
+        "length"
+    };
+    assert_eq!(
+        body["choices"],
+        json!([{"index": 0, "message": {"role": "assistant", "content": want.text},
+                "logprobs": null, "finish_reason": reason}])
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], want.prompt_tokens.len());
+    assert_eq!(body["usage"]["completion_tokens"], want.tokens.len());
+
+    let mut streamed = request;
+    streamed["stream"] = json!(true);
+    let (status, text) = server
+        .post("/v1/chat/completions", &streamed.to_string())
+        .await;
+    assert_eq!(status, 200);
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunks are JSON"))
+        .collect();
+    assert_eq!(
+        chunks[0]["choices"],
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                "logprobs": null, "finish_reason": null}])
+    );
+    let last = chunks.last().expect("a final chunk");
+    assert_eq!(
+        last["choices"],
+        json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": reason}])
+    );
+    assert!(last.get("usage").is_none(), "no usage chunk unless asked");
+    let joined: String = chunks[1..chunks.len() - 1]
+        .iter()
+        .map(|c| {
+            assert_eq!(c["object"], "chat.completion.chunk");
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .expect("content")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(joined, want.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_naming_the_field() {
+    let Some(server) = TestServer::start(ServingConfig::default()).await else {
+        return;
+    };
+    let engine = engine().expect("loaded");
+    let context = engine.context_length();
+    let hi_tokens = engine
+        .prompt_tokens(&Prompt::Text("hi".into()))
+        .expect("tokenizes")
+        .len();
+    let cases: Vec<(&str, String, u16, String, Value)> = vec![
+        (
+            "/v1/completions",
+            "{\"prompt\": ".to_owned(),
+            400,
+            "the request body is not valid JSON: EOF while parsing a value at line 1 column 11"
+                .to_owned(),
+            Value::Null,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"content": "hi"}]}).to_string(),
+            400,
+            "messages[0].role: missing field".to_owned(),
+            json!("messages[0].role"),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"})
+                .to_string(),
+            400,
+            "temperature: invalid type: string \"hot\", expected f32".to_owned(),
+            json!("temperature"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": -3}).to_string(),
+            400,
+            "max_tokens: invalid value: integer `-3`, expected u64".to_owned(),
+            json!("max_tokens"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "n": 2}).to_string(),
+            400,
+            "n: only n = 1 is supported, got 2".to_owned(),
+            json!("n"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "temperature": -0.5}).to_string(),
+            400,
+            "temperature: must be >= 0, got -0.5".to_owned(),
+            json!("temperature"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "top_p": 0}).to_string(),
+            400,
+            "top_p: must be in (0, 1], got 0".to_owned(),
+            json!("top_p"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": 0}).to_string(),
+            400,
+            "max_tokens: must be at least 1, got 0".to_owned(),
+            json!("max_tokens"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": 5}).to_string(),
+            400,
+            "prompt: must be a string, an array of one string, or an array of token ids \
+             (one prompt per request)"
+                .to_owned(),
+            json!("prompt"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": [1, 99999999]}).to_string(),
+            400,
+            "prompt[1]: must be a token id below the vocabulary size 49152, got 99999999"
+                .to_owned(),
+            json!("prompt[1]"),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": []}).to_string(),
+            400,
+            "messages: must not be empty".to_owned(),
+            json!("messages"),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "robot", "content": "hi"}]}).to_string(),
+            400,
+            "messages[0].role: unknown role `robot`; use one of system, user, assistant, developer"
+                .to_owned(),
+            json!("messages[0].role"),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "hi"}], "stop": ""}).to_string(),
+            400,
+            "stop: stop strings must not be empty".to_owned(),
+            json!("stop"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "max_tokens": context}).to_string(),
+            400,
+            format!(
+                "this model's maximum context length is {context} tokens; the request needs {} \
+                 ({hi_tokens} in the prompt, {context} to generate); shorten the prompt or \
+                 lower max_tokens",
+                context + hi_tokens
+            ),
+            json!("prompt"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "model": "gpt-4"}).to_string(),
+            404,
+            format!("the model `gpt-4` does not exist; this server serves `{MODEL_ID}`"),
+            json!("model"),
+        ),
+    ];
+    for (path, body, status, message, param) in cases {
+        let (got_status, text) = server.post(path, &body).await;
+        let got: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(got_status, status, "{body} -> {text}");
+        assert_eq!(got["error"]["message"], message.as_str(), "{body}");
+        assert_eq!(got["error"]["param"], param, "{body}");
+        assert_eq!(got["error"]["type"], "invalid_request_error", "{body}");
+    }
+    assert_eq!(server.state.serving().stats().finished, 0, "nothing ran");
+}
+
+/// Opens a streaming completion over a raw socket and reads until `chunks` data lines came.
+async fn open_stream(
+    server: &TestServer,
+    max_tokens: usize,
+    chunks: usize,
+) -> tokio::net::TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    let body = json!({"prompt": COUNTING_PROMPT, "max_tokens": max_tokens, "temperature": 0,
+                      "stream": true})
+    .to_string();
+    let request = format!(
+        "POST /v1/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("sends");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while String::from_utf8_lossy(&received).matches("data: ").count() < chunks {
+        let n = socket.read(&mut buffer).await.expect("reads");
+        assert!(
+            n > 0,
+            "the stream ended early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+    assert!(received.starts_with(b"HTTP/1.1 200"));
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_its_sequence() {
+    let Some(server) = TestServer::start(ServingConfig::default()).await else {
+        return;
+    };
+    let socket = open_stream(&server, 2000, 3).await;
+    assert_eq!(server.state.serving().stats().running, 1);
+    drop(socket);
+    server
+        .wait_for("the sequence to be cancelled", |s| {
+            s.cancelled == 1 && s.running == 0
+        })
+        .await;
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("agentc:request_success_total{finished_reason=\"abort\"} 1\n"),
+        "{metrics}"
+    );
+    assert_eq!(server.state.serving().stats().finished, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_answered_with_429_and_retry_after() {
+    let config = ServingConfig {
+        max_waiting: 1,
+        max_running: 1,
+        ..ServingConfig::default()
+    };
+    let Some(server) = TestServer::start(config).await else {
+        return;
+    };
+    // One request running (its response has begun, so it has started), one waiting.
+    let running = open_stream(&server, 2000, 1).await;
+    let waiting = {
+        let client = server.client.clone();
+        let url = format!("{}/v1/completions", server.base);
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .body(json!({"prompt": "Hello", "max_tokens": 2, "temperature": 0}).to_string())
+                .send()
+                .await
+                .expect("answers");
+            response.status().as_u16()
+        })
+    };
+    server
+        .wait_for("the second request to wait", |s| s.waiting == 1)
+        .await;
+    assert_eq!(
+        server.state.serving().stats().running,
+        1,
+        "the first still runs"
+    );
+
+    let response = server
+        .client
+        .post(format!("{}/v1/chat/completions", server.base))
+        .body(json!({"messages": [{"role": "user", "content": "hi"}]}).to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: Value = serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"error": {"message":
+            "the server is overloaded: 1 requests are already waiting; retry later",
+            "type": "rate_limit_exceeded", "param": null, "code": "rate_limit_exceeded"}})
+    );
+
+    drop(running);
+    assert_eq!(
+        waiting.await.expect("joins"),
+        200,
+        "the waiting request runs after"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("agentc:request_rejected_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_health_and_metrics() {
+    let Some(server) = TestServer::start(ServingConfig::default()).await else {
+        return;
+    };
+    let engine = engine().expect("loaded");
+    let (status, health) = server.get("/health").await;
+    assert_eq!((status, health.as_str()), (200, ""));
+
+    let (status, models) = server.get("/v1/models").await;
+    assert_eq!(status, 200);
+    let models: Value = serde_json::from_str(&models).expect("JSON");
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], MODEL_ID);
+    assert_eq!(models["data"][0]["object"], "model");
+    assert_eq!(models["data"][0]["max_model_len"], engine.context_length());
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(1));
+
+    let (status, body) = server
+        .post_json(
+            "/v1/completions",
+            json!({"prompt": "Water boils at", "max_tokens": 3, "temperature": 0}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let prompt_tokens = body["usage"]["prompt_tokens"].as_u64().expect("usage");
+    let stats = server.state.serving().stats();
+
+    let response = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"text/plain; version=0.0.4; charset=utf-8"[..])
+    );
+    let metrics = response.text().await.expect("text");
+    for line in [
+        "agentc:num_requests_running 0.0".to_owned(),
+        "agentc:num_requests_waiting 0.0".to_owned(),
+        format!("agentc:prompt_tokens_total {prompt_tokens}"),
+        "agentc:generation_tokens_total 3".to_owned(),
+        format!(
+            "agentc:prefix_cache_queries_total {}",
+            stats.prefix_query_tokens
+        ),
+        format!("agentc:prefix_cache_hits_total {}", stats.prefix_hit_tokens),
+        "agentc:request_success_total{finished_reason=\"length\"} 1".to_owned(),
+        "agentc:request_success_total{finished_reason=\"stop\"} 0".to_owned(),
+        "agentc:request_rejected_total 0".to_owned(),
+        "agentc:time_to_first_token_seconds_count 1".to_owned(),
+        "agentc:time_per_output_token_seconds_count 2".to_owned(),
+        "agentc:e2e_request_latency_seconds_count 1".to_owned(),
+        "agentc:request_queue_time_seconds_count 1".to_owned(),
+        "# TYPE agentc:time_to_first_token_seconds histogram".to_owned(),
+        "# TYPE agentc:kv_cache_usage_perc gauge".to_owned(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+}

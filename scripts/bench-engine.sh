@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# agentc's engine and server against llama.cpp (llama-cpp-python 0.3.36), side by side in one
+# run on this machine, with the same GGUF and thread count. Prints a table: each figure for
+# both, the ratio agentc/llama.cpp and the target (beat llama.cpp).
+#
+#   scripts/bench-engine.sh [THREADS]          (default 2; AGENTC_BENCH_MODEL picks the GGUF)
+#
+# 1. memory bandwidth (the measurement `agentc profile` uses);
+# 2. engine: batch-1 prefill of 512 tokens, decode at context 8 and 512, decode summed over 8
+#    concurrent sequences, time to first token after a 400-token prefix cold and cached
+#    (runtime/examples/bench_serving.rs vs scripts/reference/bench_llama_cpp_engine.py);
+# 3. HTTP: 8 concurrent streaming completions sharing a ~400-token prefix, 64 tokens each,
+#    against `agentc serve` and llama-cpp-python's OpenAI server with 1 and 2 threads (its best
+#    counts), through scripts/reference/bench_http.py.
+#
+# llama-cpp-python is built from source into target/bench-venv the first time (~5 minutes on 2
+# cores), without AMX: with -DGGML_NATIVE=ON on a CPU with AMX every llama_decode dies with a
+# general protection fault (see docs/engine.md). Later runs reuse the venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THREADS="${1:-2}"
+MODEL="${AGENTC_BENCH_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+VENV=target/bench-venv
+PY="$VENV/bin/python"
+LLAMA_CPP_VERSION=0.3.36
+export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+-DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAVA_BUILD=OFF"
+OUT="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$OUT"
+}
+trap cleanup EXIT
+
+[[ -f "$MODEL" ]] || { echo "error: $MODEL is absent; run scripts/setup.sh" >&2; exit 2; }
+
+# A llama.cpp build that can decode: a wheel from pip's cache may have been built natively (with
+# AMX) and crash, so a failed smoke test rebuilds from source without the cache.
+llama_cpp_works() {
+    "$PY" -c "import llama_cpp, uvicorn, fastapi; assert llama_cpp.__version__ == '$LLAMA_CPP_VERSION'" \
+        2>/dev/null &&
+        "$PY" scripts/reference/bench_llama_cpp.py 8 2 1 >/dev/null 2>&1
+}
+if ! llama_cpp_works; then
+    echo "building llama-cpp-python $LLAMA_CPP_VERSION from source into $VENV (~5 minutes) ..." >&2
+    [[ -x "$PY" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "llama-cpp-python[server]==$LLAMA_CPP_VERSION" >&2
+    if ! llama_cpp_works; then
+        "$VENV/bin/pip" install --quiet --no-cache-dir --no-binary llama-cpp-python \
+            --force-reinstall --no-deps "llama-cpp-python==$LLAMA_CPP_VERSION" >&2
+    fi
+    llama_cpp_works || { echo "error: llama-cpp-python does not run here" >&2; exit 1; }
+fi
+
+echo "building agentc (release) ..." >&2
+cargo build --release --quiet -p agentc --bin agentc -p agentc-runtime --example bench_serving
+
+echo "engine figures: agentc ..." >&2
+target/release/examples/bench_serving "$MODEL" "$THREADS" >"$OUT/agentc.txt"
+echo "engine figures: llama.cpp ..." >&2
+"$PY" scripts/reference/bench_llama_cpp_engine.py "$MODEL" "$THREADS" >"$OUT/llama.txt"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_ready() { # URL
+    for _ in $(seq 600); do
+        if python3 -c "import urllib.request; urllib.request.urlopen('$1', timeout=1)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "error: $1 did not answer" >&2
+    return 1
+}
+
+echo "HTTP workload: agentc serve ..." >&2
+target/release/agentc serve --model "$MODEL" --port 0 --threads "$THREADS" \
+    --served-model-name bench >"$OUT/serve.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 600); do
+    grep -q '^listening on ' "$OUT/serve.log" && break
+    sleep 0.2
+done
+BASE="$(sed -n 's/^listening on //p' "$OUT/serve.log" | head -n1)"
+[[ -n "$BASE" ]] || { cat "$OUT/serve.log" >&2; exit 1; }
+wait_ready "$BASE/health"
+python3 scripts/reference/bench_http.py "$BASE" bench 8 | sed 's/^/agentc_/' >>"$OUT/http.txt"
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+
+for llama_threads in 1 2; do
+    echo "HTTP workload: llama_cpp.server, $llama_threads thread(s) ..." >&2
+    PORT="$(free_port)"
+    "$PY" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" --n_ctx 2048 \
+        --n_threads "$llama_threads" --n_threads_batch "$llama_threads" \
+        --model_alias bench >"$OUT/llama-server-$llama_threads.log" 2>&1 &
+    SERVER_PID=$!
+    wait_ready "http://127.0.0.1:$PORT/v1/models"
+    "$PY" scripts/reference/bench_http.py "http://127.0.0.1:$PORT" bench 8 |
+        sed "s/^/llama${llama_threads}_/" >>"$OUT/http.txt"
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+done
+
+python3 - "$OUT" "$THREADS" "$MODEL" <<'EOF'
+import sys
+
+out, threads, model = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def read(name):
+    values = {}
+    with open(f"{out}/{name}") as f:
+        for line in f:
+            key, value = line.split()
+            values[key] = float(value)
+    return values
+
+
+agentc, llama, http = read("agentc.txt"), read("llama.txt"), read("http.txt")
+best = min((1, 2), key=lambda t: http[f"llama{t}_http_wall_s"])
+rows = [
+    # (label, agentc, llama.cpp, unit, higher is better)
+    ("memory bandwidth", agentc["memory_bandwidth_gbs"], None, "GB/s", True),
+    ("prefill, 512-token prompt", agentc["prefill_512_tok_s"], llama["prefill_512_tok_s"], "tok/s", True),
+    ("decode, batch 1, context 8", agentc["decode_ctx8_tok_s"], llama["decode_ctx8_tok_s"], "tok/s", True),
+    ("decode, batch 1, context 512", agentc["decode_ctx512_tok_s"], llama["decode_ctx512_tok_s"], "tok/s", True),
+    ("decode, 8 sequences summed", agentc["decode_8seq_tok_s"], llama["decode_8seq_tok_s"], "tok/s", True),
+    ("TTFT, 400-token prefix, cold", agentc["ttft_cold_ms"], llama["ttft_cold_ms"], "ms", False),
+    ("TTFT, 400-token prefix, cached", agentc["ttft_cached_ms"], llama["ttft_cached_ms"], "ms", False),
+    (f"HTTP 8 x 64 tokens, wall (llama.cpp best: {best} thread)", http["agentc_http_wall_s"],
+     http[f"llama{best}_http_wall_s"], "s", False),
+    ("HTTP mean TTFT", http["agentc_http_mean_ttft_ms"], http[f"llama{best}_http_mean_ttft_ms"], "ms", False),
+    ("HTTP output tokens/s", http["agentc_http_output_tok_s"], http[f"llama{best}_http_output_tok_s"], "tok/s", True),
+]
+print(f"model {model}, {threads} threads; llama.cpp = llama-cpp-python 0.3.36 (AMX-free build)")
+print()
+print("| figure | agentc | llama.cpp | agentc/llama.cpp | target |")
+print("|---|---|---|---|---|")
+for label, ours, theirs, unit, higher in rows:
+    if theirs is None:
+        print(f"| {label} | {ours:.1f} {unit} | - | - | - |")
+        continue
+    ratio = ours / theirs if theirs else float("inf")
+    target = "> 1 (faster)" if higher else "< 1 (faster)"
+    met = (ratio > 1) if higher else (ratio < 1)
+    print(f"| {label} | {ours:.1f} {unit} | {theirs:.1f} {unit} | {ratio:.2f}x | {target}{'' if met else ' NOT MET'} |")
+print()
+print(f"HTTP output tokens: agentc {http['agentc_http_output_tokens']:.0f}, "
+      f"llama.cpp 1 thread {http['llama1_http_output_tokens']:.0f} "
+      f"({http['llama1_http_wall_s']:.2f} s), 2 threads {http['llama2_http_output_tokens']:.0f} "
+      f"({http['llama2_http_wall_s']:.2f} s)")
+print(f"cached prefix tokens reported by agentc's serving engine: {agentc['ttft_cached_tokens']:.0f}")
+EOF
