@@ -1,5 +1,7 @@
 //! The one error type of `agentc-runtime`.
 
+use std::path::PathBuf;
+
 /// Everything that can go wrong while loading a model or generating with it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +36,15 @@ pub enum Error {
 
     #[error("cannot start the thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
+
+    #[error("cannot load {}: {reason}", path.display())]
+    ModelFile { path: PathBuf, reason: String },
+
+    #[error("cannot tokenize: {0}")]
+    Tokenize(String),
+
+    #[error("embedding model: {0}")]
+    Tensor(#[from] candle_core::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,6 +1,8 @@
-//! The agentc runtime. This first part is the LLM engine's CPU path: GGUF weights, a llama
-//! forward pass with a per-sequence KV cache, sampling, and a single-sequence generation API.
+//! The agentc runtime: the LLM engine's CPU path (GGUF weights, a llama forward pass with a
+//! per-sequence KV cache, sampling, a single-sequence generation API) and the executors of the
+//! other ops: sentence embeddings (`embed`), vector indexes (`knn`) and tools (`tool`).
 
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod kv_cache;
@@ -13,6 +15,7 @@ pub mod text_stream;
 pub mod weights;
 
 pub use agentc_model::ChatMessage;
+pub use embed::EmbeddingModel;
 pub use engine::{
     DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Prompt,
     Timings, TokenEvent,
