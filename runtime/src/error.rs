@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::tools::{Attempt, ToolFailure};
+
 /// Everything that can go wrong while loading a model or generating with it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -45,6 +47,21 @@ pub enum Error {
 
     #[error("embedding model: {0}")]
     Tensor(#[from] candle_core::Error),
+
+    #[error("tools: {0}")]
+    ToolSetup(String),
+
+    #[error("no tool named {0} is declared")]
+    UnknownTool(String),
+
+    #[error("tool {tool} {failure}")]
+    Tool { tool: String, failure: ToolFailure },
+
+    #[error("tool {tool} failed and no fallback is left; attempts: {}", attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    ToolsExhausted {
+        tool: String,
+        attempts: Vec<Attempt>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -12,6 +12,7 @@ pub mod profile;
 pub mod quant;
 pub mod sampling;
 pub mod text_stream;
+pub mod tools;
 pub mod weights;
 
 pub use agentc_model::ChatMessage;
@@ -23,3 +24,4 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use ops::MatmulBackend;
 pub use sampling::SamplingParams;
+pub use tools::{ToolCall, ToolRouter, ToolRunner, ToolSpec};
