@@ -128,7 +128,8 @@ impl EmbeddingModel {
     pub fn token_offsets(&self, text: &str) -> Result<Vec<(usize, usize)>> {
         let encoding = self
             .splitter
-            .encode_fast(text, false)
+            // `encode_fast` does not track offsets.
+            .encode(text, false)
             .map_err(|e| Error::Tokenize(e.to_string()))?;
         Ok(encoding.get_offsets().to_vec())
     }

@@ -48,6 +48,25 @@ pub enum Error {
     #[error("embedding model: {0}")]
     Tensor(#[from] candle_core::Error),
 
+    #[error("{}: {reason}", path.display())]
+    IndexSource { path: PathBuf, reason: String },
+
+    #[error("{}:{line}: {reason}", path.display())]
+    IndexSourceLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("cannot build the index: {0}")]
+    IndexInput(String),
+
+    #[error("index {}: {reason}", path.display())]
+    IndexFile { path: PathBuf, reason: String },
+
+    #[error("invalid index query: {0}")]
+    IndexQuery(String),
+
     #[error("tools: {0}")]
     ToolSetup(String),
 

@@ -5,6 +5,7 @@
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod index;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
@@ -22,6 +23,7 @@ pub use engine::{
     Timings, TokenEvent,
 };
 pub use error::{Error, Result};
+pub use index::{Hit, Index, IndexSpec, Metric, Passage};
 pub use ops::MatmulBackend;
 pub use sampling::SamplingParams;
 pub use tools::{ToolCall, ToolRouter, ToolRunner, ToolSpec};
