@@ -2,6 +2,7 @@
 
 mod build;
 mod generate;
+mod index;
 mod profile;
 
 use std::io::Write;
@@ -45,6 +46,8 @@ enum Command {
     /// Measure this machine (memory bandwidth, matmul throughput, engine prefill/decode) and
     /// write a device profile for `agentc build --profile`.
     Profile(profile::ProfileArgs),
+    /// Build vector indexes for `retrieve` nodes (`agentc index build SRC -o DIR`).
+    Index(index::IndexArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::build(args),
         Command::Generate(args) => generate::generate(args),
         Command::Profile(args) => profile::profile(args),
+        Command::Index(args) => index::index(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)
