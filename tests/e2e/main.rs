@@ -4,6 +4,7 @@ mod cli;
 mod compile;
 mod examples;
 mod place;
+mod runtime_specs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
