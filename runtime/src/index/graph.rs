@@ -167,18 +167,35 @@ impl VectorGraph {
     }
 
     /// Number of points and the length of the first vector (0 when empty); also checks that
-    /// every vector has that length.
+    /// every vector has that length and that the points map one to one onto passages
+    /// `0..points`, so that a search cannot index out of bounds.
     pub fn shape(&self) -> Result<(usize, usize), String> {
         fn shape_of<M: MetricKind>(m: &HnswMap<Row<M>, u32>) -> Result<(usize, usize), String> {
             let dim = m.iter().next().map(|(_, r)| r.v.len()).unwrap_or(0);
-            if let Some((pid, r)) = m.iter().find(|(_, r)| r.v.len() != dim) {
+            let mut points = 0;
+            for (pid, r) in m.iter() {
+                points += 1;
+                if r.v.len() != dim {
+                    return Err(format!(
+                        "vector {} has {} values, the first has {dim}",
+                        pid.into_inner(),
+                        r.v.len()
+                    ));
+                }
+            }
+            let mut seen = vec![false; points];
+            let one_to_one = m.values.len() == points
+                && m.values.iter().all(|&v| {
+                    seen.get_mut(v as usize)
+                        .is_some_and(|s| !std::mem::replace(s, true))
+                });
+            if !one_to_one {
                 return Err(format!(
-                    "vector {} has {} values, the first has {dim}",
-                    pid.into_inner(),
-                    r.v.len()
+                    "{points} vectors do not map one to one onto {} passages",
+                    m.values.len()
                 ));
             }
-            Ok((m.values.len(), dim))
+            Ok((points, dim))
         }
         match self {
             Self::Cosine(m) => shape_of(m),
@@ -239,4 +256,40 @@ fn normalized(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_refuses_points_that_do_not_map_onto_passages() {
+        let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]];
+        let mut graph = VectorGraph::build(Metric::Cosine, vectors, GraphParams::default());
+        assert_eq!(graph.shape(), Ok((3, 2)));
+        if let VectorGraph::Cosine(m) = &mut graph {
+            m.values[0] = m.values[1];
+        }
+        assert_eq!(
+            graph.shape(),
+            Err("3 vectors do not map one to one onto 3 passages".to_string())
+        );
+        if let VectorGraph::Cosine(m) = &mut graph {
+            m.values.pop();
+        }
+        assert_eq!(
+            graph.shape(),
+            Err("3 vectors do not map one to one onto 2 passages".to_string())
+        );
+    }
+
+    #[test]
+    fn lane_sum_matches_a_plain_sum() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4);
+        let l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        assert!((L2Kind::distance(&a, &b) - l2).abs() < 1e-3);
+    }
 }
