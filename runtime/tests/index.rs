@@ -59,7 +59,7 @@ fn recall(index: &Index, queries: &[Vec<f32>]) -> f64 {
             .into_iter()
             .map(|h| h.id)
             .collect();
-        let approx = index.search(q, RECALL_K).expect("search");
+        let approx = index.graph_search(q, RECALL_K).expect("search");
         assert_eq!(approx.len(), RECALL_K);
         assert!(
             approx.windows(2).all(|w| w[0].score >= w[1].score),
@@ -109,9 +109,14 @@ fn scores_follow_the_metric() {
     );
     let l2 = ids_scores(&build(Metric::L2));
     assert_eq!(l2[0], ("p0".into(), -(2f32.sqrt())));
-    // Above ef_search the answer is exact: every passage comes back.
-    let all = build(Metric::L2).search(&[0.0, 0.0], 500).expect("search");
-    assert_eq!(all.len(), 3);
+    // The graph's answer agrees on this tiny index.
+    let graph: Vec<String> = build(Metric::Dot)
+        .graph_search(&[2.0, 0.5], 3)
+        .expect("search")
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(graph, ["p0", "p1", "p2"]);
     let err = build(Metric::L2).search(&[1.0], 1).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -344,4 +349,38 @@ fn folder_corpus_is_chunked_with_overlap_and_searchable() {
     let hits = index.search(&q[0], 3).expect("search");
     assert_eq!(hits[0].source, "sub/cooking.txt");
     assert_eq!(hits[0].id, "sub/cooking.txt#0");
+}
+
+#[test]
+fn open_checks_the_workflows_model_and_metric() {
+    let dir = saved_tiny_index();
+    let base = dir.path().parent().expect("parent");
+    let name = dir
+        .path()
+        .file_name()
+        .expect("name")
+        .to_str()
+        .expect("utf-8");
+    let spec = |metric| agentc_runtime::IndexSpec {
+        name: "corpus".to_string(),
+        path: name.to_string(),
+        model: "minilm".to_string(),
+        metric,
+    };
+    let index = Index::open(&spec(Metric::Cosine), base, "tiny").expect("opens");
+    assert_eq!(index.len(), 2);
+    let err = Index::open(&spec(Metric::L2), base, "tiny").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "index {}: was built with model tiny and metric cosine, the workflow's index corpus wants model tiny and metric l2; rebuild it with `agentc index build`",
+            base.join(name).display()
+        )
+    );
+    let err = Index::open(&spec(Metric::Cosine), base, "other").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("wants model other and metric cosine"),
+        "{err}"
+    );
 }
