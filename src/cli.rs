@@ -2,6 +2,7 @@
 
 mod build;
 mod generate;
+mod index;
 mod profile;
 mod run;
 mod serve;
@@ -58,6 +59,8 @@ enum Command {
     /// Serve a GGUF model over an OpenAI-compatible HTTP API (/v1/completions,
     /// /v1/chat/completions, /v1/models, /health, /metrics) until SIGINT or SIGTERM.
     Serve(serve::ServeArgs),
+    /// Build vector indexes for `retrieve` nodes (`agentc index build SRC -o DIR`).
+    Index(index::IndexArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Index(args) => index::index(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

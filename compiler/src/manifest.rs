@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::frontend::ast::{ModelKind, ToolKind};
+use crate::frontend::ast::{Metric, ModelKind, OutputFormat, ToolKind};
 use crate::graph::WorkflowGraph;
 use crate::passes::PassReport;
 use crate::report::PlanReport;
@@ -39,13 +39,27 @@ pub struct ManifestIndex<'a> {
     pub name: &'a str,
     pub path: &'a str,
     pub model: &'a str,
+    /// `cosine`, `dot` or `l2`.
+    pub metric: &'static str,
 }
 
 #[derive(Serialize)]
 pub struct ManifestTool<'a> {
     pub name: &'a str,
     pub kind: &'static str,
+    /// `subprocess`: program and arguments; relative paths are relative to `source`'s directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<&'a [String]>,
+    /// `http`: the URL and method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
+    /// `json` or `text`.
+    pub output: &'static str,
     pub timeout_ms: u64,
+    pub max_output_bytes: u64,
+    pub cost: f64,
     pub fallbacks: &'a [String],
 }
 
@@ -87,6 +101,11 @@ pub fn manifest<'a>(
                 name: &i.name,
                 path: &i.path,
                 model: &i.model,
+                metric: match i.metric {
+                    Metric::Cosine => "cosine",
+                    Metric::Dot => "dot",
+                    Metric::L2 => "l2",
+                },
             })
             .collect(),
         tools: graph
@@ -99,7 +118,16 @@ pub fn manifest<'a>(
                 } else {
                     "subprocess"
                 },
+                command: t.command.as_deref(),
+                url: t.url.as_deref(),
+                method: t.method.as_deref(),
+                output: match t.output {
+                    OutputFormat::Json => "json",
+                    OutputFormat::Text => "text",
+                },
                 timeout_ms: t.timeout_ms,
+                max_output_bytes: t.max_output_bytes,
+                cost: t.cost,
                 fallbacks: &t.fallbacks,
             })
             .collect(),

@@ -1,10 +1,13 @@
 //! The agentc runtime: the LLM engine's CPU path (GGUF weights, a batched llama forward pass
 //! over a paged KV cache, sampling, the serving engine with continuous batching and prefix
-//! sharing, and its OpenAI-compatible HTTP server) and the workflow runtime that runs
-//! compiled plans.
+//! sharing, and its OpenAI-compatible HTTP server) the executors of
+//! the other ops (sentence embeddings, vector indexes, tools) and the workflow runtime that
+//! runs compiled plans.
 
+pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod index;
 pub mod json_constraint;
 pub mod kv;
 pub mod model;
@@ -16,16 +19,19 @@ pub mod sampling;
 pub mod server;
 pub mod serving;
 pub mod text_stream;
+pub mod tools;
 pub mod value;
 pub mod weights;
 pub mod workflow;
 
 pub use agentc_model::ChatMessage;
+pub use embed::EmbeddingModel;
 pub use engine::{
     DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Prompt,
     Timings, TokenEvent,
 };
 pub use error::{Error, Result};
+pub use index::{Hit, Index, IndexSpec, Metric, Passage};
 pub use ops::MatmulBackend;
 pub use plan::Program;
 pub use sampling::SamplingParams;
@@ -34,5 +40,6 @@ pub use serving::{
     Sequence, SequenceEvent, ServingConfig, ServingEngine, ServingStats, SubmitError,
     SubmitOptions, Usage,
 };
+pub use tools::{ToolCall, ToolRouter, ToolRunner, ToolSpec};
 pub use value::{Doc, Value};
 pub use workflow::{NodeError, RunEvent, RunOutcome, RunStats, WorkflowRunner};

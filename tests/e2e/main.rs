@@ -5,6 +5,7 @@ mod compile;
 mod examples;
 mod place;
 mod run;
+mod runtime_specs;
 mod simulate;
 
 use std::path::{Path, PathBuf};

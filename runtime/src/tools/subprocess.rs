@@ -1,0 +1,178 @@
+//! Subprocess tools: an argument array run in its own process group and temporary directory,
+//! JSON arguments on stdin, stdout captured up to the cap, stderr's tail kept for errors.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::failure::{self, ToolFailure};
+use super::{RunnerInner, ToolSpec};
+
+/// Bytes of stderr kept (the end of it) for the error of a failed call.
+const STDERR_TAIL_BYTES: usize = 4096;
+/// Read size for the tool's pipes.
+const READ_CHUNK: usize = 8192;
+
+pub async fn run(
+    runner: &RunnerInner,
+    spec: &ToolSpec,
+    args: &Value,
+) -> Result<Vec<u8>, ToolFailure> {
+    let Some((program, rest)) = spec.command.split_first() else {
+        return Err(ToolFailure::Misconfigured(
+            "a subprocess tool needs a command".to_string(),
+        ));
+    };
+    let workdir = tempfile::Builder::new()
+        .prefix("agentc-tool-")
+        .tempdir()
+        .map_err(|e| ToolFailure::Spawn(format!("cannot create its working directory: {e}")))?;
+    let mut cmd = Command::new(resolve(&runner.base_dir, program));
+    cmd.args(rest.iter().map(|a| resolve(&runner.base_dir, a)))
+        .current_dir(workdir.path())
+        .env_clear()
+        .envs(runner.env.iter().map(|(k, v)| (k, v)))
+        .env("HOME", workdir.path())
+        .env("TMPDIR", workdir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ToolFailure::Spawn(format!("{program}: {e}")))?;
+    let pid = child.id();
+    let input = serde_json::to_vec(args).unwrap_or_default();
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let limit = spec.max_output_bytes;
+
+    let io = async {
+        let write = async {
+            if let Some(mut stdin) = stdin {
+                // A tool that does not read its arguments closes the pipe: not an error.
+                let _ = stdin.write_all(&input).await;
+            }
+            Ok::<(), ToolFailure>(())
+        };
+        let read_out = read_capped(stdout, limit);
+        let read_err = async { Ok::<Vec<u8>, ToolFailure>(read_tail(stderr).await) };
+        tokio::try_join!(write, read_out, read_err)
+    };
+    let outcome = tokio::time::timeout(spec.timeout(), async {
+        let (_, out, err) = io.await?;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| ToolFailure::Spawn(e.to_string()))?;
+        Ok::<_, ToolFailure>((status, out, err))
+    })
+    .await;
+    let (status, out, err) = match outcome {
+        Ok(Ok(done)) => done,
+        Ok(Err(failure)) => {
+            kill_group(pid, &spec.name, &failure);
+            let _ = child.wait().await;
+            return Err(failure);
+        }
+        Err(_elapsed) => {
+            let failure = ToolFailure::Timeout {
+                ms: spec.timeout_ms,
+            };
+            kill_group(pid, &spec.name, &failure);
+            let _ = child.wait().await;
+            return Err(failure);
+        }
+    };
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&err);
+        let detail = if stderr.trim().is_empty() {
+            failure::tail(&String::from_utf8_lossy(&out))
+        } else {
+            failure::tail(&stderr)
+        };
+        return Err(ToolFailure::Exit {
+            status: describe(status),
+            detail,
+        });
+    }
+    Ok(out)
+}
+
+/// `arg` made absolute when it is a relative path with a `/` naming something under `base`.
+fn resolve(base: &Path, arg: &str) -> std::ffi::OsString {
+    let path = Path::new(arg);
+    if arg.contains('/') && !arg.starts_with('-') && path.is_relative() && base.join(path).exists()
+    {
+        base.join(path).into_os_string()
+    } else {
+        arg.into()
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => status.to_string(),
+    }
+}
+
+/// Reads all of `pipe`, failing as soon as it holds more than `limit` bytes.
+async fn read_capped(
+    pipe: Option<impl AsyncRead + Unpin>,
+    limit: u64,
+) -> Result<Vec<u8>, ToolFailure> {
+    let mut out = Vec::new();
+    let Some(mut pipe) = pipe else { return Ok(out) };
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = pipe
+            .read(&mut buf)
+            .await
+            .map_err(|e| ToolFailure::Spawn(format!("cannot read its output: {e}")))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() as u64 > limit {
+            return Err(ToolFailure::OutputTooLarge { limit });
+        }
+    }
+}
+
+/// Reads all of `pipe`, keeping its last [`STDERR_TAIL_BYTES`] bytes.
+async fn read_tail(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else { return kept };
+    let mut buf = vec![0u8; READ_CHUNK];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > STDERR_TAIL_BYTES {
+            kept.drain(..kept.len() - STDERR_TAIL_BYTES);
+        }
+    }
+    kept
+}
+
+/// Kills the tool's whole process group (it and anything it started).
+fn kill_group(pid: Option<u32>, tool: &str, why: &ToolFailure) {
+    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
+        return;
+    };
+    tracing::warn!(tool, pgid = pid, reason = %why, "killing the tool's process group");
+    // SAFETY: killpg only sends a signal. `pid` is the id of the child we spawned as the leader
+    // of a new process group (`process_group(0)`) and have not reaped yet, so the group id still
+    // names that group and not a reused id.
+    let rc = unsafe { libc::killpg(pid, libc::SIGKILL) };
+    if rc != 0 {
+        tracing::warn!(tool, pgid = pid, error = %std::io::Error::last_os_error(), "killpg failed");
+    }
+}
