@@ -1,5 +1,6 @@
 //! Command-line arguments and the commands they run.
 
+mod bench;
 mod build;
 mod generate;
 mod profile;
@@ -54,6 +55,10 @@ enum Command {
     /// `--rps` or from `--trace`) and report goodput within the SLA, latency percentiles,
     /// utilisation per device type, prefix-cache hits and $ per 1k runs.
     Simulate(simulate::SimulateArgs),
+    /// Run a benchmark suite (examples/suites/): measure workflows on this machine next to
+    /// the simulator's prediction of the same configuration, and run the placement study;
+    /// prints a table and writes OUTDIR/results.json and OUTDIR/report.html.
+    Bench(bench::BenchArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -79,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::profile(args),
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)
