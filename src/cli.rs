@@ -1,5 +1,6 @@
 //! Command-line arguments and the commands they run.
 
+mod bench;
 mod build;
 mod generate;
 mod index;
@@ -61,6 +62,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Build vector indexes for `retrieve` nodes (`agentc index build SRC -o DIR`).
     Index(index::IndexArgs),
+    /// Run a benchmark suite (examples/suites/): measure workflows on this machine next to
+    /// the simulator's prediction of the same configuration, and run the placement study;
+    /// prints a table and writes OUTDIR/results.json and OUTDIR/report.html.
+    Bench(bench::BenchArgs),
     /// Print the JSON Schema of workflow files (for editor completion).
     Schema,
 }
@@ -88,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::simulate(args),
         Command::Serve(args) => serve::serve(args),
         Command::Index(args) => index::index(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Schema => {
             println!("{}", schema::workflow_schema());
             Ok(ExitCode::SUCCESS)

@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// agentc's batching and prefix reuse against).
     #[arg(long)]
     pub no_optimizations: bool,
+    /// Device profile from `agentc profile` to compile with (predictions from measured figures).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
     /// With --batch, also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE", requires = "batch")]
     pub summary_json: Option<PathBuf>,
@@ -65,11 +68,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --concurrency and --threads must be at least 1");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    let (program, _plan_dir) = match load_program(&args)? {
+    let (program, _plan_dir) = match load_program(&args, args.profile.as_deref())? {
         Some(p) => p,
         None => return Ok(ExitCode::from(EXIT_INVALID)),
     };
-    let runner = match start_runner(program, &args) {
+    let runner = match start_runner(program, args.no_optimizations, args.threads) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -105,7 +108,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What the machine the runs happen on costs per second: the cluster's devices' prices.
-fn local_usd_per_second(cluster: Option<&Path>) -> anyhow::Result<f64> {
+pub(super) fn local_usd_per_second(cluster: Option<&Path>) -> anyhow::Result<f64> {
     let catalog = HardwareCatalog::builtin()?;
     let cluster = match cluster {
         Some(path) => Cluster::from_path(path, &catalog)?,
@@ -115,7 +118,7 @@ fn local_usd_per_second(cluster: Option<&Path>) -> anyhow::Result<f64> {
 }
 
 /// A plan directory that is removed when dropped (for plans compiled on the fly).
-struct TempPlan(Option<PathBuf>);
+pub(super) struct TempPlan(Option<PathBuf>);
 
 impl Drop for TempPlan {
     fn drop(&mut self) {
@@ -125,15 +128,40 @@ impl Drop for TempPlan {
     }
 }
 
-fn load_program(args: &RunArgs) -> anyhow::Result<Option<(Program, TempPlan)>> {
-    let (dir, temp) = match (&args.plan, &args.workflow) {
-        (Some(plan), _) => (plan.clone(), TempPlan(None)),
-        (None, Some(workflow)) => {
-            let dir = std::env::temp_dir().join(format!("agentc-run-{}", std::process::id()));
+fn load_program(
+    args: &RunArgs,
+    profile: Option<&Path>,
+) -> anyhow::Result<Option<(Program, TempPlan)>> {
+    match (&args.plan, &args.workflow) {
+        (Some(plan), _) => match Program::load(plan) {
+            Ok(p) => Ok(Some((p, TempPlan(None)))),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(None)
+            }
+        },
+        (None, Some(workflow)) => compile_program(workflow, args.cluster.as_deref(), profile),
+        (None, None) => unreachable!("clap requires a workflow or --plan"),
+    }
+}
+
+/// Compiles `workflow` for `cluster` (default: this machine), with measured figures from
+/// `profile` if given, into a temporary plan directory, and loads it. Invalid input is reported
+/// on standard error and gives `None`.
+pub(super) fn compile_program(
+    workflow: &Path,
+    cluster: Option<&Path>,
+    profile: Option<&Path>,
+) -> anyhow::Result<Option<(Program, TempPlan)>> {
+    static PLANS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let (dir, temp) = {
+        {
+            let n = PLANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("agentc-run-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             let temp = TempPlan(Some(dir.clone()));
-            let cluster = match &args.cluster {
-                Some(c) => c.clone(),
+            let cluster = match cluster {
+                Some(c) => c.to_path_buf(),
                 None => {
                     let path = dir.join("local.yaml");
                     std::fs::write(&path, LOCAL_CLUSTER)?;
@@ -141,12 +169,12 @@ fn load_program(args: &RunArgs) -> anyhow::Result<Option<(Program, TempPlan)>> {
                 }
             };
             let code = build(BuildArgs {
-                workflow: workflow.clone(),
+                workflow: workflow.to_path_buf(),
                 emit: None,
                 format: Format::Text,
                 cluster: Some(cluster),
                 catalog: None,
-                profile: None,
+                profile: profile.map(Path::to_path_buf),
                 rps: 0.0,
                 output: Some(dir.join("plan")),
                 batch: 1,
@@ -157,7 +185,6 @@ fn load_program(args: &RunArgs) -> anyhow::Result<Option<(Program, TempPlan)>> {
             }
             (dir.join("plan"), temp)
         }
-        (None, None) => unreachable!("clap requires a workflow or --plan"),
     };
     match Program::load(&dir) {
         Ok(p) => Ok(Some((p, temp))),
@@ -168,7 +195,13 @@ fn load_program(args: &RunArgs) -> anyhow::Result<Option<(Program, TempPlan)>> {
     }
 }
 
-fn start_runner(program: Program, args: &RunArgs) -> anyhow::Result<WorkflowRunner> {
+/// A runner for `program` on this machine's CPU; `no_optimizations` turns batching and prefix
+/// caching off (the baseline).
+pub(super) fn start_runner(
+    program: Program,
+    no_optimizations: bool,
+    threads: usize,
+) -> anyhow::Result<WorkflowRunner> {
     let mut devices = program.devices();
     devices.retain(|d| !is_local_cpu(d));
     if !devices.is_empty() {
@@ -177,7 +210,7 @@ fn start_runner(program: Program, args: &RunArgs) -> anyhow::Result<WorkflowRunn
             devices.join(", ")
         );
     }
-    let serving = if args.no_optimizations {
+    let serving = if no_optimizations {
         ServingConfig {
             batching: false,
             prefix_caching: false,
@@ -187,7 +220,7 @@ fn start_runner(program: Program, args: &RunArgs) -> anyhow::Result<WorkflowRunn
         ServingConfig::default()
     };
     let options = EngineOptions {
-        threads: args.threads,
+        threads,
         ..EngineOptions::default()
     };
     // One engine per model file, shared by every model name that points at it.
@@ -328,56 +361,28 @@ async fn run_batch(
     args: &RunArgs,
     usd_per_second: f64,
 ) -> anyhow::Result<ExitCode> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    let lines = match read_inputs(path)? {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
         }
-        match serde_json::from_str::<Json>(&line) {
-            Ok(Json::Object(map)) => lines.push(map),
-            Ok(_) => {
-                eprintln!(
-                    "error: {}:{}: expected a JSON object of inputs",
-                    path.display(),
-                    i + 1
-                );
-                return Ok(ExitCode::from(EXIT_INVALID));
-            }
-            Err(e) => {
-                eprintln!("error: {}:{}: {e}", path.display(), i + 1);
-                return Ok(ExitCode::from(EXIT_INVALID));
-            }
-        }
-    }
+    };
     let total = lines.len();
-    let started = Instant::now();
-    let mut results = futures::stream::iter(lines.into_iter().enumerate().map(|(i, inputs)| {
-        let runner = Arc::clone(runner);
-        async move { (i, runner.run(&inputs, None).await) }
-    }))
-    .buffered(args.concurrency);
-    let mut summary = BatchSummary::default();
     let stdout = std::io::stdout();
-    while let Some((i, result)) = results.next().await {
+    let mut done = 0;
+    let summary = run_lines(runner, lines, args.concurrency, usd_per_second, |i, result| {
         let line = match result {
-            Ok(outcome) => {
-                summary.add(&outcome.stats);
-                serde_json::json!({"index": i, "outputs": outcome.outputs, "ms": outcome.stats.elapsed_ms})
-            }
-            Err(e) => {
-                summary.failed += 1;
-                serde_json::json!({"index": i, "error": e.to_string()})
-            }
+            Ok(outcome) => serde_json::json!({"index": i, "outputs": outcome.outputs, "ms": outcome.stats.elapsed_ms}),
+            Err(e) => serde_json::json!({"index": i, "error": e.to_string()}),
         };
-        writeln!(stdout.lock(), "{line}")?;
+        done += 1;
         if !args.quiet {
-            eprint!("\r{}/{total} runs", summary.runs + summary.failed);
+            eprint!("\r{done}/{total} runs");
         }
-    }
-    summary.finish(started.elapsed(), usd_per_second);
+        writeln!(stdout.lock(), "{line}").context("cannot write to standard output")
+    })
+    .await?;
     if !args.quiet {
         eprintln!();
     }
@@ -393,34 +398,99 @@ async fn run_batch(
     })
 }
 
-/// What a batch of runs did, for people (one line) and for benchmark scripts (JSON).
-#[derive(Debug, Default, serde::Serialize)]
-struct BatchSummary {
-    runs: usize,
-    failed: usize,
-    wall_s: f64,
-    runs_per_s: f64,
-    p50_ms: f64,
-    p95_ms: f64,
-    sla_ms: f64,
-    sla_met: usize,
-    prompt_tokens: usize,
-    cached_tokens: usize,
-    completion_tokens: usize,
-    prefix_cache_hit_rate: f64,
-    /// The machine's price for the batch's wall time, per 1000 successful runs.
-    usd_per_1k_runs: f64,
-    /// Per op kind: mean measured and predicted milliseconds per op.
-    by_kind: std::collections::BTreeMap<String, KindSummary>,
-    #[serde(skip)]
-    latencies: Vec<f64>,
+/// The lines of a JSONL file of inputs (one object per line, blank lines skipped); a bad line
+/// is named as `file:line: why`.
+pub(super) fn read_inputs(
+    path: &Path,
+) -> anyhow::Result<Result<Vec<serde_json::Map<String, Json>>, String>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Json>(&line) {
+            Ok(Json::Object(map)) => lines.push(map),
+            Ok(_) => {
+                return Ok(Err(format!(
+                    "{}:{}: expected a JSON object of inputs",
+                    path.display(),
+                    i + 1
+                )));
+            }
+            Err(e) => return Ok(Err(format!("{}:{}: {e}", path.display(), i + 1))),
+        }
+    }
+    Ok(Ok(lines))
 }
 
-#[derive(Debug, Default, serde::Serialize)]
-struct KindSummary {
-    count: usize,
-    measured_ms: f64,
-    predicted_ms: f64,
+/// Runs every input, `concurrency` at a time (a new run starts when the oldest in flight
+/// finishes), calling `each` with every result in input order, and summarises the batch. This
+/// is `agentc run --batch`; `agentc bench` measures through it too.
+pub(super) async fn run_lines(
+    runner: &Arc<WorkflowRunner>,
+    lines: Vec<serde_json::Map<String, Json>>,
+    concurrency: usize,
+    usd_per_second: f64,
+    mut each: impl FnMut(usize, &agentc_runtime::Result<RunOutcome>) -> anyhow::Result<()>,
+) -> anyhow::Result<BatchSummary> {
+    let started = Instant::now();
+    let mut results = futures::stream::iter(lines.into_iter().enumerate().map(|(i, inputs)| {
+        let runner = Arc::clone(runner);
+        async move { (i, runner.run(&inputs, None).await) }
+    }))
+    .buffered(concurrency.max(1));
+    let mut summary = BatchSummary::default();
+    while let Some((i, result)) = results.next().await {
+        match &result {
+            Ok(outcome) => summary.add(&outcome.stats),
+            Err(e) => {
+                summary.failed += 1;
+                if summary.first_error.is_none() {
+                    summary.first_error = Some(e.to_string());
+                }
+            }
+        }
+        each(i, &result)?;
+    }
+    summary.finish(started.elapsed(), usd_per_second);
+    Ok(summary)
+}
+
+/// What a batch of runs did, for people (one line) and for benchmark scripts (JSON).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub(super) struct BatchSummary {
+    pub runs: usize,
+    pub failed: usize,
+    pub wall_s: f64,
+    pub runs_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub sla_ms: f64,
+    pub sla_met: usize,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    pub prefix_cache_hit_rate: f64,
+    /// The machine's price for the batch's wall time, per 1000 successful runs.
+    pub usd_per_1k_runs: f64,
+    /// Per op kind: mean measured and predicted milliseconds per op.
+    pub by_kind: std::collections::BTreeMap<String, KindSummary>,
+    /// Latency of every successful run in ms, sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub latencies: Vec<f64>,
+    /// The first failed run's error.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub(super) struct KindSummary {
+    pub count: usize,
+    pub measured_ms: f64,
+    pub predicted_ms: f64,
 }
 
 impl BatchSummary {

@@ -164,6 +164,43 @@ impl OpGraph {
     }
 }
 
+impl OpGraph {
+    /// One graph holding every graph of `parts` side by side, with each op's name prefixed by
+    /// its part's label (`label/op`); models of the same name share resident weights, prefix
+    /// groups stay per part. Returns the graph and, per part, the range of its op ids (parts
+    /// are laid out in order). The simulator runs a mix of workflows on it with
+    /// [`crate::sim::RunClass`]es.
+    pub fn union(parts: &[(&str, &OpGraph)]) -> Result<(OpGraph, Vec<std::ops::Range<usize>>)> {
+        let mut b = OpGraph::builder();
+        let mut ranges = Vec::with_capacity(parts.len());
+        for (label, g) in parts {
+            let base = b.ops.len();
+            // The implicit leader -> member edges of prefix groups are added again by `build`.
+            let mut implicit = vec![0usize; g.len()];
+            for group in g.prefix_groups() {
+                for m in group.members.iter().skip(1) {
+                    implicit[m.0] += 1;
+                }
+            }
+            for op in g.ops() {
+                let id = b.op(format!("{label}/{}", op.name), op.kind, op.work.clone());
+                let explicit = op.deps.len().saturating_sub(implicit[id.0 - base]);
+                for dep in &op.deps[..explicit] {
+                    b.dep_bytes(OpId(base + dep.from.0), id, dep.bytes);
+                }
+            }
+            for group in g.prefix_groups() {
+                let gid = b.prefix_group(format!("{label}/{}", group.name), group.kv_bytes);
+                for m in &group.members {
+                    b.join_prefix(OpId(base + m.0), gid);
+                }
+            }
+            ranges.push(base..b.ops.len());
+        }
+        Ok((b.build()?, ranges))
+    }
+}
+
 /// Builds an [`OpGraph`]; all checks happen in [`OpGraphBuilder::build`].
 #[derive(Debug, Default)]
 pub struct OpGraphBuilder {

@@ -45,6 +45,23 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 /// outstanding ops than the least loaded device of the pool.
 pub const AFFINITY_SLACK_OPS: u32 = 2;
 
+/// A kind of run in a mix of workflows: the ops (a contiguous range of op ids, as
+/// [`crate::OpGraph::union`] lays them out) one run of it instantiates, and its SLA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunClass {
+    pub name: String,
+    pub ops: std::ops::Range<usize>,
+    pub sla_s: f64,
+}
+
+/// How runs start: at given times (open loop), or `concurrency` at a time, each new run
+/// starting when one finishes (closed loop, as `agentc run --batch --concurrency N` runs them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start<'t> {
+    Open(&'t Arrivals),
+    Closed { concurrency: usize, runs: usize },
+}
+
 /// What the simulator needs from a placement: the solver's operator graph, the device it chose
 /// for each op, and the workflow's SLA.
 #[derive(Debug, Clone)]
@@ -210,6 +227,8 @@ pub struct Simulation<'a> {
     kv_capacity: Vec<f64>,
     /// Weight bytes per model of the graph.
     weights: Vec<f64>,
+    /// The kinds of run; one covering the whole graph unless [`Simulation::with_classes`].
+    classes: Vec<RunClass>,
 }
 
 impl<'a> Simulation<'a> {
@@ -334,12 +353,74 @@ impl<'a> Simulation<'a> {
             pools,
             kv_capacity,
             weights,
+            classes: vec![RunClass {
+                name: String::new(),
+                ops: 0..graph.len(),
+                sla_s,
+            }],
         })
     }
 
-    /// Simulates every run of `arrivals` to completion.
+    /// Makes runs instances of one of `classes` (a mix of workflows on one union graph) instead
+    /// of the whole graph. Each class's ops must depend only on ops of the same class.
+    pub fn with_classes(mut self, classes: Vec<RunClass>) -> Result<Self> {
+        let graph = self.priced.graph();
+        if classes.is_empty() {
+            return Err(Error::Simulation(
+                "a mix needs at least one class of run".into(),
+            ));
+        }
+        for c in &classes {
+            if c.ops.is_empty() || c.ops.end > graph.len() {
+                return Err(Error::Simulation(format!(
+                    "class `{}` has ops {:?}, not a non-empty range of the graph's {} ops",
+                    c.name,
+                    c.ops,
+                    graph.len()
+                )));
+            }
+            if !(c.sla_s.is_finite() && c.sla_s > 0.0) {
+                return Err(Error::Simulation(format!(
+                    "class `{}`: the SLA must be a positive number of seconds, got {}",
+                    c.name, c.sla_s
+                )));
+            }
+            for i in c.ops.clone() {
+                let op = graph.op(OpId(i));
+                if let Some(d) = op.deps.iter().find(|d| !c.ops.contains(&d.from.0)) {
+                    return Err(Error::Simulation(format!(
+                        "op `{}` of class `{}` depends on op `{}` of another class",
+                        op.name,
+                        c.name,
+                        graph.op(d.from).name
+                    )));
+                }
+            }
+        }
+        self.classes = classes;
+        Ok(self)
+    }
+
+    /// The kinds of run simulated.
+    pub fn classes(&self) -> &[RunClass] {
+        &self.classes
+    }
+
+    /// Simulates every run of `arrivals` to completion (every run of the first class).
     pub fn run(&self, arrivals: &Arrivals) -> Result<SimReport> {
-        engine::run(self, arrivals.times())
+        self.run_mix(Start::Open(arrivals), &[])
+    }
+
+    /// Simulates runs started by `start`; run `r` is of class `class_of[r % class_of.len()]`
+    /// (class 0 when `class_of` is empty).
+    pub fn run_mix(&self, start: Start<'_>, class_of: &[usize]) -> Result<SimReport> {
+        if let Some(&c) = class_of.iter().find(|&&c| c >= self.classes.len()) {
+            return Err(Error::Simulation(format!(
+                "run class {c} does not exist ({} classes)",
+                self.classes.len()
+            )));
+        }
+        engine::run(self, start, class_of)
     }
 }
 

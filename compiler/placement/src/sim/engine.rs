@@ -12,7 +12,7 @@ use crate::graph::{Flops, OpId, OpKind};
 use super::kv::KvMemory;
 use super::queue::{EventKind, EventQueue, Key};
 use super::stats::{Counters, report};
-use super::{AFFINITY_SLACK_OPS, OpRecord, QueuePolicy, SimReport, Simulation};
+use super::{AFFINITY_SLACK_OPS, OpRecord, QueuePolicy, SimReport, Simulation, Start};
 
 /// A prefill or decode in a device's batch.
 #[derive(Debug, Clone)]
@@ -68,7 +68,12 @@ struct DeviceState {
 
 struct Engine<'s, 'a> {
     sim: &'s Simulation<'a>,
-    arrivals: &'s [f64],
+    /// Start time of each run (NaN until a closed-loop run starts).
+    arrivals: Vec<f64>,
+    /// Class of each run (index into `Simulation::classes`).
+    class: Vec<usize>,
+    /// Closed loop: the next run to start when one finishes.
+    next_closed: Option<usize>,
     n_ops: usize,
     events: EventQueue,
     devices: Vec<DeviceState>,
@@ -88,12 +93,33 @@ struct Engine<'s, 'a> {
     op_log: Vec<OpRecord>,
 }
 
-pub(super) fn run(sim: &Simulation<'_>, arrivals: &[f64]) -> Result<SimReport> {
+pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) -> Result<SimReport> {
+    let (arrivals, next_closed) = match start {
+        Start::Open(a) => (a.times().to_vec(), None),
+        Start::Closed { concurrency, runs } => {
+            if concurrency == 0 || runs == 0 {
+                return Err(Error::Simulation(format!(
+                    "a closed loop needs at least one run in flight and one run, got \
+                     {concurrency} and {runs}"
+                )));
+            }
+            let mut times = vec![f64::NAN; runs];
+            let first = concurrency.min(runs);
+            times[..first].fill(0.0);
+            (times, Some(first))
+        }
+    };
     if arrivals.is_empty() {
         return Err(Error::Simulation(
             "there are no arrivals to simulate".into(),
         ));
     }
+    let class: Vec<usize> = (0..arrivals.len())
+        .map(|r| match class_of.len() {
+            0 => 0,
+            n => class_of[r % n],
+        })
+        .collect();
     let n_ops = sim.ops.len();
     let cells = arrivals.len().checked_mul(n_ops).ok_or_else(|| {
         Error::Simulation(format!(
@@ -102,9 +128,15 @@ pub(super) fn run(sim: &Simulation<'_>, arrivals: &[f64]) -> Result<SimReport> {
         ))
     })?;
     let record = sim.settings.record_ops;
+    let run_left = class
+        .iter()
+        .map(|&c| sim.classes[c].ops.len() as u32)
+        .collect();
     let mut engine = Engine {
         sim,
         arrivals,
+        class,
+        next_closed,
         n_ops,
         events: EventQueue::default(),
         devices: sim
@@ -129,15 +161,17 @@ pub(super) fn run(sim: &Simulation<'_>, arrivals: &[f64]) -> Result<SimReport> {
         finish: vec![0.0; cells],
         placed: vec![0; cells],
         start: if record { vec![0.0; cells] } else { Vec::new() },
-        run_left: vec![n_ops as u32; arrivals.len()],
-        completion: vec![f64::NAN; arrivals.len()],
+        run_left,
+        completion: vec![f64::NAN; cells / n_ops.max(1)],
         cursor: vec![0; sim.pools.len()],
         next_key: 0,
         counters: Counters::default(),
         op_log: Vec::new(),
     };
-    for (r, &t) in arrivals.iter().enumerate() {
-        engine.events.push(t, EventKind::Arrival { run: r });
+    for (r, &t) in engine.arrivals.iter().enumerate() {
+        if t.is_finite() {
+            engine.events.push(t, EventKind::Arrival { run: r });
+        }
     }
     // Devices touched at the current instant choose their next work once every event of the
     // instant is in, so work that becomes ready together is batched together.
@@ -183,9 +217,11 @@ pub(super) fn run(sim: &Simulation<'_>, arrivals: &[f64]) -> Result<SimReport> {
         .iter()
         .map(|d| (d.busy_s, d.ops, d.steps))
         .collect();
+    let sla: Vec<f64> = engine.class.iter().map(|&c| sim.classes[c].sla_s).collect();
     Ok(report(
         sim,
-        arrivals,
+        &engine.arrivals,
+        &sla,
         &engine.completion,
         &busy,
         &engine.counters,
@@ -197,10 +233,11 @@ impl Engine<'_, '_> {
     fn arrive(&mut self, run: usize, now: f64) {
         let graph = self.sim.priced.graph();
         let base = run * self.n_ops;
-        for (i, op) in graph.ops().iter().enumerate() {
-            self.pending[base + i] = op.deps.len() as u32;
+        let ops = self.sim.classes[self.class[run]].ops.clone();
+        for i in ops.clone() {
+            self.pending[base + i] = graph.ops()[i].deps.len() as u32;
         }
-        for i in 0..self.n_ops {
+        for i in ops {
             if self.pending[base + i] == 0 {
                 self.dispatch(run, i, now);
             }
@@ -210,7 +247,9 @@ impl Engine<'_, '_> {
     fn key(&mut self, run: usize, op: usize) -> Key {
         let arrival = self.arrivals[run];
         let primary = match self.sim.settings.policy {
-            QueuePolicy::Edf => arrival + self.sim.sla_s - self.sim.ops[op].tail_s,
+            QueuePolicy::Edf => {
+                arrival + self.sim.classes[self.class[run]].sla_s - self.sim.ops[op].tail_s
+            }
             QueuePolicy::Fifo => arrival,
         };
         self.next_key += 1;
@@ -611,6 +650,13 @@ impl Engine<'_, '_> {
         self.run_left[run] -= 1;
         if self.run_left[run] == 0 {
             self.completion[run] = now;
+            if let Some(next) = self.next_closed
+                && next < self.arrivals.len()
+            {
+                self.arrivals[next] = now;
+                self.next_closed = Some(next + 1);
+                self.events.push(now, EventKind::Arrival { run: next });
+            }
         }
         let graph = self.sim.priced.graph();
         for &(s, _) in graph.successors(OpId(op)) {
