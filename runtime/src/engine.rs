@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
 
 use crate::error::{Error, Result};
+use crate::json_constraint::{JsonConstraint, JsonShape};
 use crate::kv::{BlockId, KvStore};
 use crate::model::{LlamaModel, SeqChunk};
 use crate::ops::{Matmul, MatmulBackend};
@@ -58,6 +59,9 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Generation ends when the text contains one of these; the text is cut before it.
     pub stop: Vec<String>,
+    /// Constrain the output to one JSON value of this shape; generation ends when it is
+    /// complete (`output: json` nodes).
+    pub json: Option<JsonShape>,
 }
 
 impl GenerateRequest {
@@ -68,6 +72,7 @@ impl GenerateRequest {
             max_tokens,
             sampling: SamplingParams::greedy(),
             stop: Vec::new(),
+            json: None,
         }
     }
 }
@@ -309,8 +314,10 @@ impl Engine {
             .pool
             .install(|| sequence.forward(&self.model, &prompt_tokens))?;
         let mut decode_started = None;
+        let mut json = request.json.map(JsonConstraint::new);
         while tokens.len() < request.max_tokens {
-            let token = sampler.sample(&logits);
+            let token = next_token(&mut sampler, json.as_mut(), &logits, &self.tokenizer);
+            let json_done = json.as_ref().is_some_and(JsonConstraint::is_complete);
             tokens.push(token);
             if tokens.len() == 1 {
                 timings.prefill = started.elapsed();
@@ -322,14 +329,17 @@ impl Engine {
                     .append_token_bytes(token, false, stream.bytes_mut())?;
             }
             let stop = stream.find_stop();
-            let last = end_of_generation || stop.is_some() || tokens.len() == request.max_tokens;
+            let last = end_of_generation
+                || json_done
+                || stop.is_some()
+                || tokens.len() == request.max_tokens;
             let text = if last {
                 stream.finish(stop.map(|(_, at)| at))
             } else {
                 stream.take_ready()
             };
             let control = on_token(&TokenEvent { token, text: &text });
-            if end_of_generation {
+            if end_of_generation || json_done {
                 finish_reason = FinishReason::EndOfGeneration;
                 break;
             }
@@ -388,6 +398,19 @@ impl SoloSequence {
         self.len += tokens.len();
         Ok(logits)
     }
+}
+
+/// The next token: sampled among those that keep a JSON-constrained output valid, or from all
+/// of them. A constraint no token can satisfy falls back to plain sampling (the output then
+/// fails to parse, with the text in the error).
+pub(crate) fn next_token(
+    sampler: &mut Sampler,
+    json: Option<&mut JsonConstraint>,
+    logits: &[f32],
+    tokenizer: &Tokenizer,
+) -> u32 {
+    json.and_then(|j| j.choose(logits, sampler, tokenizer))
+        .unwrap_or_else(|| sampler.sample(logits))
 }
 
 #[cfg(test)]

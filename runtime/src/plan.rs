@@ -19,6 +19,7 @@ use melior::ir::{RegionLike, ValueLike};
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
+use crate::json_constraint::JsonShape;
 use crate::sampling::SamplingParams;
 use crate::value::Condition;
 
@@ -52,6 +53,8 @@ pub struct ModelDecl {
 pub struct IndexDecl {
     pub path: PathBuf,
     pub model: String,
+    /// `cosine` (the default), `dot` or `l2`.
+    pub metric: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +111,9 @@ pub enum OpKind {
         max_tokens: usize,
         sampling: SamplingParams,
         stop: Vec<String>,
+        /// Set when the call's output is parsed as JSON: decoding is constrained to it (an
+        /// array when the value feeds a map).
+        json: Option<JsonShape>,
     },
     Detokenize {
         json: bool,
@@ -236,6 +242,10 @@ impl Program {
                     IndexDecl {
                         path: resolve(&str_field(i, "path")),
                         model: str_field(i, "model"),
+                        metric: match str_field(i, "metric") {
+                            m if m.is_empty() => "cosine".to_owned(),
+                            m => m,
+                        },
                     },
                 )
             })
@@ -369,6 +379,7 @@ fn lower_function(func: OperationRef<'_, '_>, name: &str) -> std::result::Result
             predicted_ms: attr_json(&op, "predicted_ms").as_f64().unwrap_or(0.0),
         });
     }
+    constrain_json_outputs(&mut ops);
     let tail_ms = tails(&ops);
     Ok(Function {
         name: name.to_owned(),
@@ -377,6 +388,44 @@ fn lower_function(func: OperationRef<'_, '_>, name: &str) -> std::result::Result
         returns,
         tail_ms,
     })
+}
+
+/// Marks each decode whose text is parsed as JSON (`output: json`) so that decoding is
+/// constrained to JSON: an array when the value is what a map iterates, else an object (the
+/// value's fields are what workflows read).
+fn constrain_json_outputs(ops: &mut [Op]) {
+    let producer: HashMap<ValueId, usize> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| op.result.map(|r| (r, i)))
+        .collect();
+    let mut shapes = Vec::new();
+    for op in ops.iter() {
+        let OpKind::Detokenize { json: true } = op.kind else {
+            continue;
+        };
+        let (Some(result), Some(&decode)) =
+            (op.result, op.operands.first().and_then(|v| producer.get(v)))
+        else {
+            continue;
+        };
+        let mapped = ops
+            .iter()
+            .any(|u| matches!(u.kind, OpKind::Map { .. }) && u.operands.first() == Some(&result));
+        shapes.push((
+            decode,
+            if mapped {
+                JsonShape::Array
+            } else {
+                JsonShape::Object
+            },
+        ));
+    }
+    for (decode, shape) in shapes {
+        if let OpKind::Decode { json, .. } = &mut ops[decode].kind {
+            *json = Some(shape);
+        }
+    }
 }
 
 /// For each op, the longest predicted time of any chain of ops that consume its result.
@@ -478,6 +527,7 @@ fn lower_op(op: &OperationRef<'_, '_>, name: &str) -> std::result::Result<Option
                 seed: attr_json(op, "seed").as_u64().unwrap_or(0),
             },
             stop: strings(&attr_json(op, "stop")),
+            json: None,
         },
         exec::DETOKENIZE => OpKind::Detokenize {
             json: s("output") == "json",

@@ -17,11 +17,14 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
+use crate::embed::EmbeddingModel;
 use crate::engine::{GenerateRequest, Prompt};
 use crate::error::{Error, Result};
+use crate::index::{Index, IndexSpec};
 use crate::plan::{Function, Op, OpKind, Program};
 use crate::serving::{SequenceEvent, ServingEngine, SubmitOptions};
-use crate::value::{Condition, Value, render_template, snippet, template_value};
+use crate::tools::{BreakerConfig, ToolRouter, ToolRunner, ToolSpec};
+use crate::value::{Condition, Doc, Value, render_template, snippet, template_value};
 use agentc_model::ChatMessage;
 
 /// What the executor reports while a run progresses (for live progress and SSE).
@@ -140,6 +143,10 @@ pub struct WorkflowRunner {
     program: Arc<Program>,
     /// LLM model name -> its serving engine (several names may share one).
     llms: HashMap<String, ServingEngine>,
+    /// Embedding model name -> the loaded model.
+    embedders: HashMap<String, Arc<EmbeddingModel>>,
+    indexes: HashMap<String, Arc<Index>>,
+    tools: ToolRouter,
 }
 
 impl std::fmt::Debug for WorkflowRunner {
@@ -178,19 +185,85 @@ impl RunCtx {
 
 impl WorkflowRunner {
     /// A runner over `program`, with a serving engine for each of its LLM models.
+    /// A runner over `program`, with a serving engine for each of its LLM models; loads its
+    /// embedding models and indexes and checks its tools.
     pub fn new(program: Program, llms: HashMap<String, ServingEngine>) -> Result<Self> {
+        let mut embedders: HashMap<String, Arc<EmbeddingModel>> = HashMap::new();
         for (name, model) in &program.models {
-            if model.kind == "llm" && !llms.contains_key(name) {
-                return Err(Error::InvalidRequest(format!(
-                    "no engine was loaded for the workflow's model `{name}` ({})",
-                    model.path.display()
-                )));
+            match model.kind.as_str() {
+                "llm" if !llms.contains_key(name) => {
+                    return Err(Error::InvalidRequest(format!(
+                        "no engine was loaded for the workflow's model `{name}` ({})",
+                        model.path.display()
+                    )));
+                }
+                "embedding" => {
+                    let shared = embedders
+                        .values()
+                        .find(|e| model.path.ends_with(e.name()))
+                        .cloned();
+                    let embedder = match shared {
+                        Some(e) => e,
+                        None => Arc::new(EmbeddingModel::load(&model.path)?),
+                    };
+                    embedders.insert(name.clone(), embedder);
+                }
+                _ => {}
             }
         }
+        let mut indexes = HashMap::new();
+        for (name, decl) in &program.indexes {
+            let embedder = embedders.get(&decl.model).ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "index `{name}` names the embedding model `{}`, which the plan does not declare",
+                    decl.model
+                ))
+            })?;
+            let spec = IndexSpec {
+                name: name.clone(),
+                path: decl.path.display().to_string(),
+                model: decl.model.clone(),
+                metric: serde_json::from_value(Json::String(decl.metric.clone())).map_err(
+                    |_| {
+                        Error::InvalidRequest(format!(
+                            "index `{name}`: unknown metric `{}` (cosine, dot or l2)",
+                            decl.metric
+                        ))
+                    },
+                )?,
+            };
+            let index = Index::open(&spec, &program.base_dir, embedder.name())?;
+            indexes.insert(name.clone(), Arc::new(index));
+        }
+        let specs = program
+            .tools
+            .iter()
+            .map(|(name, spec)| {
+                let mut spec = spec.clone();
+                if let Json::Object(map) = &mut spec {
+                    map.insert("name".to_owned(), Json::String(name.clone()));
+                }
+                serde_json::from_value::<ToolSpec>(spec)
+                    .map_err(|e| Error::InvalidRequest(format!("tool `{name}` in the plan: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tools = ToolRouter::new(
+            specs,
+            ToolRunner::new(&program.base_dir)?,
+            BreakerConfig::default(),
+        )?;
         Ok(Self {
             program: Arc::new(program),
             llms,
+            embedders,
+            indexes,
+            tools,
         })
+    }
+
+    /// The tool router, with its per-tool counters (for `/metrics`).
+    pub fn tools(&self) -> &ToolRouter {
+        &self.tools
     }
 
     pub fn program(&self) -> &Program {
@@ -471,11 +544,13 @@ impl<'a> Run<'a> {
                 max_tokens,
                 sampling,
                 stop,
+                json,
             } => {
                 let Some(Datum::Kv(kv)) = operands.into_iter().next() else {
                     return Err(fail("decode expects a prefill's KV".to_owned()));
                 };
                 let request = GenerateRequest {
+                    json: *json,
                     prompt: Prompt::Tokens(kv.tokens.as_ref().clone()),
                     max_tokens: *max_tokens,
                     sampling: sampling.clone(),
@@ -495,19 +570,67 @@ impl<'a> Run<'a> {
                 }
             }
             OpKind::Embed { model } => {
-                return Err(fail(format!(
-                    "embedding model `{model}`: this runtime has no embedding executor yet"
-                )));
+                let text = values()?.pop().map(|v| v.render()).unwrap_or_default();
+                let embedder = self
+                    .runner
+                    .embedders
+                    .get(model)
+                    .cloned()
+                    .ok_or_else(|| fail(format!("no embedding model `{model}` was loaded")))?;
+                let mut vectors = tokio::task::spawn_blocking(move || embedder.embed(&[&text]))
+                    .await
+                    .map_err(|e| fail(format!("the embedding task failed: {e}")))?
+                    .map_err(|e| fail(e.to_string()))?;
+                let vector = vectors
+                    .pop()
+                    .ok_or_else(|| fail("the embedding model returned no vector".to_owned()))?;
+                Datum::Value(Value::Vec(Arc::new(vector)))
             }
-            OpKind::Knn { index, .. } => {
-                return Err(fail(format!(
-                    "index `{index}`: this runtime has no vector index executor yet"
-                )));
+            OpKind::Knn { index, k } => {
+                let Some(Value::Vec(query)) = values()?.pop() else {
+                    return Err(fail("knn expects an embedding vector".to_owned()));
+                };
+                let index = self
+                    .runner
+                    .indexes
+                    .get(index)
+                    .ok_or_else(|| fail(format!("no index `{index}` was loaded")))?;
+                let hits = index.search(&query, *k).map_err(|e| fail(e.to_string()))?;
+                Datum::Value(Value::Docs(
+                    hits.into_iter()
+                        .map(|h| Doc {
+                            id: h.id,
+                            text: h.text,
+                            score: h.score,
+                            source: h.source,
+                        })
+                        .collect(),
+                ))
             }
-            OpKind::Tool { tool, .. } => {
-                return Err(fail(format!(
-                    "tool `{tool}`: this runtime has no tool executor yet"
-                )));
+            OpKind::Tool { tool, args } => {
+                let values = values()?;
+                let mut arguments = serde_json::Map::new();
+                for (name, arg) in args {
+                    let value = match arg {
+                        Json::String(template) => {
+                            template_value(template, &values).map_err(&fail)?.to_json()
+                        }
+                        literal => literal.clone(),
+                    };
+                    arguments.insert(name.clone(), value);
+                }
+                let call = self
+                    .runner
+                    .tools
+                    .call(tool, &Json::Object(arguments))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                match call.value {
+                    Json::String(text) if self.tool_outputs_text(tool) => {
+                        Datum::Value(Value::Text(text))
+                    }
+                    json => Datum::Value(Value::Json(json)),
+                }
             }
             OpKind::JsonExtract { template, path } => {
                 let source = template_value(template, &values()?).map_err(fail)?;
@@ -711,6 +834,17 @@ impl<'a> Run<'a> {
         let text =
             text.ok_or_else(|| fail("the LLM engine ended the call without a result".to_owned()))?;
         Ok(Datum::Generated(text.into()))
+    }
+
+    /// Whether `tool` is declared with `output: text`.
+    fn tool_outputs_text(self, tool: &str) -> bool {
+        self.runner
+            .program
+            .tools
+            .get(tool)
+            .and_then(|t| t.get("output"))
+            .and_then(Json::as_str)
+            == Some("text")
     }
 
     fn llm(self, op: &Op, model: &str) -> std::result::Result<&'a ServingEngine, NodeError> {

@@ -207,3 +207,115 @@ fn a_built_plan_runs_and_a_damaged_or_foreign_plan_is_refused() {
         "{stderr}"
     );
 }
+
+/// The declared outputs of each example, as `agentc run` prints them (sorted by name).
+const EXAMPLE_OUTPUTS: [(&str, &[&str]); 6] = [
+    ("llm_judge", &["judgments", "score"]),
+    ("map_reduce_summary", &["partial", "summary"]),
+    ("multi_chain_reasoning", &["answer"]),
+    ("rag_qa", &["answer", "sources"]),
+    ("react_calculator", &["answer"]),
+    ("tip_suggestion", &["paragraphs", "tips"]),
+];
+
+#[test]
+fn every_example_runs_on_its_first_input() {
+    if !model_present() {
+        return;
+    }
+    // rag_qa retrieves from indexes/corpus, built from the shipped corpus.
+    let out = agentc(&["index", "build", "examples/corpus", "-o", "indexes/corpus"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (name, outputs) in EXAMPLE_OUTPUTS {
+        let inputs = std::fs::read_to_string(root().join(format!("examples/inputs/{name}.jsonl")))
+            .expect("every example has inputs");
+        let first: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(inputs.lines().next().expect("one input")).expect("an object");
+        let mut args = vec![
+            "run".to_owned(),
+            format!("examples/{name}.yaml"),
+            "-q".to_owned(),
+        ];
+        for (k, v) in &first {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            args.extend(["-i".to_owned(), format!("{k}={v}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = agentc(&args);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON outputs");
+        let keys: Vec<&str> = value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, outputs, "{name}");
+    }
+}
+
+#[test]
+fn a_failing_tool_is_routed_to_its_fallback_and_a_dead_end_names_every_attempt() {
+    if !model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let calculator = root().join("examples/tools/calculator.py");
+    let workflow = |primary: &str| {
+        format!(
+            "name: tools_fallback
+inputs:
+  expression: {{type: text, max_len: 16}}
+models:
+  chat: {{kind: llm, path: {model}}}
+tools:
+  broken:
+    kind: subprocess
+    command: [python3, -c, \"{primary}\"]
+    args: {{expression: {{type: string}}}}
+    cost: 1
+    fallbacks: [calc]
+  calc:
+    kind: subprocess
+    command: [python3, {calculator}]
+    args: {{expression: {{type: string}}}}
+    cost: 2
+sla: {{p95_ms: 10000}}
+nodes:
+  - {{id: value, kind: tool, tool: broken, args: {{expression: '${{inputs.expression}}'}}}}
+  - {{id: say, kind: llm, model: chat, max_tokens: 4, prompt: 'The value is ${{value.value}}.'}}
+outputs:
+  value: ${{value}}
+",
+            model = model.display(),
+            calculator = calculator.display(),
+        )
+    };
+    let path = dir.path().join("fallback.yaml");
+    std::fs::write(&path, workflow("import sys; sys.exit(3)")).unwrap();
+    let out = agentc(&[
+        "run",
+        path.to_str().unwrap(),
+        "-q",
+        "-i",
+        "expression=6 * 7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value, serde_json::json!({"value": {"value": 42}}));
+
+    // Both tools fail: the error names the node and each tool tried.
+    let out = agentc(&["run", path.to_str().unwrap(), "-q", "-i", "expression=6 *"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: node `value`: tool broken failed and no fallback is left; attempts: broken exited with exit code 3 and printed nothing; calc exited with exit code 1: "
+        ),
+        "{stderr}"
+    );
+}

@@ -337,6 +337,7 @@ fn finish_check(
     }
     Ok(Checked {
         request: GenerateRequest {
+            json: None,
             prompt: Prompt::Tokens(tokens),
             max_tokens,
             sampling,

@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 use super::{
     Pending, SequenceEvent, ServingConfig, ServingStats, Shared, SubmitOptions, Usage, lock,
 };
-use crate::engine::{Engine, FinishReason};
+use crate::engine::{Engine, FinishReason, next_token};
 use crate::error::Error;
+use crate::json_constraint::JsonConstraint;
 use crate::kv::{Block, BlockAllocator, BlockId, KvStore, PrefixIndex};
 use crate::model::SeqChunk;
 use crate::sampling::Sampler;
@@ -98,6 +99,7 @@ struct Active {
     /// Block ids of `blocks`, for the forward pass.
     table: Vec<BlockId>,
     sampler: Sampler,
+    json: Option<JsonConstraint>,
     stream: TextStream,
     cached_tokens: usize,
     /// Whether it holds its blocks (after its prefix lookup); false again after preemption.
@@ -353,6 +355,7 @@ impl<'a> Scheduler<'a> {
             blocks: Vec::new(),
             table: Vec::new(),
             sampler: Sampler::new(request.sampling.clone()),
+            json: request.json.map(JsonConstraint::new),
             stream: TextStream::new(&request.stop),
             cached_tokens: 0,
             started: false,
@@ -673,22 +676,24 @@ fn sample(
     seq: &mut Active,
     logits: &[f32],
 ) -> Result<Option<(FinishReason, Option<usize>)>, Error> {
-    let token = seq.sampler.sample(logits);
-    seq.tokens.push(token);
     let tokenizer = engine.tokenizer();
+    let token = next_token(&mut seq.sampler, seq.json.as_mut(), logits, tokenizer);
+    let json_done = seq.json.as_ref().is_some_and(JsonConstraint::is_complete);
+    seq.tokens.push(token);
     let end_of_generation = tokenizer.is_end_of_generation(token);
     if !end_of_generation {
         tokenizer.append_token_bytes(token, false, seq.stream.bytes_mut())?;
     }
     let stop = seq.stream.find_stop();
-    let last = end_of_generation || stop.is_some() || seq.generated() == seq.max_tokens;
+    let last =
+        end_of_generation || json_done || stop.is_some() || seq.generated() == seq.max_tokens;
     let text = if last {
         seq.stream.finish(stop.map(|(_, at)| at))
     } else {
         seq.stream.take_ready()
     };
     let _ = seq.events.send(SequenceEvent::Token { token, text });
-    Ok(if end_of_generation {
+    Ok(if end_of_generation || json_done {
         Some((FinishReason::EndOfGeneration, None))
     } else if let Some((index, at)) = stop {
         Some((FinishReason::Stop(index), Some(at)))
