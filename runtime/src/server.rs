@@ -10,6 +10,7 @@ mod metrics;
 mod openai;
 mod routes;
 mod sse;
+mod workflows;
 
 use std::future::Future;
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::serving::ServingEngine;
 
 pub use error::{ApiError, JsonBody, parse_json};
 pub use metrics::{Metrics, RequestTracker};
+pub use workflows::{RunRequest, WorkflowState, workflow_router};
 
 /// What every handler shares: the serving engine, the served model's name and the metrics.
 #[derive(Clone, Debug)]
@@ -37,6 +39,8 @@ struct StateInner {
     metrics: Arc<Metrics>,
     /// When the server started, in Unix seconds (`/v1/models`' `created`).
     created: u64,
+    /// The workflows served beside the model (`agentc serve --plan/--workflow`).
+    workflows: Option<WorkflowState>,
 }
 
 impl AppState {
@@ -48,8 +52,30 @@ impl AppState {
                 model_id: model_id.into(),
                 metrics: Arc::new(Metrics::default()),
                 created: unix_seconds(),
+                workflows: None,
             }),
         }
+    }
+
+    /// The same server state, also reporting `workflows`' counters in `/metrics`.
+    pub fn with_workflows(
+        serving: ServingEngine,
+        model_id: impl Into<String>,
+        workflows: WorkflowState,
+    ) -> Self {
+        Self {
+            inner: Arc::new(StateInner {
+                serving,
+                model_id: model_id.into(),
+                metrics: Arc::new(Metrics::default()),
+                created: unix_seconds(),
+                workflows: Some(workflows),
+            }),
+        }
+    }
+
+    pub fn workflows(&self) -> Option<&WorkflowState> {
+        self.inner.workflows.as_ref()
     }
 
     pub fn serving(&self) -> &ServingEngine {

@@ -202,14 +202,6 @@ pub(super) fn start_runner(
     no_optimizations: bool,
     threads: usize,
 ) -> anyhow::Result<WorkflowRunner> {
-    let mut devices = program.devices();
-    devices.retain(|d| !is_local_cpu(d));
-    if !devices.is_empty() {
-        anyhow::bail!(
-            "the plan places ops on {}, which this runtime does not have (it runs on this machine's CPU); compile for a cluster of this machine",
-            devices.join(", ")
-        );
-    }
     let serving = if no_optimizations {
         ServingConfig {
             batching: false,
@@ -219,31 +211,57 @@ pub(super) fn start_runner(
     } else {
         ServingConfig::default()
     };
-    let options = EngineOptions {
-        threads,
-        ..EngineOptions::default()
-    };
-    // One engine per model file, shared by every model name that points at it.
-    let mut by_path: HashMap<PathBuf, ServingEngine> = HashMap::new();
+    runner_with_engines(program, &mut HashMap::new(), &serving, threads)
+}
+
+/// A runner for `program` on this machine's CPU whose LLM models run on the serving engines in
+/// `engines` (keyed by canonical model path), starting one with `config` for each model file
+/// not there yet. Plans placed on devices this machine lacks are refused.
+pub(super) fn runner_with_engines(
+    program: Program,
+    engines: &mut HashMap<PathBuf, ServingEngine>,
+    config: &ServingConfig,
+    threads: usize,
+) -> anyhow::Result<WorkflowRunner> {
+    let mut devices = program.devices();
+    devices.retain(|d| !is_local_cpu(d));
+    if !devices.is_empty() {
+        anyhow::bail!(
+            "the plan places ops on {}, which this runtime does not have (it runs on this machine's CPU); compile for a cluster of this machine",
+            devices.join(", ")
+        );
+    }
     let mut llms = HashMap::new();
     for (name, model) in &program.models {
         if model.kind != "llm" {
             continue;
         }
-        let serving = match by_path.get(&model.path) {
-            Some(s) => s.clone(),
-            None => {
-                let engine = Engine::load_with(&model.path, &options).with_context(|| {
-                    format!("cannot load model `{name}` from {}", model.path.display())
-                })?;
-                let s = ServingEngine::start(Arc::new(engine), serving.clone())?;
-                by_path.insert(model.path.clone(), s.clone());
-                s
-            }
-        };
+        let serving = engine_for(&model.path, engines, config, threads)
+            .with_context(|| format!("cannot load model `{name}` from {}", model.path.display()))?;
         llms.insert(name.clone(), serving);
     }
     Ok(WorkflowRunner::new(program, llms)?)
+}
+
+/// The serving engine of the model file at `path`, started on first use.
+pub(super) fn engine_for(
+    path: &Path,
+    engines: &mut HashMap<PathBuf, ServingEngine>,
+    config: &ServingConfig,
+    threads: usize,
+) -> anyhow::Result<ServingEngine> {
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(s) = engines.get(&key) {
+        return Ok(s.clone());
+    }
+    let options = EngineOptions {
+        threads,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::load_with(&key, &options)?;
+    let serving = ServingEngine::start(Arc::new(engine), config.clone())?;
+    engines.insert(key, serving.clone());
+    Ok(serving)
 }
 
 /// Device ids are `node/type#index`. Ops placed on any CPU type run on this machine's CPU

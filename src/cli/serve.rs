@@ -1,22 +1,37 @@
-//! `agentc serve`: the OpenAI-compatible HTTP server over one GGUF model.
+//! `agentc serve`: the OpenAI-compatible HTTP server over one GGUF model, and the workflow
+//! runs of compiled plans (`--plan`, `--workflow`) on the same engines.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use agentc_runtime::server::{serve as serve_http, shutdown_signal};
-use agentc_runtime::{AppState, Engine, EngineOptions, ServingConfig, ServingEngine};
+use agentc_runtime::server::{
+    WorkflowState, serve as serve_http, shutdown_signal, workflow_router,
+};
+use agentc_runtime::{AppState, Program, ServingConfig, ServingEngine};
 use anyhow::Context;
 use clap::Args;
 
 use super::EXIT_INVALID;
+use super::run::{compile_program, engine_for, runner_with_engines};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// GGUF model file to serve.
-    #[arg(long, env = "AGENTC_MODEL")]
-    pub model: PathBuf,
+    /// GGUF model file to serve on the OpenAI endpoints (default: the first LLM model of the
+    /// first workflow served).
+    #[arg(long, env = "AGENTC_MODEL", required_unless_present_any = ["plan", "workflow"])]
+    pub model: Option<PathBuf>,
+    /// A plan directory (from `agentc build --cluster C -o DIR`) to serve at
+    /// POST /v1/workflows/{name}/runs. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub plan: Vec<PathBuf>,
+    /// A workflow file to compile for this machine and serve like --plan. Repeatable.
+    #[arg(long, value_name = "WF.yaml")]
+    pub workflow: Vec<PathBuf>,
+    /// Workflow runs in flight at once; more are answered 429 with Retry-After.
+    #[arg(long, env = "AGENTC_MAX_RUNS", default_value_t = 64)]
+    pub max_runs: usize,
     /// Address to listen on.
     #[arg(long, env = "AGENTC_HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -59,17 +74,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --threads must be at least 1");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    let options = EngineOptions {
-        threads: args.threads,
-        ..EngineOptions::default()
-    };
-    let engine = match Engine::load_with(&args.model, &options) {
-        Ok(engine) => Arc::new(engine),
-        Err(e) => {
-            eprintln!("error: cannot load {}: {e}", args.model.display());
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
-    };
     let config = ServingConfig {
         max_waiting: args.max_waiting,
         max_running: args.max_running,
@@ -79,18 +83,70 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         batching: !args.no_batching,
         ..ServingConfig::default()
     };
-    let serving = match ServingEngine::start(engine, config) {
+    // Workflows first: their LLM models and the served model share engines by file.
+    let mut engines: HashMap<PathBuf, ServingEngine> = HashMap::new();
+    let mut runners = Vec::new();
+    let mut _plans = Vec::new();
+    let programs = args
+        .plan
+        .iter()
+        .map(|dir| {
+            Program::load(dir)
+                .map(|p| (p, None))
+                .map_err(|e| e.to_string())
+        })
+        .chain(
+            args.workflow
+                .iter()
+                .map(|wf| match compile_program(wf, None, None) {
+                    Ok(Some((p, temp))) => Ok((p, Some(temp))),
+                    Ok(None) => Err(format!("cannot compile {}", wf.display())),
+                    Err(e) => Err(format!("{e:#}")),
+                }),
+        );
+    let mut first_llm = None;
+    for program in programs {
+        let (program, temp) = match program {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        _plans.extend(temp);
+        if first_llm.is_none() {
+            first_llm = program
+                .models
+                .values()
+                .find(|m| m.kind == "llm")
+                .map(|m| m.path.clone());
+        }
+        match runner_with_engines(program, &mut engines, &config, args.threads) {
+            Ok(runner) => runners.push(runner),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        }
+    }
+    let Some(model) = args.model.clone().or(first_llm) else {
+        eprintln!("error: no --model given and the workflows use no LLM model");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let serving = match engine_for(&model, &mut engines, &config, args.threads) {
         Ok(serving) => serving,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: cannot load {}: {e:#}", model.display());
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
     let model_id = args
         .served_model_name
         .clone()
-        .unwrap_or_else(|| agentc_runtime::model_id_from_path(&args.model));
-    let state = AppState::new(serving.clone(), model_id);
+        .unwrap_or_else(|| agentc_runtime::model_id_from_path(&model));
+    let workflows = WorkflowState::new(runners, args.max_runs.max(1));
+    let state = AppState::with_workflows(serving.clone(), model_id, workflows.clone());
+    let app = agentc_runtime::router(state).merge(workflow_router(workflows));
 
     // The HTTP side is light; the forward pass runs on the engine's own thread pool.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,10 +164,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "listening on http://{bound}")?;
             out.flush()?;
         }
-        serve_http(listener, agentc_runtime::router(state), shutdown_signal())
+        serve_http(listener, app, shutdown_signal())
             .await
             .context("the HTTP server failed")
     });
-    serving.shutdown();
+    for engine in engines.values() {
+        engine.shutdown();
+    }
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod examples;
 mod place;
 mod run;
 mod runtime_specs;
+mod serve_workflows;
 mod simulate;
 
 use std::path::{Path, PathBuf};

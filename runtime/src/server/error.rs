@@ -38,6 +38,12 @@ pub enum ApiError {
         max_tokens: usize,
         param: &'static str,
     },
+    /// A workflow or run that does not exist.
+    #[error("{message}")]
+    NotFound {
+        param: &'static str,
+        message: String,
+    },
     #[error("the model `{requested}` does not exist; this server serves `{served}`")]
     ModelNotFound { requested: String, served: String },
     #[error(transparent)]
@@ -79,6 +85,12 @@ impl ApiError {
                 INVALID,
                 Some((*param).to_owned()),
                 Some("context_length_exceeded"),
+            ),
+            Self::NotFound { param, .. } => (
+                StatusCode::NOT_FOUND,
+                INVALID,
+                Some((*param).to_owned()),
+                Some("not_found"),
             ),
             Self::ModelNotFound { .. } => (
                 StatusCode::NOT_FOUND,
@@ -140,7 +152,7 @@ fn classify_engine(
             None,
             Some("context_length_exceeded"),
         ),
-        Error::InvalidRequest(_) | Error::TokenOutOfRange { .. } => {
+        Error::InvalidRequest(_) | Error::TokenOutOfRange { .. } | Error::Inputs(_) => {
             (StatusCode::BAD_REQUEST, "invalid_request_error", None, None)
         }
         _ => (

@@ -101,7 +101,10 @@ pub async fn health() -> StatusCode {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics().render(&state.serving().stats());
+    let mut text = state.metrics().render(&state.serving().stats());
+    if let Some(workflows) = state.workflows() {
+        text.push_str(&workflows.render_metrics());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,0 +1,366 @@
+//! Workflow runs over HTTP: `POST /v1/workflows/{name}/runs` (a JSON result, or SSE events per
+//! node and streamed tokens), `GET /v1/workflows`, `GET /v1/runs/{id}`, and the workflow and
+//! tool counters of `/metrics`.
+//!
+//! A run is admitted only while fewer than `max_runs` are in flight (otherwise 429, like the
+//! completions endpoints). A streaming run is a task whose abort handle the SSE stream owns: a
+//! client that disconnects drops the stream, the task is aborted, and dropping the run cancels
+//! its LLM sequences and frees their KV blocks.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::error::{ApiError, JsonBody};
+use crate::error::Error;
+use crate::workflow::{RunEvent, RunOutcome, WorkflowRunner};
+
+/// Finished runs kept for `GET /v1/runs/{id}`; older ones are forgotten first.
+const KEPT_RUNS: usize = 1000;
+
+/// The workflows a server runs, and its runs.
+#[derive(Clone)]
+pub struct WorkflowState {
+    inner: Arc<WorkflowInner>,
+}
+
+struct WorkflowInner {
+    runners: BTreeMap<String, Arc<WorkflowRunner>>,
+    admission: Arc<Semaphore>,
+    max_runs: usize,
+    next_id: AtomicU64,
+    runs: Mutex<RunTable>,
+    counters: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+#[derive(Default)]
+struct RunTable {
+    records: HashMap<String, Json>,
+    order: VecDeque<String>,
+}
+
+impl std::fmt::Debug for WorkflowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowState")
+            .field("workflows", &self.inner.runners.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkflowState {
+    /// Serves `runners` (by workflow name) with at most `max_runs` runs in flight.
+    pub fn new(runners: Vec<WorkflowRunner>, max_runs: usize) -> Self {
+        let runners = runners
+            .into_iter()
+            .map(|r| (r.program().name.clone(), Arc::new(r)))
+            .collect();
+        Self {
+            inner: Arc::new(WorkflowInner {
+                runners,
+                admission: Arc::new(Semaphore::new(max_runs)),
+                max_runs,
+                next_id: AtomicU64::new(1),
+                runs: Mutex::new(RunTable::default()),
+                counters: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    fn runner(&self, name: &str) -> Result<Arc<WorkflowRunner>, ApiError> {
+        self.inner
+            .runners
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound {
+                param: "name",
+                message: format!(
+                    "no workflow `{name}`; this server runs: {}",
+                    self.inner
+                        .runners
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
+    fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.inner.admission)
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.count("", "rejected");
+                ApiError::Submit(crate::serving::SubmitError::Overloaded {
+                    waiting: self.inner.max_runs,
+                })
+            })
+    }
+
+    fn count(&self, workflow: &str, what: &'static str) {
+        *lock(&self.inner.counters)
+            .entry((workflow.to_owned(), what))
+            .or_default() += 1;
+    }
+
+    fn record(&self, id: &str, record: Json) {
+        let mut table = lock(&self.inner.runs);
+        if table.records.insert(id.to_owned(), record).is_none() {
+            table.order.push_back(id.to_owned());
+        }
+        while table.order.len() > KEPT_RUNS {
+            if let Some(old) = table.order.pop_front() {
+                table.records.remove(&old);
+            }
+        }
+    }
+
+    fn finish(&self, id: &str, workflow: &str, result: &Result<RunOutcome, Error>) -> Json {
+        let record = match result {
+            Ok(outcome) => {
+                self.count(workflow, "succeeded");
+                json!({"id": id, "workflow": workflow, "status": "succeeded",
+                       "outputs": outcome.outputs, "stats": outcome.stats})
+            }
+            Err(error) => {
+                self.count(workflow, "failed");
+                json!({"id": id, "workflow": workflow, "status": "failed",
+                       "error": error.to_string()})
+            }
+        };
+        self.record(id, record.clone());
+        record
+    }
+
+    /// The workflow and tool lines of `/metrics` (Prometheus text).
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP agentc:workflow_runs_total Workflow runs by outcome.\n# TYPE agentc:workflow_runs_total counter\n",
+        );
+        for ((workflow, what), n) in lock(&self.inner.counters).iter() {
+            let _ = writeln!(
+                out,
+                "agentc:workflow_runs_total{{workflow=\"{workflow}\",outcome=\"{what}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP agentc:workflow_runs_running Workflow runs in flight.\n# TYPE agentc:workflow_runs_running gauge\n");
+        let running = self.inner.max_runs - self.inner.admission.available_permits();
+        let _ = writeln!(out, "agentc:workflow_runs_running {running}");
+        out.push_str(
+            "# HELP agentc:tool_events_total Tool calls, failures by kind, reroutes and circuit-breaker openings.\n# TYPE agentc:tool_events_total counter\n",
+        );
+        for runner in self.inner.runners.values() {
+            for (tool, c) in runner.tools().metrics().snapshot() {
+                let counts = serde_json::to_value(&c).unwrap_or(Json::Null);
+                if let Json::Object(map) = counts {
+                    for (event, n) in map {
+                        if let Some(n) = n.as_u64() {
+                            let _ = writeln!(
+                                out,
+                                "agentc:tool_events_total{{tool=\"{tool}\",event=\"{event}\"}} {n}"
+                            );
+                        } else if let Json::Object(kinds) = n {
+                            for (kind, n) in kinds {
+                                let _ = writeln!(
+                                    out,
+                                    "agentc:tool_events_total{{tool=\"{tool}\",event=\"{event}\",kind=\"{kind}\"}} {}",
+                                    n.as_u64().unwrap_or(0)
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The body of `POST /v1/workflows/{name}/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    #[serde(default)]
+    pub inputs: serde_json::Map<String, Json>,
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// The workflow routes over `state`; merge them with [`super::router`].
+pub fn workflow_router(state: WorkflowState) -> Router {
+    Router::new()
+        .route("/v1/workflows", get(list))
+        .route("/v1/workflows/{name}/runs", post(start_run))
+        .route("/v1/runs/{id}", get(get_run))
+        .with_state(state)
+}
+
+async fn list(State(state): State<WorkflowState>) -> axum::Json<Json> {
+    let data: Vec<Json> = state
+        .inner
+        .runners
+        .values()
+        .map(|r| {
+            let p = r.program();
+            json!({
+                "name": p.name,
+                "sla_p95_ms": p.sla_p95_ms,
+                "inputs": p.inputs.iter().map(|i| json!({"name": i.name, "type": i.ty})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data}))
+}
+
+async fn get_run(State(state): State<WorkflowState>, Path(id): Path<String>) -> Response {
+    match lock(&state.inner.runs).records.get(&id) {
+        Some(record) => axum::Json(record.clone()).into_response(),
+        None => ApiError::NotFound {
+            param: "id",
+            message: format!("no run `{id}` (runs are kept until {KEPT_RUNS} newer ones finish)"),
+        }
+        .into_response(),
+    }
+}
+
+async fn start_run(
+    State(state): State<WorkflowState>,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<RunRequest>,
+) -> Result<Response, ApiError> {
+    let runner = state.runner(&name)?;
+    runner
+        .input_values(&request.inputs)
+        .map_err(|e| ApiError::invalid("inputs", e.to_string()))?;
+    let permit = state.admit()?;
+    let id = format!(
+        "run-{}",
+        state.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+    state.record(
+        &id,
+        json!({"id": id, "workflow": name, "status": "running"}),
+    );
+    if !request.stream {
+        let result = runner.run(&request.inputs, None).await;
+        drop(permit);
+        let record = state.finish(&id, &name, &result);
+        return Ok(match result {
+            Ok(_) => axum::Json(record).into_response(),
+            Err(error) => {
+                let mut body = ApiError::Engine(error).body();
+                body["id"] = json!(id);
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+            }
+        });
+    }
+    let (events, receiver) = mpsc::unbounded_channel();
+    let (done, done_receiver) = tokio::sync::oneshot::channel();
+    let task = {
+        let state = state.clone();
+        let (id, name) = (id.clone(), name.clone());
+        tokio::spawn(async move {
+            let result = runner.run(&request.inputs, Some(events)).await;
+            drop(permit);
+            let _ = done.send(state.finish(&id, &name, &result));
+        })
+    };
+    Ok(run_events(
+        id,
+        receiver,
+        done_receiver,
+        AbortOnDrop(task.abort_handle()),
+    )
+    .into_response())
+}
+
+/// Aborts the run's task when the stream that owns it is dropped (the client went away).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct EventState {
+    events: mpsc::UnboundedReceiver<RunEvent>,
+    done: Option<tokio::sync::oneshot::Receiver<Json>>,
+    finished: bool,
+    _guard: AbortOnDrop,
+}
+
+/// `event: run` (the id), `event: node` / `event: token` while it runs, then `event: result`
+/// (the run record) and `data: [DONE]`.
+fn run_events(
+    id: String,
+    events: mpsc::UnboundedReceiver<RunEvent>,
+    done: tokio::sync::oneshot::Receiver<Json>,
+    guard: AbortOnDrop,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let first = Event::default()
+        .event("run")
+        .data(json!({"id": id}).to_string());
+    let state = EventState {
+        events,
+        done: Some(done),
+        finished: false,
+        _guard: guard,
+    };
+    let rest = futures::stream::unfold(state, |mut state| async move {
+        if state.finished {
+            return None;
+        }
+        if let Some(event) = state.events.recv().await {
+            let event = match event {
+                RunEvent::NodeStarted { node } => Event::default()
+                    .event("node")
+                    .data(json!({"node": node, "state": "running"}).to_string()),
+                RunEvent::NodeFinished { node, elapsed } => Event::default().event("node").data(
+                    json!({"node": node, "state": "done", "ms": elapsed.as_secs_f64() * 1000.0})
+                        .to_string(),
+                ),
+                RunEvent::Token { node, text } => Event::default()
+                    .event("token")
+                    .data(json!({"node": node, "text": text}).to_string()),
+            };
+            return Some((Ok(event), state));
+        }
+        // The run dropped its event sender: it has finished.
+        let record = match state.done.take() {
+            Some(done) => done
+                .await
+                .unwrap_or_else(|_| json!({"status": "failed", "error": "the run was cancelled"})),
+            None => return None,
+        };
+        state.finished = true;
+        Some((
+            Ok(Event::default().event("result").data(record.to_string())),
+            state,
+        ))
+    });
+    let done = futures::stream::once(async { Ok(Event::default().data("[DONE]")) });
+    use futures::StreamExt;
+    Sse::new(
+        futures::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .chain(done),
+    )
+}

@@ -1,0 +1,166 @@
+//! `agentc serve --workflow`: workflow runs over HTTP beside the OpenAI endpoints, on one engine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::root;
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 request with `connection: close`: (status line, raw body).
+fn request(address: &str, method: &str, path: &str, body: &str) -> (String, String) {
+    let mut socket = std::net::TcpStream::connect(address).expect("connects");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("sets a timeout");
+    write!(
+        socket,
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sends");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).expect("reads");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a header and a body");
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn workflow_runs_over_http() {
+    if !root()
+        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .exists()
+    {
+        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+        return;
+    }
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_agentc"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--workflow",
+                "examples/multi_chain_reasoning.yaml",
+            ])
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agentc runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("reads the first line");
+    let address = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+
+    let (status, body) = request(&address, "GET", "/v1/workflows", "");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        json(&body),
+        serde_json::json!({"object": "list", "data": [{
+            "name": "multi_chain_reasoning", "sla_p95_ms": 12000.0,
+            "inputs": [{"name": "question", "type": "text"}]}]})
+    );
+
+    let path = "/v1/workflows/multi_chain_reasoning/runs";
+    let (status, body) = request(
+        &address,
+        "POST",
+        path,
+        r#"{"inputs": {"question": "What is 2 + 2?"}}"#,
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let run = json(&body);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["workflow"], "multi_chain_reasoning");
+    assert!(run["outputs"]["answer"].is_string());
+    assert_eq!(run["stats"]["llm_calls"], 6);
+    let id = run["id"].as_str().expect("an id").to_owned();
+    let (status, body) = request(&address, "GET", &format!("/v1/runs/{id}"), "");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(json(&body), run);
+
+    // Streamed: the run id, node and token events, the result, then [DONE].
+    let (status, body) = request(
+        &address,
+        "POST",
+        path,
+        r#"{"inputs": {"question": "What is 3 + 3?"}, "stream": true}"#,
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for needle in [
+        "event: run\n",
+        "event: node\ndata: {\"node\":\"chain1\",\"state\":\"running\"}",
+        "event: token\n",
+        "event: result\ndata: {\"id\":\"run-2\"",
+        "\"status\":\"succeeded\"",
+        "data: [DONE]",
+    ] {
+        assert!(body.contains(needle), "{needle:?} missing from {body}");
+    }
+
+    // Errors name what is wrong.
+    let (status, body) = request(&address, "POST", "/v1/workflows/nope/runs", "{}");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    assert_eq!(
+        json(&body)["error"]["message"],
+        "no workflow `nope`; this server runs: multi_chain_reasoning"
+    );
+    let (status, body) = request(&address, "POST", path, r#"{"inputs": {}}"#);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert_eq!(
+        json(&body)["error"]["message"],
+        "inputs: missing input `question` (text); the workflow takes: question"
+    );
+    let (status, body) = request(
+        &address,
+        "POST",
+        path,
+        r#"{"inputs": {"question": 1}, "x": 2}"#,
+    );
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(
+        json(&body)["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("x: unknown field `x`")),
+        "{body}"
+    );
+    let (status, _) = request(&address, "GET", "/v1/runs/run-999", "");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    // The OpenAI endpoints serve the workflow's model, and /metrics counts the runs.
+    let (status, body) = request(&address, "GET", "/v1/models", "");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(json(&body)["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1");
+    let (_, body) = request(&address, "GET", "/metrics", "");
+    assert!(
+        body.contains(
+            "agentc:workflow_runs_total{workflow=\"multi_chain_reasoning\",outcome=\"succeeded\"} 2"
+        ),
+        "{body}"
+    );
+}
