@@ -147,6 +147,17 @@ pub struct WorkflowRunner {
     embedders: HashMap<String, Arc<EmbeddingModel>>,
     indexes: HashMap<String, Arc<Index>>,
     tools: ToolRouter,
+    /// When set, LLM calls go to this OpenAI-compatible server instead, one at a time per run
+    /// (the plain-orchestrator baseline the benchmarks compare against).
+    remote: Option<RemoteLlm>,
+}
+
+/// An OpenAI-compatible completions endpoint (for example llama.cpp's server).
+#[derive(Clone, Debug)]
+struct RemoteLlm {
+    client: reqwest::Client,
+    /// Up to and including `/v1`.
+    base_url: String,
 }
 
 impl std::fmt::Debug for WorkflowRunner {
@@ -160,6 +171,8 @@ impl std::fmt::Debug for WorkflowRunner {
 /// Per-run state shared by its ops.
 struct RunCtx {
     outputs: Mutex<Vec<(String, Json)>>,
+    /// Held around each remote LLM call: a plain orchestrator makes one call at a time.
+    sequential: tokio::sync::Mutex<()>,
     /// Sequences whose shared prefix is pinned until the run ends.
     retained: Mutex<Vec<(ServingEngine, u64)>>,
     stats: Mutex<RunStats>,
@@ -258,7 +271,19 @@ impl WorkflowRunner {
             embedders,
             indexes,
             tools,
+            remote: None,
         })
+    }
+
+    /// Sends every LLM call to the OpenAI-compatible server at `base_url` (up to and including
+    /// `/v1`) as token ids on `/completions`, one call at a time within a run, the way a plain
+    /// orchestrator walks a workflow. Templates and tokenization still run here.
+    pub fn with_remote_llm(mut self, base_url: &str) -> Self {
+        self.remote = Some(RemoteLlm {
+            client: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        });
+        self
     }
 
     /// The tool router, with its per-tool counters (for `/metrics`).
@@ -345,6 +370,7 @@ impl WorkflowRunner {
         let ctx = RunCtx {
             outputs: Mutex::new(Vec::new()),
             retained: Mutex::new(Vec::new()),
+            sequential: tokio::sync::Mutex::new(()),
             stats: Mutex::new(RunStats {
                 sla_ms: self.program.sla_p95_ms,
                 ..RunStats::default()
@@ -556,8 +582,16 @@ impl<'a> Run<'a> {
                     sampling: sampling.clone(),
                     stop: stop.clone(),
                 };
-                let serving = self.llm(op, model)?;
-                self.decode(op, serving, request, &kv, deadline).await?
+                match &self.runner.remote {
+                    Some(remote) => {
+                        let _one_at_a_time = self.ctx.sequential.lock().await;
+                        self.remote_decode(op, remote, request).await?
+                    }
+                    None => {
+                        let serving = self.llm(op, model)?;
+                        self.decode(op, serving, request, &kv, deadline).await?
+                    }
+                }
             }
             OpKind::Detokenize { json } => {
                 let Some(Datum::Generated(text)) = operands.into_iter().next() else {
@@ -845,6 +879,73 @@ impl<'a> Run<'a> {
             .and_then(|t| t.get("output"))
             .and_then(Json::as_str)
             == Some("text")
+    }
+
+    /// One LLM call over HTTP to the remote server.
+    async fn remote_decode(
+        self,
+        op: &'a Op,
+        remote: &RemoteLlm,
+        request: GenerateRequest,
+    ) -> std::result::Result<Datum, NodeError> {
+        let fail = |message: String| NodeError::new(op, message);
+        let Prompt::Tokens(tokens) = &request.prompt else {
+            return Err(fail("a remote call needs token ids".to_owned()));
+        };
+        let mut body = serde_json::json!({
+            "prompt": tokens,
+            "max_tokens": request.max_tokens,
+            "temperature": request.sampling.temperature,
+            "top_p": request.sampling.top_p,
+            "seed": request.sampling.seed,
+        });
+        if request.sampling.top_k > 0 {
+            body["top_k"] = serde_json::json!(request.sampling.top_k);
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = serde_json::json!(request.stop);
+        }
+        let url = format!("{}/completions", remote.base_url);
+        let response = remote
+            .client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| fail(format!("POST {url}: {e}")))?;
+        let status = response.status();
+        let reply: Json = response
+            .json()
+            .await
+            .map_err(|e| fail(format!("POST {url}: the reply is not JSON: {e}")))?;
+        if !status.is_success() {
+            return Err(fail(format!(
+                "POST {url}: HTTP {status}: {}",
+                snippet(&reply.to_string())
+            )));
+        }
+        let text = reply["choices"][0]["text"]
+            .as_str()
+            .ok_or_else(|| {
+                fail(format!(
+                    "POST {url}: no choices[0].text in {}",
+                    snippet(&reply.to_string())
+                ))
+            })?
+            .to_owned();
+        {
+            let usage = &reply["usage"];
+            let count = |field: &str| usage[field].as_u64().unwrap_or(0) as usize;
+            let mut stats = lock(&self.ctx.stats);
+            stats.llm_calls += 1;
+            stats.prompt_tokens += count("prompt_tokens");
+            stats.completion_tokens += count("completion_tokens");
+        }
+        self.ctx.emit(RunEvent::Token {
+            node: op.node.clone(),
+            text: text.clone(),
+        });
+        Ok(Datum::Generated(text.into()))
     }
 
     fn llm(self, op: &Op, model: &str) -> std::result::Result<&'a ServingEngine, NodeError> {

@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// With --batch, also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE", requires = "batch")]
     pub summary_json: Option<PathBuf>,
+    /// Send LLM calls to this OpenAI-compatible server (e.g. `http://127.0.0.1:8000/v1`), one
+    /// at a time per run: the plain-orchestrator baseline of the benchmarks.
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
     /// Print no progress on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -73,7 +77,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => return Ok(ExitCode::from(EXIT_INVALID)),
     };
     let runner = match start_runner(program, args.no_optimizations, args.threads) {
-        Ok(r) => Arc::new(r),
+        Ok(r) => Arc::new(match &args.llm_url {
+            Some(url) => r.with_remote_llm(url),
+            None => r,
+        }),
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(EXIT_INVALID));

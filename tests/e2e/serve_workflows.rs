@@ -164,3 +164,57 @@ fn workflow_runs_over_http() {
         "{body}"
     );
 }
+
+/// `agentc run --llm-url` (the plain-orchestrator baseline) sends each LLM call over HTTP; against
+/// agentc's own OpenAI server it gives exactly the outputs of the in-process run.
+#[test]
+fn the_http_orchestrator_baseline_matches_the_in_process_run() {
+    if !root()
+        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .exists()
+    {
+        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+        return;
+    }
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_agentc"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--model",
+                "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+            ])
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agentc runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("reads the first line");
+    let address = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "examples/multi_chain_reasoning.yaml",
+            "-i",
+            "question=What is 5 + 6?",
+        ];
+        args.extend_from_slice(extra);
+        let out = super::agentc(&args);
+        assert!(out.status.success(), "{}", super::text(&out.stderr));
+        (json(&super::text(&out.stdout)), super::text(&out.stderr))
+    };
+    let url = format!("http://{address}/v1");
+    let (remote, stderr) = run(&["--llm-url", &url]);
+    assert!(stderr.contains(", 6 LLM calls, "), "{stderr}");
+    let (local, _) = run(&[]);
+    assert_eq!(remote, local);
+}
