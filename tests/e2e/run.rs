@@ -319,3 +319,68 @@ outputs:
         "{stderr}"
     );
 }
+
+#[test]
+fn fifty_concurrent_runs_complete() {
+    if !model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let calculator = root().join("examples/tools/calculator.py");
+    let workflow = dir.path().join("fifty.yaml");
+    std::fs::write(
+        &workflow,
+        format!(
+            "name: fifty
+inputs:
+  n: {{type: text, max_len: 8}}
+models:
+  chat: {{kind: llm, path: {model}}}
+tools:
+  calc:
+    kind: subprocess
+    command: [python3, {calculator}]
+    args: {{expression: {{type: string}}}}
+sla: {{p95_ms: 60000}}
+nodes:
+  - {{id: square, kind: tool, tool: calc, args: {{expression: '${{inputs.n}} * ${{inputs.n}}'}}}}
+  - {{id: say, kind: llm, model: chat, max_tokens: 4, prompt: 'The square of ${{inputs.n}} is ${{square.value}}, so'}}
+outputs:
+  square: ${{square.value}}
+  said: ${{say}}
+",
+            model = model.display(),
+            calculator = calculator.display()
+        ),
+    )
+    .unwrap();
+    let inputs = dir.path().join("inputs.jsonl");
+    let lines: String = (0..50).map(|n| format!("{{\"n\": \"{n}\"}}\n")).collect();
+    std::fs::write(&inputs, lines).unwrap();
+    let out = agentc(&[
+        "run",
+        workflow.to_str().unwrap(),
+        "--batch",
+        inputs.to_str().unwrap(),
+        "--concurrency",
+        "50",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 50);
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], n);
+        assert_eq!(line["outputs"]["square"], n * n);
+        assert!(line["outputs"]["said"].is_string());
+    }
+    assert!(
+        text(&out.stderr).contains("50 runs in ") && text(&out.stderr).contains(", 0 failed,"),
+        "{}",
+        text(&out.stderr)
+    );
+}
