@@ -305,6 +305,64 @@ impl JsonPrefix {
     }
 }
 
+impl JsonPrefix {
+    /// The shortest text that makes what was pushed a complete JSON value (an object key cut
+    /// after its comma gets an empty name): for output that `max_tokens` cut short.
+    pub fn completion(&self) -> String {
+        let mut out = String::new();
+        match self.state {
+            State::Start | State::Done => return out,
+            State::Str { key } => {
+                out.push('"');
+                if key {
+                    out.push_str(":null");
+                }
+            }
+            State::Escape { key } => {
+                out.push_str("\\\"");
+                if key {
+                    out.push_str(":null");
+                }
+            }
+            State::Unicode { key, left } => {
+                out.push_str(&"0".repeat(usize::from(left)));
+                out.push('"');
+                if key {
+                    out.push_str(":null");
+                }
+            }
+            State::Number(part) => {
+                if !part.complete() {
+                    out.push('0');
+                }
+            }
+            State::Literal { rest } => out.push_str(&String::from_utf8_lossy(rest)),
+            State::Value => out.push_str("null"),
+            State::Key => out.push_str("\"\":null"),
+            State::Colon => out.push_str(":null"),
+            State::ArrayFirst | State::ObjectFirst | State::AfterValue => {}
+        }
+        for container in self.stack.iter().rev() {
+            out.push(match container {
+                Container::Object => '}',
+                Container::Array => ']',
+            });
+        }
+        out
+    }
+}
+
+/// `text` (a model's output) closed into a complete JSON object or array, if it is a prefix of
+/// one after leading whitespace.
+pub fn complete_json_prefix(text: &str) -> Option<String> {
+    let mut prefix = JsonPrefix::new(JsonShape::Any);
+    let trimmed = text.trim_start();
+    if !prefix.push_bytes(trimmed.as_bytes()) {
+        return None;
+    }
+    Some(format!("{trimmed}{}", prefix.completion()))
+}
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -454,6 +512,33 @@ mod tests {
         assert_eq!(complete(JsonShape::Object, "[1]"), None);
         assert_eq!(complete(JsonShape::Any, "\"x\""), None);
         assert!(!JsonPrefix::new(JsonShape::Any).accepts(b""));
+    }
+
+    #[test]
+    fn cut_output_is_completed() {
+        let cases = [
+            (
+                "[\"Plan ahead\", \"Set a bud",
+                "[\"Plan ahead\", \"Set a bud\"]",
+            ),
+            ("{\"a\": [1, 2.", "{\"a\": [1, 2.0]}"),
+            ("{\"a\": tr", "{\"a\": true}"),
+            ("{\"a\": 1, ", "{\"a\": 1, \"\":null}"),
+            ("{\"ke", "{\"ke\":null}"),
+            ("[{\"a\": \"x\\", "[{\"a\": \"x\\\\\"}]"),
+            ("[\"\\u00", "[\"\\u0000\"]"),
+            ("  {\"a\":", "{\"a\":null}"),
+            ("[1, ", "[1, null]"),
+        ];
+        for (cut, expected) in cases {
+            let done = complete_json_prefix(cut).expect(cut);
+            assert_eq!(done, expected, "{cut}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&done).is_ok(),
+                "{done}"
+            );
+        }
+        assert_eq!(complete_json_prefix("Sure: [1"), None);
     }
 
     #[test]

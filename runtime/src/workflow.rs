@@ -585,7 +585,8 @@ impl<'a> Run<'a> {
                 match &self.runner.remote {
                     Some(remote) => {
                         let _one_at_a_time = self.ctx.sequential.lock().await;
-                        self.remote_decode(op, remote, request).await?
+                        let tokenizer = self.llm(op, model)?.engine().tokenizer();
+                        self.remote_decode(op, remote, tokenizer, request).await?
                     }
                     None => {
                         let serving = self.llm(op, model)?;
@@ -881,19 +882,29 @@ impl<'a> Run<'a> {
             == Some("text")
     }
 
-    /// One LLM call over HTTP to the remote server.
+    /// One LLM call over HTTP to the remote server. The prompt goes as text (servers such as
+    /// llama-cpp-python's take no token ids), without the BOS the server adds itself.
     async fn remote_decode(
         self,
         op: &'a Op,
         remote: &RemoteLlm,
+        tokenizer: &agentc_model::Tokenizer,
         request: GenerateRequest,
     ) -> std::result::Result<Datum, NodeError> {
         let fail = |message: String| NodeError::new(op, message);
         let Prompt::Tokens(tokens) = &request.prompt else {
             return Err(fail("a remote call needs token ids".to_owned()));
         };
+        let bos = tokenizer.special_ids().bos;
+        let tokens = match tokens.split_first() {
+            Some((first, rest)) if tokenizer.adds_bos() && Some(*first) == bos => rest,
+            _ => tokens.as_slice(),
+        };
+        let prompt = tokenizer
+            .decode(tokens, true)
+            .map_err(|e| fail(e.to_string()))?;
         let mut body = serde_json::json!({
-            "prompt": tokens,
+            "prompt": prompt,
             "max_tokens": request.max_tokens,
             "temperature": request.sampling.temperature,
             "top_p": request.sampling.top_p,
@@ -997,10 +1008,16 @@ fn kind_name(kind: &OpKind) -> &'static str {
     }
 }
 
-/// A model's reply as JSON: the whole text, else the first parseable `{...}` or `[...]` in it
-/// (small models often wrap JSON in prose or code fences).
+/// A model's reply as JSON: the whole text; else, if `max_tokens` cut a JSON value short, that
+/// value closed; else the first parseable `{...}` or `[...]` in it (small models often wrap JSON
+/// in prose or code fences).
 pub fn parse_model_json(text: &str) -> std::result::Result<Json, String> {
     if let Ok(json) = serde_json::from_str(text.trim()) {
+        return Ok(json);
+    }
+    if let Some(json) = crate::json_constraint::complete_json_prefix(text)
+        .and_then(|closed| serde_json::from_str(&closed).ok())
+    {
         return Ok(json);
     }
     for (start, c) in text.char_indices() {

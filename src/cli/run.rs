@@ -58,8 +58,9 @@ pub struct RunArgs {
     /// With --batch, also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE", requires = "batch")]
     pub summary_json: Option<PathBuf>,
-    /// Send LLM calls to this OpenAI-compatible server (e.g. `http://127.0.0.1:8000/v1`), one
-    /// at a time per run: the plain-orchestrator baseline of the benchmarks.
+    /// Send LLM calls to this OpenAI-compatible server (e.g. `http://127.0.0.1:8000/v1`) as
+    /// prompt text on /completions, one at a time per run: the plain-orchestrator baseline of
+    /// the benchmarks.
     #[arg(long, value_name = "URL")]
     pub llm_url: Option<String>,
     /// Print no progress on standard error.
