@@ -20,12 +20,18 @@ use tokio::sync::mpsc;
 use crate::embed::EmbeddingModel;
 use crate::engine::{GenerateRequest, Prompt};
 use crate::error::{Error, Result};
-use crate::index::{Index, IndexSpec};
+use crate::index::Index;
 use crate::plan::{Function, Op, OpKind, Program};
-use crate::serving::{SequenceEvent, ServingEngine, SubmitOptions};
-use crate::tools::{BreakerConfig, ToolRouter, ToolRunner, ToolSpec};
-use crate::value::{Condition, Doc, Value, render_template, snippet, template_value};
+use crate::serving::ServingEngine;
+use crate::tools::ToolRouter;
+use crate::value::{Condition, Doc, Value, render_template, template_value};
 use agentc_model::ChatMessage;
+
+mod llm;
+mod setup;
+
+use llm::RemoteLlm;
+pub use llm::parse_model_json;
 
 /// What the executor reports while a run progresses (for live progress and SSE).
 #[derive(Clone, Debug, PartialEq)]
@@ -152,14 +158,6 @@ pub struct WorkflowRunner {
     remote: Option<RemoteLlm>,
 }
 
-/// An OpenAI-compatible completions endpoint (for example llama.cpp's server).
-#[derive(Clone, Debug)]
-struct RemoteLlm {
-    client: reqwest::Client,
-    /// Up to and including `/v1`.
-    base_url: String,
-}
-
 impl std::fmt::Debug for WorkflowRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowRunner")
@@ -197,86 +195,8 @@ impl RunCtx {
 }
 
 impl WorkflowRunner {
-    /// A runner over `program`, with a serving engine for each of its LLM models.
-    /// A runner over `program`, with a serving engine for each of its LLM models; loads its
-    /// embedding models and indexes and checks its tools.
-    pub fn new(program: Program, llms: HashMap<String, ServingEngine>) -> Result<Self> {
-        let mut embedders: HashMap<String, Arc<EmbeddingModel>> = HashMap::new();
-        for (name, model) in &program.models {
-            match model.kind.as_str() {
-                "llm" if !llms.contains_key(name) => {
-                    return Err(Error::InvalidRequest(format!(
-                        "no engine was loaded for the workflow's model `{name}` ({})",
-                        model.path.display()
-                    )));
-                }
-                "embedding" => {
-                    let shared = embedders
-                        .values()
-                        .find(|e| model.path.ends_with(e.name()))
-                        .cloned();
-                    let embedder = match shared {
-                        Some(e) => e,
-                        None => Arc::new(EmbeddingModel::load(&model.path)?),
-                    };
-                    embedders.insert(name.clone(), embedder);
-                }
-                _ => {}
-            }
-        }
-        let mut indexes = HashMap::new();
-        for (name, decl) in &program.indexes {
-            let embedder = embedders.get(&decl.model).ok_or_else(|| {
-                Error::InvalidRequest(format!(
-                    "index `{name}` names the embedding model `{}`, which the plan does not declare",
-                    decl.model
-                ))
-            })?;
-            let spec = IndexSpec {
-                name: name.clone(),
-                path: decl.path.display().to_string(),
-                model: decl.model.clone(),
-                metric: serde_json::from_value(Json::String(decl.metric.clone())).map_err(
-                    |_| {
-                        Error::InvalidRequest(format!(
-                            "index `{name}`: unknown metric `{}` (cosine, dot or l2)",
-                            decl.metric
-                        ))
-                    },
-                )?,
-            };
-            let index = Index::open(&spec, &program.base_dir, embedder.name())?;
-            indexes.insert(name.clone(), Arc::new(index));
-        }
-        let specs = program
-            .tools
-            .iter()
-            .map(|(name, spec)| {
-                let mut spec = spec.clone();
-                if let Json::Object(map) = &mut spec {
-                    map.insert("name".to_owned(), Json::String(name.clone()));
-                }
-                serde_json::from_value::<ToolSpec>(spec)
-                    .map_err(|e| Error::InvalidRequest(format!("tool `{name}` in the plan: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let tools = ToolRouter::new(
-            specs,
-            ToolRunner::new(&program.base_dir)?,
-            BreakerConfig::default(),
-        )?;
-        Ok(Self {
-            program: Arc::new(program),
-            llms,
-            embedders,
-            indexes,
-            tools,
-            remote: None,
-        })
-    }
-
     /// Sends every LLM call to the OpenAI-compatible server at `base_url` (up to and including
-    /// `/v1`) as token ids on `/completions`, one call at a time within a run, the way a plain
+    /// `/v1`) as prompt text on `/completions`, one call at a time within a run, the way a plain
     /// orchestrator walks a workflow. Templates and tokenization still run here.
     pub fn with_remote_llm(mut self, base_url: &str) -> Self {
         self.remote = Some(RemoteLlm {
@@ -293,69 +213,6 @@ impl WorkflowRunner {
 
     pub fn program(&self) -> &Program {
         &self.program
-    }
-
-    /// Checks `inputs` against the workflow's declared inputs and converts them to values.
-    pub fn input_values(
-        &self,
-        inputs: &serde_json::Map<String, Json>,
-    ) -> Result<HashMap<String, Value>> {
-        let mut values = HashMap::new();
-        for decl in &self.program.inputs {
-            let given = inputs.get(&decl.name).ok_or_else(|| {
-                Error::Inputs(format!(
-                    "missing input `{}` ({}); the workflow takes: {}",
-                    decl.name,
-                    decl.ty,
-                    self.input_names()
-                ))
-            })?;
-            let value = match (decl.ty.as_str(), given) {
-                ("text", Json::String(s)) => Value::Text(s.clone()),
-                ("text", other) => Value::Text(other.to_string()),
-                ("list", Json::Array(items)) => Value::List(
-                    items
-                        .iter()
-                        .map(|i| match i {
-                            Json::String(s) => Value::Text(s.clone()),
-                            other => Value::Json(other.clone()),
-                        })
-                        .collect(),
-                ),
-                ("list", _) => {
-                    return Err(Error::Inputs(format!(
-                        "input `{}` is a list: give a JSON array",
-                        decl.name
-                    )));
-                }
-                (_, json) => Value::Json(json.clone()),
-            };
-            values.insert(decl.name.clone(), value);
-        }
-        if let Some(unknown) = inputs
-            .keys()
-            .find(|k| !self.program.inputs.iter().any(|d| &d.name == *k))
-        {
-            return Err(Error::Inputs(format!(
-                "unknown input `{unknown}`; the workflow takes: {}",
-                self.input_names()
-            )));
-        }
-        Ok(values)
-    }
-
-    fn input_names(&self) -> String {
-        let names: Vec<&str> = self
-            .program
-            .inputs
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect();
-        if names.is_empty() {
-            "no inputs".to_owned()
-        } else {
-            names.join(", ")
-        }
     }
 
     /// Runs the workflow once on `inputs`, sending progress to `events` if given.
@@ -811,66 +668,6 @@ impl<'a> Run<'a> {
             .ok_or_else(|| fail("the loop produced no output".to_owned()))
     }
 
-    async fn decode(
-        self,
-        op: &'a Op,
-        serving: &ServingEngine,
-        request: GenerateRequest,
-        kv: &Kv,
-        deadline: Instant,
-    ) -> std::result::Result<Datum, NodeError> {
-        let fail = |message: String| NodeError::new(op, message);
-        let submitted = serving.submit(
-            request,
-            SubmitOptions {
-                deadline: Some(deadline),
-                retain_prefix_tokens: kv.retain_tokens,
-            },
-        );
-        let mut sequence = match submitted {
-            Ok(sequence) => {
-                if kv.retain_tokens > 0 {
-                    lock(&self.ctx.retained).push((serving.clone(), sequence.id()));
-                }
-                sequence
-            }
-            Err(error) => {
-                return Err(fail(format!("the LLM engine refused the call: {error}")));
-            }
-        };
-        let mut text = None;
-        while let Some(event) = sequence.next().await {
-            match event {
-                SequenceEvent::Started {
-                    prompt_tokens,
-                    cached_tokens,
-                    ..
-                } => {
-                    let mut stats = lock(&self.ctx.stats);
-                    stats.llm_calls += 1;
-                    stats.prompt_tokens += prompt_tokens;
-                    stats.cached_tokens += cached_tokens;
-                }
-                SequenceEvent::Token { text, .. } => {
-                    self.ctx.emit(RunEvent::Token {
-                        node: op.node.clone(),
-                        text,
-                    });
-                }
-                SequenceEvent::Finished { usage, text: t, .. } => {
-                    lock(&self.ctx.stats).completion_tokens += usage.completion_tokens;
-                    text = Some(t);
-                }
-                SequenceEvent::Failed(error) => {
-                    return Err(fail(error.to_string()));
-                }
-            }
-        }
-        let text =
-            text.ok_or_else(|| fail("the LLM engine ended the call without a result".to_owned()))?;
-        Ok(Datum::Generated(text.into()))
-    }
-
     /// Whether `tool` is declared with `output: text`.
     fn tool_outputs_text(self, tool: &str) -> bool {
         self.runner
@@ -880,83 +677,6 @@ impl<'a> Run<'a> {
             .and_then(|t| t.get("output"))
             .and_then(Json::as_str)
             == Some("text")
-    }
-
-    /// One LLM call over HTTP to the remote server. The prompt goes as text (servers such as
-    /// llama-cpp-python's take no token ids), without the BOS the server adds itself.
-    async fn remote_decode(
-        self,
-        op: &'a Op,
-        remote: &RemoteLlm,
-        tokenizer: &agentc_model::Tokenizer,
-        request: GenerateRequest,
-    ) -> std::result::Result<Datum, NodeError> {
-        let fail = |message: String| NodeError::new(op, message);
-        let Prompt::Tokens(tokens) = &request.prompt else {
-            return Err(fail("a remote call needs token ids".to_owned()));
-        };
-        let bos = tokenizer.special_ids().bos;
-        let tokens = match tokens.split_first() {
-            Some((first, rest)) if tokenizer.adds_bos() && Some(*first) == bos => rest,
-            _ => tokens.as_slice(),
-        };
-        let prompt = tokenizer
-            .decode(tokens, true)
-            .map_err(|e| fail(e.to_string()))?;
-        let mut body = serde_json::json!({
-            "prompt": prompt,
-            "max_tokens": request.max_tokens,
-            "temperature": request.sampling.temperature,
-            "top_p": request.sampling.top_p,
-            "seed": request.sampling.seed,
-        });
-        if request.sampling.top_k > 0 {
-            body["top_k"] = serde_json::json!(request.sampling.top_k);
-        }
-        if !request.stop.is_empty() {
-            body["stop"] = serde_json::json!(request.stop);
-        }
-        let url = format!("{}/completions", remote.base_url);
-        let response = remote
-            .client
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| fail(format!("POST {url}: {e}")))?;
-        let status = response.status();
-        let reply: Json = response
-            .json()
-            .await
-            .map_err(|e| fail(format!("POST {url}: the reply is not JSON: {e}")))?;
-        if !status.is_success() {
-            return Err(fail(format!(
-                "POST {url}: HTTP {status}: {}",
-                snippet(&reply.to_string())
-            )));
-        }
-        let text = reply["choices"][0]["text"]
-            .as_str()
-            .ok_or_else(|| {
-                fail(format!(
-                    "POST {url}: no choices[0].text in {}",
-                    snippet(&reply.to_string())
-                ))
-            })?
-            .to_owned();
-        {
-            let usage = &reply["usage"];
-            let count = |field: &str| usage[field].as_u64().unwrap_or(0) as usize;
-            let mut stats = lock(&self.ctx.stats);
-            stats.llm_calls += 1;
-            stats.prompt_tokens += count("prompt_tokens");
-            stats.completion_tokens += count("completion_tokens");
-        }
-        self.ctx.emit(RunEvent::Token {
-            node: op.node.clone(),
-            text: text.clone(),
-        });
-        Ok(Datum::Generated(text.into()))
     }
 
     fn llm(self, op: &Op, model: &str) -> std::result::Result<&'a ServingEngine, NodeError> {
@@ -1005,46 +725,5 @@ fn kind_name(kind: &OpKind) -> &'static str {
         OpKind::Tool { .. } => "tool",
         OpKind::JsonExtract { .. } | OpKind::JsonObject { .. } => "json",
         _ => "",
-    }
-}
-
-/// A model's reply as JSON: the whole text; else, if `max_tokens` cut a JSON value short, that
-/// value closed; else the first parseable `{...}` or `[...]` in it (small models often wrap JSON
-/// in prose or code fences).
-pub fn parse_model_json(text: &str) -> std::result::Result<Json, String> {
-    if let Ok(json) = serde_json::from_str(text.trim()) {
-        return Ok(json);
-    }
-    if let Some(json) = crate::json_constraint::complete_json_prefix(text)
-        .and_then(|closed| serde_json::from_str(&closed).ok())
-    {
-        return Ok(json);
-    }
-    for (start, c) in text.char_indices() {
-        if c == '{' || c == '[' {
-            let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Json>();
-            if let Some(Ok(json)) = stream.next() {
-                return Ok(json);
-            }
-        }
-    }
-    Err(format!("the model's output is not JSON: {}", snippet(text)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_json_is_found_inside_prose() {
-        assert_eq!(
-            parse_model_json("Sure! ```json\n{\"a\": [1, 2]}\n``` done").unwrap(),
-            serde_json::json!({"a": [1, 2]})
-        );
-        assert_eq!(parse_model_json(" 42 ").unwrap(), serde_json::json!(42));
-        assert_eq!(
-            parse_model_json("no json {here").unwrap_err(),
-            "the model's output is not JSON: no json {here"
-        );
     }
 }

@@ -15,6 +15,30 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `agentc serve --port 0 ARGS...`; the server (killed on drop) and its address.
+fn serve(args: &[&str]) -> (KillOnDrop, String) {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_agentc"))
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agentc runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("reads the first line");
+    let address = line
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, address)
+}
+
 /// One HTTP/1.1 request with `connection: close`: (status line, raw body).
 fn request(address: &str, method: &str, path: &str, body: &str) -> (String, String) {
     let mut socket = std::net::TcpStream::connect(address).expect("connects");
@@ -52,30 +76,7 @@ fn workflow_runs_over_http() {
         eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
         return;
     }
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_agentc"))
-            .args([
-                "serve",
-                "--port",
-                "0",
-                "--workflow",
-                "examples/multi_chain_reasoning.yaml",
-            ])
-            .current_dir(root())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("agentc runs"),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("reads the first line");
-    let address = line
-        .trim_end()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (_server, address) = serve(&["--workflow", "examples/multi_chain_reasoning.yaml"]);
 
     let (status, body) = request(&address, "GET", "/v1/workflows", "");
     assert_eq!(status, "HTTP/1.1 200 OK");
@@ -176,30 +177,7 @@ fn the_http_orchestrator_baseline_matches_the_in_process_run() {
         eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
         return;
     }
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_agentc"))
-            .args([
-                "serve",
-                "--port",
-                "0",
-                "--model",
-                "models/SmolLM2-135M-Instruct.Q4_1.gguf",
-            ])
-            .current_dir(root())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("agentc runs"),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("reads the first line");
-    let address = line
-        .trim_end()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (_server, address) = serve(&["--model", "models/SmolLM2-135M-Instruct.Q4_1.gguf"]);
     let run = |extra: &[&str]| {
         let mut args = vec![
             "run",

@@ -1,0 +1,158 @@
+//! Building a runner: the executors a plan needs (LLM engines handed in, embedding models and
+//! indexes loaded, tools checked), and checking a run's inputs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::WorkflowRunner;
+use crate::embed::EmbeddingModel;
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexSpec};
+use crate::plan::Program;
+use crate::serving::ServingEngine;
+use crate::tools::{BreakerConfig, ToolRouter, ToolRunner, ToolSpec};
+use crate::value::Value;
+
+impl WorkflowRunner {
+    /// A runner over `program`, with a serving engine for each of its LLM models; loads its
+    /// embedding models and indexes and checks its tools.
+    pub fn new(program: Program, llms: HashMap<String, ServingEngine>) -> Result<Self> {
+        let mut embedders: HashMap<String, Arc<EmbeddingModel>> = HashMap::new();
+        for (name, model) in &program.models {
+            match model.kind.as_str() {
+                "llm" if !llms.contains_key(name) => {
+                    return Err(Error::InvalidRequest(format!(
+                        "no engine was loaded for the workflow's model `{name}` ({})",
+                        model.path.display()
+                    )));
+                }
+                "embedding" => {
+                    let shared = embedders
+                        .values()
+                        .find(|e| model.path.ends_with(e.name()))
+                        .cloned();
+                    let embedder = match shared {
+                        Some(e) => e,
+                        None => Arc::new(EmbeddingModel::load(&model.path)?),
+                    };
+                    embedders.insert(name.clone(), embedder);
+                }
+                _ => {}
+            }
+        }
+        let mut indexes = HashMap::new();
+        for (name, decl) in &program.indexes {
+            let embedder = embedders.get(&decl.model).ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "index `{name}` names the embedding model `{}`, which the plan does not declare",
+                    decl.model
+                ))
+            })?;
+            let spec = IndexSpec {
+                name: name.clone(),
+                path: decl.path.display().to_string(),
+                model: decl.model.clone(),
+                metric: serde_json::from_value(Json::String(decl.metric.clone())).map_err(
+                    |_| {
+                        Error::InvalidRequest(format!(
+                            "index `{name}`: unknown metric `{}` (cosine, dot or l2)",
+                            decl.metric
+                        ))
+                    },
+                )?,
+            };
+            let index = Index::open(&spec, &program.base_dir, embedder.name())?;
+            indexes.insert(name.clone(), Arc::new(index));
+        }
+        let specs = program
+            .tools
+            .iter()
+            .map(|(name, spec)| {
+                let mut spec = spec.clone();
+                if let Json::Object(map) = &mut spec {
+                    map.insert("name".to_owned(), Json::String(name.clone()));
+                }
+                serde_json::from_value::<ToolSpec>(spec)
+                    .map_err(|e| Error::InvalidRequest(format!("tool `{name}` in the plan: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tools = ToolRouter::new(
+            specs,
+            ToolRunner::new(&program.base_dir)?,
+            BreakerConfig::default(),
+        )?;
+        Ok(Self {
+            program: Arc::new(program),
+            llms,
+            embedders,
+            indexes,
+            tools,
+            remote: None,
+        })
+    }
+
+    /// Checks `inputs` against the workflow's declared inputs and converts them to values.
+    pub fn input_values(
+        &self,
+        inputs: &serde_json::Map<String, Json>,
+    ) -> Result<HashMap<String, Value>> {
+        let mut values = HashMap::new();
+        for decl in &self.program.inputs {
+            let given = inputs.get(&decl.name).ok_or_else(|| {
+                Error::Inputs(format!(
+                    "missing input `{}` ({}); the workflow takes: {}",
+                    decl.name,
+                    decl.ty,
+                    self.input_names()
+                ))
+            })?;
+            let value = match (decl.ty.as_str(), given) {
+                ("text", Json::String(s)) => Value::Text(s.clone()),
+                ("text", other) => Value::Text(other.to_string()),
+                ("list", Json::Array(items)) => Value::List(
+                    items
+                        .iter()
+                        .map(|i| match i {
+                            Json::String(s) => Value::Text(s.clone()),
+                            other => Value::Json(other.clone()),
+                        })
+                        .collect(),
+                ),
+                ("list", _) => {
+                    return Err(Error::Inputs(format!(
+                        "input `{}` is a list: give a JSON array",
+                        decl.name
+                    )));
+                }
+                (_, json) => Value::Json(json.clone()),
+            };
+            values.insert(decl.name.clone(), value);
+        }
+        if let Some(unknown) = inputs
+            .keys()
+            .find(|k| !self.program.inputs.iter().any(|d| &d.name == *k))
+        {
+            return Err(Error::Inputs(format!(
+                "unknown input `{unknown}`; the workflow takes: {}",
+                self.input_names()
+            )));
+        }
+        Ok(values)
+    }
+
+    fn input_names(&self) -> String {
+        let names: Vec<&str> = self
+            .program
+            .inputs
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        if names.is_empty() {
+            "no inputs".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+}
