@@ -196,3 +196,56 @@ fn the_http_orchestrator_baseline_matches_the_in_process_run() {
     let (local, _) = run(&[]);
     assert_eq!(remote, local);
 }
+
+/// A client that disconnects from a streamed run cancels it: the run never finishes and its
+/// LLM sequences stop.
+#[test]
+fn a_disconnected_client_cancels_its_run() {
+    if !root()
+        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .exists()
+    {
+        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+        return;
+    }
+    let (_server, address) = serve(&["--workflow", "examples/multi_chain_reasoning.yaml"]);
+    let body = r#"{"inputs": {"question": "Count to one hundred."}, "stream": true}"#;
+    let mut socket = std::net::TcpStream::connect(&address).expect("connects");
+    write!(
+        socket,
+        "POST /v1/workflows/multi_chain_reasoning/runs HTTP/1.1\r\nhost: {address}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sends");
+    let mut reader = BufReader::new(socket.try_clone().expect("clones"));
+    let mut seen = String::new();
+    while !seen.contains("event: token") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).expect("reads") > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    drop(reader);
+    socket.shutdown(std::net::Shutdown::Both).expect("closes");
+    drop(socket);
+    // Poll until nothing runs (generous: the machine may be busy), then check it was cancelled.
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        metrics = request(&address, "GET", "/metrics", "").1;
+        if metrics.contains("agentc:workflow_runs_running 0")
+            && metrics.contains("agentc:num_requests_running 0")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        metrics.contains("agentc:workflow_runs_running 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agentc:num_requests_running 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("outcome=\"succeeded\""), "{metrics}");
+}
