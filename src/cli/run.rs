@@ -232,7 +232,8 @@ pub(super) fn runner_with_engines(
     threads: usize,
 ) -> anyhow::Result<WorkflowRunner> {
     let mut devices = program.devices();
-    devices.retain(|d| !is_local_cpu(d));
+    let catalog = HardwareCatalog::builtin()?;
+    devices.retain(|d| !is_local_cpu(&catalog, d));
     if !devices.is_empty() {
         anyhow::bail!(
             "the plan places ops on {}, which this runtime does not have (it runs on this machine's CPU); compile for a cluster of this machine",
@@ -275,16 +276,13 @@ pub(super) fn engine_for(
 /// Device ids are `node/type#index`. Ops placed on any CPU type run on this machine's CPU
 /// (slower or faster than predicted); GPUs and unknown types are refused until the runtime has
 /// a backend for them.
-fn is_local_cpu(device: &str) -> bool {
+fn is_local_cpu(catalog: &HardwareCatalog, device: &str) -> bool {
     let ty = device
         .split('/')
         .nth(1)
         .and_then(|t| t.split('#').next())
         .unwrap_or("");
-    HardwareCatalog::builtin()
-        .ok()
-        .and_then(|c| c.get(ty).map(|t| t.class == DeviceClass::Cpu))
-        .unwrap_or(false)
+    catalog.get(ty).is_some_and(|t| t.class == DeviceClass::Cpu)
 }
 
 fn parse_inputs(raw: &[String]) -> Result<serde_json::Map<String, Json>, String> {

@@ -164,24 +164,22 @@ impl WorkflowState {
         );
         for runner in self.inner.runners.values() {
             for (tool, c) in runner.tools().metrics().snapshot() {
-                let counts = serde_json::to_value(&c).unwrap_or(Json::Null);
-                if let Json::Object(map) = counts {
-                    for (event, n) in map {
-                        if let Some(n) = n.as_u64() {
-                            let _ = writeln!(
-                                out,
-                                "agentc:tool_events_total{{tool=\"{tool}\",event=\"{event}\"}} {n}"
-                            );
-                        } else if let Json::Object(kinds) = n {
-                            for (kind, n) in kinds {
-                                let _ = writeln!(
-                                    out,
-                                    "agentc:tool_events_total{{tool=\"{tool}\",event=\"{event}\",kind=\"{kind}\"}} {}",
-                                    n.as_u64().unwrap_or(0)
-                                );
-                            }
-                        }
-                    }
+                for (event, n) in [
+                    ("calls", c.calls),
+                    ("successes", c.successes),
+                    ("reroutes", c.reroutes),
+                    ("breaker_opens", c.breaker_opens),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "agentc:tool_events_total{{tool=\"{tool}\",event=\"{event}\"}} {n}"
+                    );
+                }
+                for (kind, n) in &c.failures {
+                    let _ = writeln!(
+                        out,
+                        "agentc:tool_events_total{{tool=\"{tool}\",event=\"failures\",kind=\"{kind}\"}} {n}"
+                    );
                 }
             }
         }

@@ -20,6 +20,8 @@ impl WorkflowRunner {
     /// embedding models and indexes and checks its tools.
     pub fn new(program: Program, llms: HashMap<String, ServingEngine>) -> Result<Self> {
         let mut embedders: HashMap<String, Arc<EmbeddingModel>> = HashMap::new();
+        // One model per directory, shared by every name that points at it.
+        let mut by_path: HashMap<std::path::PathBuf, Arc<EmbeddingModel>> = HashMap::new();
         for (name, model) in &program.models {
             match model.kind.as_str() {
                 "llm" if !llms.contains_key(name) => {
@@ -29,13 +31,13 @@ impl WorkflowRunner {
                     )));
                 }
                 "embedding" => {
-                    let shared = embedders
-                        .values()
-                        .find(|e| model.path.ends_with(e.name()))
-                        .cloned();
-                    let embedder = match shared {
-                        Some(e) => e,
-                        None => Arc::new(EmbeddingModel::load(&model.path)?),
+                    let embedder = match by_path.get(&model.path) {
+                        Some(e) => Arc::clone(e),
+                        None => {
+                            let e = Arc::new(EmbeddingModel::load(&model.path)?);
+                            by_path.insert(model.path.clone(), Arc::clone(&e));
+                            e
+                        }
                     };
                     embedders.insert(name.clone(), embedder);
                 }
