@@ -13,8 +13,8 @@ use crate::quant::round_f16;
 
 /// Keys and values of `num_blocks` blocks of `block_size` positions, for every layer.
 ///
-/// Layout per layer: `[block][slot][kv_dim]` for K and the same for V, so one layer's keys of
-/// one block are contiguous. Values are rounded to f16 precision (llama.cpp's default KV type)
+/// Layout per layer: `[block][kv_dim][slot]` for K and `[block][slot][kv_dim]` for V, so one
+/// layer's keys and values of one block are contiguous. Values are rounded to f16 precision (llama.cpp's default KV type)
 /// and kept as f32 for simple, fast reads.
 #[derive(Debug)]
 pub struct KvStore {
@@ -77,17 +77,20 @@ impl KvStore {
 
     /// Stores position `slot` of `block` in `layer` (values rounded to f16 precision).
     pub fn write(&mut self, layer: usize, block: BlockId, slot: usize, key: &[f32], value: &[f32]) {
-        let at = self.offset(layer, block as usize, slot);
-        let d = self.kv_dim;
-        for (dst, &src) in self.keys[at..at + d].iter_mut().zip(key) {
-            *dst = round_f16(src);
+        let (d, bs) = (self.kv_dim, self.block_size);
+        let block_start = self.offset(layer, block as usize, 0);
+        for (i, &src) in key.iter().enumerate().take(d) {
+            self.keys[block_start + i * bs + slot] = round_f16(src);
         }
+        let at = block_start + slot * d;
         for (dst, &src) in self.values[at..at + d].iter_mut().zip(value) {
             *dst = round_f16(src);
         }
     }
 
-    /// All keys and values of `layer`: `[block][slot][kv_dim]` each.
+    /// All keys and values of `layer`: keys `[block][kv_dim][slot]` (each block transposed, so
+    /// attention reads one dimension of consecutive positions as a vector), values
+    /// `[block][slot][kv_dim]`.
     pub fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
         let len = self.num_blocks * self.block_size * self.kv_dim;
         let at = layer * len;

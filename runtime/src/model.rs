@@ -225,7 +225,7 @@ impl LlamaModel {
                 values,
                 blocks: chunks[r.chunk].blocks,
                 block_size,
-                stride: kv_dim,
+                kv_dim,
                 offset: (head / group) * head_dim,
                 positions: r.position + 1,
             };
