@@ -40,6 +40,7 @@ pub mod error;
 pub mod formats;
 pub mod matmul;
 pub mod ops;
+mod pool;
 mod simd;
 
 pub use activations::Q8Activations;

@@ -27,6 +27,8 @@ use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Mutex;
 
+use crate::pool::SpinPool;
+
 pub use pack::PackedMatrix;
 
 /// Rows interleaved per group in a [`PackedMatrix`] (one 512-bit lane of i32 per row).
@@ -124,8 +126,8 @@ impl Isa {
 enum Workers {
     /// On the caller's thread only.
     Inline,
-    /// On a pool this context owns.
-    Own(rayon::ThreadPool),
+    /// On spinning worker threads this context owns (see [`SpinPool`]).
+    Own(SpinPool),
     /// On whichever rayon pool the caller runs in (its own pool if called from one of its
     /// workers, else rayon's global pool): no hand-off between pools.
     Current,
@@ -153,12 +155,7 @@ impl KernelContext {
     pub fn with_isa(isa: Isa, threads: usize) -> Result<Self> {
         check_isa(isa)?;
         let workers = if threads > 1 {
-            let p = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("agentc-kernel-{i}"))
-                .build()
-                .map_err(|e| Error::ThreadPool(e.to_string()))?;
-            Workers::Own(p)
+            Workers::Own(SpinPool::new(threads).map_err(|e| Error::ThreadPool(e.to_string()))?)
         } else {
             Workers::Inline
         };
@@ -200,19 +197,42 @@ impl KernelContext {
     pub fn threads(&self) -> usize {
         match &self.workers {
             Workers::Inline => 1,
-            Workers::Own(p) => p.current_num_threads(),
+            Workers::Own(p) => p.threads(),
             Workers::Current => rayon::current_num_threads(),
         }
     }
 
-    /// Runs `f` on one of the context's worker threads (inline for the other kinds). With an
-    /// own pool, kernels called inside `f` split their work without a cross-thread hand-off per
-    /// call: run a whole forward pass inside one `install`.
+    /// Runs `f` on the calling thread. Kept so callers can mark a whole forward pass as one
+    /// unit of kernel work: with an own pool its workers spin between the kernel calls inside
+    /// `f` instead of sleeping, so there is no cross-thread hand-off to pay for.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+
+    /// Calls `f(i)` for every `i < tasks` on the context's threads (the caller included) and
+    /// returns when all are done; a panic in a task is resumed here.
+    pub fn for_each_task(&self, tasks: usize, f: impl Fn(usize) + Sync) {
         match &self.workers {
-            Workers::Own(p) => p.install(f),
-            Workers::Inline | Workers::Current => f(),
+            Workers::Own(p) => p.run(tasks, &f),
+            Workers::Inline => (0..tasks).for_each(f),
+            Workers::Current => (0..tasks).into_par_iter().for_each(&f),
         }
+    }
+
+    /// `f(i, chunk)` for each `chunk_len`-sized chunk of `data` (the last may be shorter), on
+    /// the context's threads.
+    pub fn for_each_chunk_mut<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
+        let chunks: Vec<Mutex<&mut [T]>> =
+            data.chunks_mut(chunk_len.max(1)).map(Mutex::new).collect();
+        self.for_each_task(chunks.len(), |i| {
+            let mut chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(i, &mut chunk)
+        });
     }
 }
 
@@ -300,6 +320,9 @@ const MIN_GROUPS_PER_TASK: usize = 4;
 /// Tasks per thread, for load balance when a core is also busy with something else.
 const TASKS_PER_THREAD: usize = 4;
 
+/// A task's row groups and its slice of each activation row's output.
+type Task<'a> = (Range<usize>, Vec<&'a mut [f32]>);
+
 /// Splits the row groups of `w` into tasks, hands each task the slices of `y` it owns (one per
 /// activation row) and runs them on the context's threads.
 fn run_tasks<F>(w: &PackedMatrix, n: usize, y: &mut [f32], ctx: &KernelContext, kernel: F)
@@ -333,13 +356,16 @@ where
         for (range, outs) in tasks.iter_mut() {
             kernel(range.clone(), outs);
         }
-    } else {
-        ctx.install(|| {
-            tasks
-                .par_iter_mut()
-                .for_each(|(range, outs)| kernel(range.clone(), outs))
-        });
+        return;
     }
+    // Each task's output slices behind their own (never contended) lock, so tasks can be
+    // claimed by index from any thread.
+    let tasks: Vec<Mutex<Task>> = tasks.into_iter().map(Mutex::new).collect();
+    ctx.for_each_task(tasks.len(), |i| {
+        let mut task = tasks[i].lock().unwrap_or_else(|e| e.into_inner());
+        let (range, outs) = &mut *task;
+        kernel(range.clone(), outs);
+    });
 }
 
 /// The scalar oracle over raw ggml bytes: same maths as [`matmul`] (activations quantized to

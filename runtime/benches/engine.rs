@@ -96,11 +96,11 @@ fn prefill(engine: &Engine, n: usize) -> Duration {
 }
 
 /// Waits for a sequence's first token; then its end. Returns (first token, end) instants.
-fn drive(mut sequence: Sequence) -> (Instant, Instant, usize) {
+async fn drive(mut sequence: Sequence) -> (Instant, Instant, usize) {
     let mut first = None;
     let mut tokens = 0;
     loop {
-        match sequence.blocking_next() {
+        match sequence.next().await {
             Some(SequenceEvent::Started { .. }) => {}
             Some(SequenceEvent::Token { .. }) => {
                 tokens += 1;
@@ -115,8 +115,18 @@ fn drive(mut sequence: Sequence) -> (Instant, Instant, usize) {
     }
 }
 
+/// Runs `future` to completion on a single-threaded async runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
 /// Runs `requests` concurrently on a fresh serving engine; returns per-sequence (first token,
-/// end, tokens) and the submission instant.
+/// end, tokens) and the submission instant. The sequences are read by tasks of one
+/// single-threaded async runtime, as the server reads them (a thread per sequence would take
+/// the cores from the engine at every step).
 fn serve(
     engine: &Arc<Engine>,
     config: ServingConfig,
@@ -132,14 +142,7 @@ fn serve(
                 .expect("admitted")
         })
         .collect();
-    let handles: Vec<_> = sequences
-        .into_iter()
-        .map(|s| std::thread::spawn(move || drive(s)))
-        .collect();
-    let results = handles
-        .into_iter()
-        .map(|h| h.join().expect("joins"))
-        .collect();
+    let results = block_on(futures::future::join_all(sequences.into_iter().map(drive)));
     serving.shutdown();
     (start, results)
 }
@@ -180,20 +183,20 @@ fn ttft(engine: &Arc<Engine>, cached: bool) -> Duration {
     if cached {
         let mut warm = base.clone();
         warm.extend(prompt(engine, " Warm up.", 4));
-        drive(
+        block_on(drive(
             serving
                 .submit(request(warm, 1), SubmitOptions::default())
                 .expect("admitted"),
-        );
+        ));
     }
     let mut tokens = base;
     tokens.extend(prompt(engine, " Question: why?", 6));
     let start = Instant::now();
-    let (first, _, _) = drive(
+    let (first, _, _) = block_on(drive(
         serving
             .submit(request(tokens, 1), SubmitOptions::default())
             .expect("admitted"),
-    );
+    ));
     serving.shutdown();
     first - start
 }

@@ -157,7 +157,7 @@ impl Engine {
 
     pub fn load_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
         let gguf = GgufFile::open(path)?;
-        let model = LlamaModel::load(&gguf, Matmul::new(options.matmul))?;
+        let model = LlamaModel::load(&gguf, Matmul::new(options.matmul, options.threads)?)?;
         let tokenizer = Tokenizer::from_metadata(&gguf)?;
         let marker = |id: Option<u32>| -> Result<String> {
             Ok(match id {
@@ -220,15 +220,21 @@ impl Engine {
     /// Logits after `tokens`, from a fresh sequence (for tests and scoring).
     pub fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let mut sequence = self.solo_sequence(tokens.len())?;
-        self.pool.install(|| sequence.forward(&self.model, tokens))
+        self.run(|| sequence.forward(&self.model, tokens))
     }
 
     pub(crate) fn model(&self) -> &LlamaModel {
         &self.model
     }
 
-    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
-        &self.pool
+    /// Runs `f`, a forward pass or several: the kernels backend splits its work over its own
+    /// spinning workers from the calling thread; the reference backend's rayon loops run in the
+    /// engine's rayon pool.
+    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self.model.matmul_backend() {
+            MatmulBackend::Kernels => f(),
+            MatmulBackend::Reference => self.pool.install(f),
+        }
     }
 
     /// A private KV store for one sequence of up to `positions` positions.
@@ -255,7 +261,7 @@ impl Engine {
         continuation: &[u32],
     ) -> Result<Vec<Vec<f32>>> {
         let mut sequence = self.solo_sequence(prompt.len() + continuation.len())?;
-        self.pool.install(|| {
+        self.run(|| {
             let mut rows = Vec::with_capacity(continuation.len());
             if continuation.is_empty() {
                 return Ok(rows);
@@ -310,9 +316,7 @@ impl Engine {
         let mut stop_cut = None;
 
         let started = Instant::now();
-        let mut logits = self
-            .pool
-            .install(|| sequence.forward(&self.model, &prompt_tokens))?;
+        let mut logits = self.run(|| sequence.forward(&self.model, &prompt_tokens))?;
         let mut decode_started = None;
         let mut json = request.json.map(JsonConstraint::new);
         while tokens.len() < request.max_tokens {
@@ -353,9 +357,7 @@ impl Engine {
                 break;
             }
             if !last {
-                logits = self
-                    .pool
-                    .install(|| sequence.forward(&self.model, &[token]))?;
+                logits = self.run(|| sequence.forward(&self.model, &[token]))?;
             }
         }
         if let Some(decode_started) = decode_started {

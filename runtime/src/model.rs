@@ -8,7 +8,6 @@
 //! and one-at-a-time generation give bit-identical logits.
 
 use agentc_model::{GgufFile, LlamaConfig};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::kv::{BlockId, KvStore};
@@ -16,8 +15,8 @@ use crate::ops::{self, Matmul, MatmulBackend};
 use crate::weights::{LayerWeights, LlamaWeights};
 
 /// Attention work (visible positions summed over query heads) below which one thread does it
-/// all: about 20 microseconds, the order of a thread-pool wake-up.
-const PARALLEL_ATTENTION_WORK: usize = 2048;
+/// all: a few microseconds, the order of handing tasks to the spinning kernel workers.
+const PARALLEL_ATTENTION_WORK: usize = 512;
 
 #[derive(Debug)]
 pub struct LlamaModel {
@@ -49,6 +48,11 @@ struct Row {
 }
 
 impl LlamaModel {
+    /// Which code runs the matmuls.
+    pub fn matmul_backend(&self) -> MatmulBackend {
+        self.matmul.backend()
+    }
+
     /// Loads the weights; `matmul` decides whether they are also packed for the kernels.
     pub fn load(gguf: &GgufFile, matmul: Matmul) -> Result<Self> {
         let config = LlamaConfig::from_metadata(gguf)?;
@@ -233,16 +237,20 @@ impl LlamaModel {
         };
         let work: usize = rows.iter().map(|r| (r.position + 1) * c.n_head).sum();
         if work < PARALLEL_ATTENTION_WORK {
-            // Short contexts: waking the pool costs more than the attention itself.
+            // Short contexts: splitting costs more than the attention itself.
             let mut scratch = ops::AttentionScratch::default();
             for task in attended.chunks_mut(head_dim).enumerate() {
                 head(&mut scratch, task);
             }
         } else {
-            attended
-                .par_chunks_mut(head_dim)
-                .enumerate()
-                .for_each_init(ops::AttentionScratch::default, head);
+            thread_local! {
+                static SCRATCH: std::cell::RefCell<ops::AttentionScratch> =
+                    std::cell::RefCell::default();
+            }
+            self.matmul
+                .for_each_chunk_mut(&mut attended, head_dim, |i, out| {
+                    SCRATCH.with_borrow_mut(|scratch| head(scratch, (i, out)))
+                });
         }
         let mut projected = vec![0.0f32; n * c.n_embd];
         self.matmul.run(&layer.wo, &attended, n, &mut projected)?;

@@ -34,14 +34,31 @@ pub struct Matmul {
 }
 
 impl Matmul {
-    /// Kernel calls split their work across the rayon pool they are called from, so the engine
-    /// runs every forward pass inside its own pool (one pool, no hand-off between pools).
-    pub fn new(backend: MatmulBackend) -> Self {
+    /// The kernels backend owns a [`agentc_kernels::KernelContext`] with `threads` threads
+    /// (the caller and spinning workers); every kernel call and [`Matmul::for_each_chunk_mut`]
+    /// splits over them. The reference backend's loops run on rayon's current pool.
+    pub fn new(backend: MatmulBackend, threads: usize) -> Result<Self> {
         let kernels = match backend {
-            MatmulBackend::Kernels => Some(agentc_kernels::KernelContext::on_current_pool()),
+            MatmulBackend::Kernels => Some(agentc_kernels::KernelContext::new(threads.max(1))?),
             MatmulBackend::Reference => None,
         };
-        Self { kernels }
+        Ok(Self { kernels })
+    }
+
+    /// `f(i, chunk)` for each `chunk_len`-sized chunk of `data`, on the backend's threads.
+    pub fn for_each_chunk_mut<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
+        match &self.kernels {
+            Some(context) => context.for_each_chunk_mut(data, chunk_len, f),
+            None => data
+                .par_chunks_mut(chunk_len.max(1))
+                .enumerate()
+                .for_each(|(i, chunk)| f(i, chunk)),
+        }
     }
 
     pub fn backend(&self) -> MatmulBackend {

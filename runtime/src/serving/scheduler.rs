@@ -386,7 +386,7 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         let (model, kv) = (self.engine.model(), &mut self.kv);
-        let outcome = self.engine.pool().install(|| model.forward(&chunks, kv));
+        let outcome = self.engine.run(|| model.forward(&chunks, kv));
         self.stats.steps += 1;
         self.stats.step_tokens += plan.iter().map(|p| p.len as u64).sum::<u64>();
         let mut logits = match outcome {
