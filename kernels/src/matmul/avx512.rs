@@ -156,32 +156,22 @@ mod imp {
                 for t in 0..4 {
                     // SAFETY: vector `t < 4` of a Q4 group block.
                     let v = unsafe { _mm512_loadu_si512(q.add(t * VEC_BYTES) as *const _) };
-                    // High nibbles stay in place (16 * q): one op instead of shift + mask;
-                    // their dot products are divided by 16 below, exactly.
                     wv[t] = _mm512_and_si512(v, mask);
-                    wv[t + 4] = _mm512_andnot_si512(mask, v);
+                    // Shifted once here rather than once per activation row below.
+                    wv[t + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
                 }
             }
             for jj in 0..NT {
                 // SAFETY: activation row `jj < NT`, block `b < nb`: 32 bytes inside `xq`.
                 let xb = unsafe { tile.xq.as_ptr().add(jj * tile.k + b * QK) } as *const i32;
-                let mut s0 = _mm512_setzero_si512();
-                let mut s1 = _mm512_setzero_si512();
-                for t in 0..4 {
-                    // SAFETY: 4-byte reads at offsets 4t and 16 + 4t < 32 of the block.
-                    let (x0, x1) =
-                        unsafe { (xb.add(t).read_unaligned(), xb.add(t + 4).read_unaligned()) };
-                    s0 = _mm512_dpbusd_epi32(s0, wv[t], _mm512_set1_epi32(x0));
-                    s1 = _mm512_dpbusd_epi32(s1, wv[t + 4], _mm512_set1_epi32(x1));
+                // One running sum over the block's 32 products: the low-nibble (or first 16)
+                // elements, then the high-nibble (or last 16) ones.
+                let mut isum = _mm512_setzero_si512();
+                for (t, &w) in wv.iter().enumerate() {
+                    // SAFETY: a 4-byte read at offset 4t < 32 of the block.
+                    let x = unsafe { xb.add(t).read_unaligned() };
+                    isum = _mm512_dpbusd_epi32(isum, w, _mm512_set1_epi32(x));
                 }
-                // Q4: `s1` sums products of 16 * q (a multiple of 16, at most 8 * 16 * 15 * 128
-                // in magnitude), so the shift is exact.
-                let s1 = if T == Q8_0 {
-                    s1
-                } else {
-                    _mm512_srai_epi32::<4>(s1)
-                };
-                let isum = _mm512_add_epi32(s0, s1);
                 let i = jj * tile.nb + b;
                 let scale = _mm512_mul_ps(dv, _mm512_set1_ps(tile.xd[i]));
                 acc[jj] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[jj]);
