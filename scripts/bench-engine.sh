@@ -11,7 +11,8 @@
 #    (runtime/examples/bench_serving.rs vs scripts/reference/bench_llama_cpp_engine.py);
 # 3. HTTP: 8 concurrent streaming completions sharing a ~400-token prefix, 64 tokens each,
 #    against `agentc serve` and llama-cpp-python's OpenAI server with 1 and 2 threads (its best
-#    counts), through scripts/reference/bench_http.py.
+#    counts), through scripts/reference/bench_http.py, end-of-generation tokens banned so that
+#    every request really generates 64 tokens on both.
 #
 # llama-cpp-python is built from source into target/bench-venv the first time (~5 minutes on 2
 # cores), without AMX: with -DGGML_NATIVE=ON on a CPU with AMX every llama_decode dies with a
@@ -21,6 +22,9 @@ cd "$(dirname "$0")/.."
 
 THREADS="${1:-2}"
 MODEL="${AGENTC_BENCH_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+# End-of-generation token ids banned in the HTTP workload (logit_bias -100) so both servers
+# generate all 64 tokens of every request: SmolLM2's <|endoftext|>, <|im_start|>, <|im_end|>.
+BANNED_IDS="${AGENTC_BENCH_BANNED_IDS:-0,1,2}"
 OUT="$(mktemp -d)"
 SERVER_PID=""
 cleanup() {
@@ -66,7 +70,7 @@ done
 BASE="$(sed -n 's/^listening on //p' "$OUT/serve.log" | head -n1)"
 [[ -n "$BASE" ]] || { cat "$OUT/serve.log" >&2; exit 1; }
 wait_ready "$BASE/health"
-python3 scripts/reference/bench_http.py "$BASE" bench 8 | sed 's/^/agentc_/' >>"$OUT/http.txt"
+python3 scripts/reference/bench_http.py "$BASE" bench 8 "$BANNED_IDS" | sed 's/^/agentc_/' >>"$OUT/http.txt"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 
 for llama_threads in 1 2; do
@@ -77,7 +81,7 @@ for llama_threads in 1 2; do
         --model_alias bench >"$OUT/llama-server-$llama_threads.log" 2>&1 &
     SERVER_PID=$!
     wait_ready "http://127.0.0.1:$PORT/v1/models"
-    "$PY" scripts/reference/bench_http.py "http://127.0.0.1:$PORT" bench 8 |
+    "$PY" scripts/reference/bench_http.py "http://127.0.0.1:$PORT" bench 8 "$BANNED_IDS" |
         sed "s/^/llama${llama_threads}_/" >>"$OUT/http.txt"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 done

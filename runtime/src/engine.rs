@@ -62,6 +62,9 @@ pub struct GenerateRequest {
     /// Constrain the output to one JSON value of this shape; generation ends when it is
     /// complete (`output: json` nodes).
     pub json: Option<JsonShape>,
+    /// Added to the logits of these token ids before sampling (OpenAI's `logit_bias`); a bias
+    /// of -100 or less bans the token.
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl GenerateRequest {
@@ -73,6 +76,7 @@ impl GenerateRequest {
             sampling: SamplingParams::greedy(),
             stop: Vec::new(),
             json: None,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -320,7 +324,13 @@ impl Engine {
         let mut decode_started = None;
         let mut json = request.json.map(JsonConstraint::new);
         while tokens.len() < request.max_tokens {
-            let token = next_token(&mut sampler, json.as_mut(), &logits, &self.tokenizer);
+            let token = next_token(
+                &mut sampler,
+                json.as_mut(),
+                &logits,
+                &request.logit_bias,
+                &self.tokenizer,
+            );
             let json_done = json.as_ref().is_some_and(JsonConstraint::is_complete);
             tokens.push(token);
             if tokens.len() == 1 {
@@ -403,21 +413,54 @@ impl SoloSequence {
 }
 
 /// The next token: sampled among those that keep a JSON-constrained output valid, or from all
-/// of them. A constraint no token can satisfy falls back to plain sampling (the output then
-/// fails to parse, with the text in the error).
+/// of them, after adding `bias` to the logits. A constraint no token can satisfy falls back to
+/// plain sampling (the output then fails to parse, with the text in the error).
 pub(crate) fn next_token(
     sampler: &mut Sampler,
     json: Option<&mut JsonConstraint>,
     logits: &[f32],
+    bias: &[(u32, f32)],
     tokenizer: &Tokenizer,
 ) -> u32 {
+    let biased;
+    let logits = if bias.is_empty() {
+        logits
+    } else {
+        biased = apply_logit_bias(logits, bias);
+        &biased[..]
+    };
     json.and_then(|j| j.choose(logits, sampler, tokenizer))
         .unwrap_or_else(|| sampler.sample(logits))
+}
+
+/// `logits` with `bias` added (ids outside the vocabulary are ignored; they are refused at
+/// submission); a bias of -100 or less bans the token, as OpenAI documents.
+pub(crate) fn apply_logit_bias(logits: &[f32], bias: &[(u32, f32)]) -> Vec<f32> {
+    let mut out = logits.to_vec();
+    for &(id, b) in bias {
+        if let Some(l) = out.get_mut(id as usize) {
+            *l = if b <= -100.0 {
+                f32::NEG_INFINITY
+            } else {
+                *l + b
+            };
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logit_bias_adds_bans_and_ignores_ids_outside_the_vocabulary() {
+        let logits = [1.0, 2.0, 3.0];
+        assert_eq!(
+            apply_logit_bias(&logits, &[(0, 2.5), (2, -100.0), (7, 50.0)]),
+            [3.5, 2.0, f32::NEG_INFINITY]
+        );
+    }
 
     #[test]
     fn engine_can_be_shared_across_threads() {

@@ -107,6 +107,7 @@ pub fn engine_timings(engine: &Engine) -> Result<(LinearTiming, LinearTiming)> {
     };
     let run = |words: usize, max_tokens: usize| -> Result<(usize, f64, usize, f64)> {
         let req = GenerateRequest {
+            logit_bias: Vec::new(),
             json: None,
             prompt: Prompt::Text(text(words)),
             max_tokens,

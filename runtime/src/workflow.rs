@@ -433,6 +433,7 @@ impl<'a> Run<'a> {
                     return Err(fail("decode expects a prefill's KV".to_owned()));
                 };
                 let request = GenerateRequest {
+                    logit_bias: Vec::new(),
                     json: *json,
                     prompt: Prompt::Tokens(kv.tokens.as_ref().clone()),
                     max_tokens: *max_tokens,

@@ -75,6 +75,7 @@ fn greedy_generation_matches_llama_cpp() {
         let expected_prompt = ids(&case["prompt_tokens"]);
         let expected = ids(&case["generated_tokens"]);
         let request = GenerateRequest {
+            logit_bias: Vec::new(),
             json: None,
             prompt: Prompt::Text(text.to_owned()),
             max_tokens,

@@ -213,6 +213,34 @@ async fn completion_equals_engine_generation_streamed_or_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logit_bias_bans_and_favours_tokens_as_the_engine_does() {
+    let Some(server) = TestServer::start(ServingConfig::default()).await else {
+        return;
+    };
+    let engine = engine().expect("loaded");
+    let prompt = "The capital of France is";
+    let plain = expected(&engine, Prompt::Text(prompt.into()), 6);
+    // Ban the greedy first token and favour another one strongly.
+    let (banned, favoured) = (plain.tokens[0], 4u32);
+    let biased = engine
+        .generate(&GenerateRequest {
+            logit_bias: vec![(banned, -100.0), (favoured, 100.0)],
+            ..GenerateRequest::greedy(prompt, 6)
+        })
+        .expect("generates");
+    assert_ne!(biased.tokens[0], banned);
+    assert!(!biased.tokens.contains(&banned));
+    assert_eq!(biased.tokens[0], favoured);
+
+    let request = json!({"model": MODEL_ID, "prompt": prompt, "max_tokens": 6, "temperature": 0,
+                         "logit_bias": {banned.to_string(): -100, favoured.to_string(): 100}});
+    let (status, body) = server.post_json("/v1/completions", request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["text"], biased.text.as_str());
+    assert_ne!(biased.text, plain.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_completion_uses_the_chat_template_streamed_or_not() {
     let Some(server) = TestServer::start(ServingConfig::default()).await else {
         return;
@@ -298,6 +326,7 @@ async fn malformed_requests_get_400_naming_the_field() {
         .prompt_tokens(&Prompt::Text("hi".into()))
         .expect("tokenizes")
         .len();
+    let vocab = engine.config().vocab_size;
     let cases: Vec<(&str, String, u16, String, Value)> = vec![
         (
             "/v1/completions",
@@ -407,6 +436,31 @@ async fn malformed_requests_get_400_naming_the_field() {
                 context + hi_tokens
             ),
             json!("prompt"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "logit_bias": {"abc": 1}}).to_string(),
+            400,
+            format!(
+                "logit_bias[\"abc\"]: keys must be token ids below the vocabulary size {vocab}"
+            ),
+            json!("logit_bias[\"abc\"]"),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "hi"}],
+                   "logit_bias": {"2": 150}})
+            .to_string(),
+            400,
+            "logit_bias[\"2\"]: must be a number in [-100, 100]".to_owned(),
+            json!("logit_bias[\"2\"]"),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "hi", "logit_bias": [1]}).to_string(),
+            400,
+            "logit_bias: must be an object mapping token ids to biases".to_owned(),
+            json!("logit_bias"),
         ),
         (
             "/v1/completions",

@@ -131,6 +131,7 @@ fn seeded_sampling_with_stops_matches_generation_alone() {
         .iter()
         .enumerate()
         .map(|(i, p)| GenerateRequest {
+            logit_bias: Vec::new(),
             json: None,
             prompt: Prompt::Text((*p).to_owned()),
             max_tokens: 20,

@@ -4,7 +4,11 @@ streaming /v1/completions requests whose prompts share a ~400-token prefix, 64 o
 (greedy). Prints `name value` lines: wall time for all of them, mean and worst time to first
 token, and output tokens per second over the wall time.
 
-    python3 scripts/reference/bench_http.py BASE_URL MODEL [CONCURRENCY]
+    python3 scripts/reference/bench_http.py BASE_URL MODEL [CONCURRENCY [BANNED_IDS]]
+
+BANNED_IDS (comma-separated token ids, e.g. the model's end-of-generation tokens) are sent as
+`logit_bias` -100, so that every request generates exactly 64 tokens on every server and the
+wall times compare the same work.
 
 Standard library only. Output tokens are the usage the server reports when it honours
 stream_options.include_usage, else the number of non-empty text chunks (one per token on both
@@ -25,12 +29,13 @@ QUESTIONS = [f"Now count on from {start}: {start}, {start + 1}," for start in ra
 MAX_TOKENS = 64
 
 
-def one_request(base, model, question, start, results, index):
+def one_request(base, model, question, start, results, index, banned):
     url = urllib.parse.urlparse(base)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
     body = json.dumps({
         "model": model, "prompt": SHARED_PREFIX + question, "max_tokens": MAX_TOKENS,
         "temperature": 0, "stream": True, "stream_options": {"include_usage": True},
+        **({"logit_bias": {str(i): -100 for i in banned}} if banned else {}),
     })
     start.wait()
     sent = time.perf_counter()
@@ -59,12 +64,12 @@ def one_request(base, model, question, start, results, index):
                       usage if usage is not None else chunks)
 
 
-def run(base, model, concurrency):
+def run(base, model, concurrency, banned):
     start = threading.Event()
     results = [None] * concurrency
     threads = [
         threading.Thread(target=one_request,
-                         args=(base, model, QUESTIONS[i % len(QUESTIONS)], start, results, i))
+                         args=(base, model, QUESTIONS[i % len(QUESTIONS)], start, results, i, banned))
         for i in range(concurrency)
     ]
     for thread in threads:
@@ -81,8 +86,9 @@ def run(base, model, concurrency):
 def main():
     base, model = sys.argv[1], sys.argv[2]
     concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-    run(base, model, 1)  # warm-up: first-request costs stay out of the figures
-    results = run(base, model, concurrency)
+    banned = [int(i) for i in sys.argv[4].split(",")] if len(sys.argv) > 4 and sys.argv[4] else []
+    run(base, model, 1, banned)  # warm-up: first-request costs stay out of the figures
+    results = run(base, model, concurrency, banned)
     begin = min(r[0] for r in results)
     end = max(r[2] for r in results)
     ttfts = [r[1] for r in results]

@@ -75,6 +75,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         Prompt::Text(args.prompt.clone())
     };
     let request = GenerateRequest {
+        logit_bias: Vec::new(),
         json: None,
         prompt,
         max_tokens: args.max_tokens,

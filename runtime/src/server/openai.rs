@@ -32,6 +32,8 @@ pub struct CompletionRequest {
     pub seed: Option<u64>,
     /// A string or a list of strings.
     pub stop: Option<Value>,
+    /// `{"token id": bias}`, bias in [-100, 100].
+    pub logit_bias: Option<Value>,
     pub n: Option<u64>,
     #[serde(default)]
     pub stream: bool,
@@ -51,6 +53,8 @@ pub struct ChatRequest {
     pub seed: Option<u64>,
     /// A string or a list of strings.
     pub stop: Option<Value>,
+    /// `{"token id": bias}`, bias in [-100, 100].
+    pub logit_bias: Option<Value>,
     pub n: Option<u64>,
     #[serde(default)]
     pub stream: bool,
@@ -66,6 +70,7 @@ pub struct SamplingFields {
     pub top_k: Option<i64>,
     pub seed: Option<u64>,
     pub stop: Option<Value>,
+    pub logit_bias: Option<Value>,
     pub n: Option<u64>,
     pub include_usage: bool,
 }
@@ -78,6 +83,7 @@ macro_rules! sampling_fields {
             top_k: $request.top_k,
             seed: $request.seed,
             stop: $request.stop.clone(),
+            logit_bias: $request.logit_bias.clone(),
             n: $request.n,
             include_usage: $request
                 .stream_options
@@ -103,6 +109,40 @@ pub struct ChatMessageIn {
 const ROLES: [&str; 4] = ["system", "user", "assistant", "developer"];
 
 impl SamplingFields {
+    /// `logit_bias` as (token id, bias) pairs, checked against a vocabulary of `vocab_size`.
+    fn logit_bias(&self, vocab_size: usize) -> Result<Vec<(u32, f32)>, ApiError> {
+        let entries = match &self.logit_bias {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(entries)) => entries,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "logit_bias",
+                    "must be an object mapping token ids to biases",
+                ));
+            }
+        };
+        let mut bias = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let param = || format!("logit_bias[\"{key}\"]");
+            let id = key
+                .parse::<u32>()
+                .ok()
+                .filter(|&id| (id as usize) < vocab_size)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        param(),
+                        format!("keys must be token ids below the vocabulary size {vocab_size}"),
+                    )
+                })?;
+            let b = value
+                .as_f64()
+                .filter(|b| (-100.0..=100.0).contains(b))
+                .ok_or_else(|| ApiError::invalid(param(), "must be a number in [-100, 100]"))?;
+            bias.push((id, b as f32));
+        }
+        Ok(bias)
+    }
+
     /// The sampling parameters and stop strings, checked.
     fn check(&self) -> Result<(SamplingParams, Vec<String>), ApiError> {
         if let Some(n) = self.n.filter(|&n| n != 1) {
@@ -190,11 +230,14 @@ impl CompletionRequest {
             _ => return Err(prompt_shape_error()),
         };
         let (sampling, stop) = self.sampling().check()?;
+        let logit_bias = self.sampling().logit_bias(engine.config().vocab_size)?;
         let max_tokens = match self.max_tokens {
             None => Some(DEFAULT_COMPLETION_MAX_TOKENS),
             Some(n) => Some(positive("max_tokens", n)?),
         };
-        finish_check(engine, prompt, "prompt", max_tokens, sampling, stop)
+        let mut checked = finish_check(engine, prompt, "prompt", max_tokens, sampling, stop)?;
+        checked.request.logit_bias = logit_bias;
+        Ok(checked)
     }
 }
 
@@ -257,19 +300,22 @@ impl ChatRequest {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (sampling, stop) = self.sampling().check()?;
+        let logit_bias = self.sampling().logit_bias(engine.config().vocab_size)?;
         let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
             (Some(n), _) => Some(positive("max_completion_tokens", n)?),
             (None, Some(n)) => Some(positive("max_tokens", n)?),
             (None, None) => None,
         };
-        finish_check(
+        let mut checked = finish_check(
             engine,
             Prompt::Chat(messages),
             "messages",
             max_tokens,
             sampling,
             stop,
-        )
+        )?;
+        checked.request.logit_bias = logit_bias;
+        Ok(checked)
     }
 }
 
@@ -337,6 +383,7 @@ fn finish_check(
     }
     Ok(Checked {
         request: GenerateRequest {
+            logit_bias: Vec::new(),
             json: None,
             prompt: Prompt::Tokens(tokens),
             max_tokens,

@@ -100,6 +100,7 @@ struct Active {
     table: Vec<BlockId>,
     sampler: Sampler,
     json: Option<JsonConstraint>,
+    logit_bias: Vec<(u32, f32)>,
     stream: TextStream,
     cached_tokens: usize,
     /// Whether it holds its blocks (after its prefix lookup); false again after preemption.
@@ -322,7 +323,13 @@ impl<'a> Scheduler<'a> {
                 ));
             }
             let vocab_size = self.engine.config().vocab_size;
-            if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
+            let biased = request.logit_bias.iter().map(|&(id, _)| id);
+            if let Some(id) = tokens
+                .iter()
+                .copied()
+                .chain(biased)
+                .find(|&t| t as usize >= vocab_size)
+            {
                 return Err(Error::TokenOutOfRange { id, vocab_size });
             }
             let needed = tokens.len() + request.max_tokens;
@@ -356,6 +363,7 @@ impl<'a> Scheduler<'a> {
             table: Vec::new(),
             sampler: Sampler::new(request.sampling.clone()),
             json: request.json.map(JsonConstraint::new),
+            logit_bias: request.logit_bias.clone(),
             stream: TextStream::new(&request.stop),
             cached_tokens: 0,
             started: false,
@@ -677,7 +685,13 @@ fn sample(
     logits: &[f32],
 ) -> Result<Option<(FinishReason, Option<usize>)>, Error> {
     let tokenizer = engine.tokenizer();
-    let token = next_token(&mut seq.sampler, seq.json.as_mut(), logits, tokenizer);
+    let token = next_token(
+        &mut seq.sampler,
+        seq.json.as_mut(),
+        logits,
+        &seq.logit_bias,
+        tokenizer,
+    );
     let json_done = seq.json.as_ref().is_some_and(JsonConstraint::is_complete);
     seq.tokens.push(token);
     let end_of_generation = tokenizer.is_end_of_generation(token);
