@@ -17,6 +17,9 @@ use crate::weights::{LayerWeights, LlamaWeights};
 /// Attention work (visible positions summed over query heads) below which one thread does it
 /// all: a few microseconds, the order of handing tasks to the spinning kernel workers.
 const PARALLEL_ATTENTION_WORK: usize = 512;
+/// SwiGLU activations below which one thread does them all, and the chunk a task takes.
+const PARALLEL_SWIGLU: usize = 4096;
+const SWIGLU_CHUNK: usize = 256;
 
 #[derive(Debug)]
 pub struct LlamaModel {
@@ -274,13 +277,25 @@ impl LlamaModel {
             &mut gate_up,
         )?;
         let mut act = vec![0.0f32; n * c.n_ff];
-        for (a, row) in act
-            .chunks_exact_mut(c.n_ff)
-            .zip(gate_up.chunks_exact(2 * c.n_ff))
-        {
-            let (gate, up) = row.split_at(c.n_ff);
-            a.copy_from_slice(gate);
-            ops::swiglu(a, up);
+        // Element-wise, so split in column chunks on the kernel threads (same bits).
+        let chunk = if c.n_ff.is_multiple_of(SWIGLU_CHUNK) {
+            SWIGLU_CHUNK
+        } else {
+            c.n_ff
+        };
+        let per_row = c.n_ff / chunk;
+        let swiglu = |i: usize, a: &mut [f32]| {
+            let (row, col) = (i / per_row, (i % per_row) * chunk);
+            let at = row * 2 * c.n_ff + col;
+            a.copy_from_slice(&gate_up[at..at + chunk]);
+            ops::swiglu(a, &gate_up[at + c.n_ff..at + c.n_ff + chunk]);
+        };
+        if n * c.n_ff < PARALLEL_SWIGLU {
+            act.chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, a)| swiglu(i, a));
+        } else {
+            self.matmul.for_each_chunk_mut(&mut act, chunk, swiglu);
         }
         let mut down = vec![0.0f32; n * c.n_embd];
         self.matmul.run(&layer.w_down, &act, n, &mut down)?;
