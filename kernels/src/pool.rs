@@ -3,13 +3,19 @@
 //! A forward pass of a small model is hundreds of short parallel sections (a matmul of a
 //! 576-wide layer takes a few microseconds). A pool whose workers sleep between sections pays a
 //! futex wake-up and a context switch for each one, which at batch 1 costs as much as the
-//! arithmetic. Here the workers spin on an epoch counter between sections, and only park
-//! (on a condition variable) after [`SPIN_TIME`] without work, e.g. between requests. The
+//! arithmetic. Here the workers spin on an epoch counter between sections, then keep checking
+//! it while yielding their core (so a thread sharing the core, e.g. the caller on a busy
+//! machine, can run), and only park (on a condition variable) after [`SPIN_TIME`] without
+//! work, e.g. between requests. The
 //! calling thread takes part in every section, so `threads` threads means `threads - 1`
 //! workers. Tasks are claimed one at a time from a shared counter, so a worker that starts
 //! late or is preempted by another process only takes fewer tasks; and a section is *closed*
 //! once its caller has run out of tasks, so a worker that had not entered it by then (it was
-//! descheduled: the machine is busy with other processes) never holds the caller up.
+//! descheduled: the machine is busy with other processes) never holds the caller up. When a
+//! worker that did enter is preempted mid-task and the caller waits for it longer than
+//! [`LATE`], the next [`INLINE_SECTIONS_AFTER_LATE`] sections run on the caller alone: on a
+//! machine whose cores are taken by other processes one thread is faster than two that wait
+//! for each other.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -21,12 +27,23 @@ use std::time::{Duration, Instant};
 const SPIN_TIME: Duration = Duration::from_micros(500);
 /// Spins between two looks at the clock.
 const SPINS_PER_CLOCK_CHECK: u32 = 256;
+/// A wait for a worker inside a section longer than this (it was preempted mid-task) ...
+const LATE: Duration = Duration::from_micros(200);
+/// ... makes the next this many sections (a few decode steps) run on the caller alone; so do
+/// this many sections in a row that no worker entered.
+const INLINE_SECTIONS_AFTER_LATE: usize = 1024;
+const MISSED_IN_A_ROW: usize = 8;
+/// Spins before an idle worker starts yielding its core between looks (a few microseconds:
+/// back-to-back kernel calls of one forward pass come faster than that).
+const PURE_SPINS: u32 = 1 << 11;
 
 /// One parallel section: `tasks` calls of `f`, claimed through `next`.
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
     tasks: usize,
     next: AtomicUsize,
+    /// Whether any worker entered the section.
+    entered: AtomicBool,
     panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
@@ -74,6 +91,11 @@ pub struct SpinPool {
     /// One section at a time (holding the last epoch); a second concurrent caller runs its
     /// tasks itself.
     dispatch: Mutex<u32>,
+    /// Sections still to run on the caller alone, after one waited [`LATE`] for a worker or
+    /// [`MISSED_IN_A_ROW`] had no worker enter.
+    inline_left: AtomicUsize,
+    /// Sections in a row that no worker entered.
+    missed: AtomicUsize,
 }
 
 impl std::fmt::Debug for SpinPool {
@@ -99,6 +121,8 @@ impl SpinPool {
             shared,
             workers: Vec::new(),
             dispatch: Mutex::new(0),
+            inline_left: AtomicUsize::new(0),
+            missed: AtomicUsize::new(0),
         };
         for i in 1..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
@@ -121,6 +145,11 @@ impl SpinPool {
         if tasks == 0 {
             return;
         }
+        if self.inline_left.load(Ordering::Relaxed) > 0 {
+            self.inline_left.fetch_sub(1, Ordering::Relaxed);
+            (0..tasks).for_each(f);
+            return;
+        }
         let mut epoch = match self.dispatch.try_lock() {
             Ok(guard) if tasks > 1 && !self.workers.is_empty() => guard,
             // One task, no workers, or another section in progress (a concurrent caller):
@@ -136,6 +165,7 @@ impl SpinPool {
             f,
             tasks,
             next: AtomicUsize::new(0),
+            entered: AtomicBool::new(false),
             panic: Mutex::new(None),
         };
         let shared = &*self.shared;
@@ -153,15 +183,28 @@ impl SpinPool {
         // `job` lives on this stack frame: close the section, then wait for the workers inside
         // it (each is running a task or about to find none left).
         shared.state.fetch_or(CLOSED, Ordering::AcqRel);
-        let mut spins = 0u32;
-        while shared.state.load(Ordering::Acquire) & INSIDE != 0 {
-            spins += 1;
-            if spins < 1 << 12 {
-                std::hint::spin_loop();
-            } else {
-                // The worker was preempted mid-task: give it this core.
-                std::thread::yield_now();
+        if shared.state.load(Ordering::Acquire) & INSIDE != 0 {
+            let waiting = Instant::now();
+            let mut spins = 0u32;
+            while shared.state.load(Ordering::Acquire) & INSIDE != 0 {
+                spins += 1;
+                if spins < 1 << 12 {
+                    std::hint::spin_loop();
+                } else {
+                    // The worker was preempted mid-task: give it this core.
+                    std::thread::yield_now();
+                }
             }
+            if waiting.elapsed() > LATE {
+                self.go_inline();
+            }
+        }
+        // Workers that keep missing sections are not getting a core (or share the caller's):
+        // their spinning only takes time from the caller.
+        if job.entered.load(Ordering::Relaxed) {
+            self.missed.store(0, Ordering::Relaxed);
+        } else if self.missed.fetch_add(1, Ordering::Relaxed) + 1 >= MISSED_IN_A_ROW {
+            self.go_inline();
         }
         shared.job.store(std::ptr::null_mut(), Ordering::Relaxed);
         drop(epoch);
@@ -169,6 +212,16 @@ impl SpinPool {
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
+    }
+}
+
+impl SpinPool {
+    /// Other processes hold the cores: splitting costs more than it gains, so the next
+    /// sections run on the caller alone (the workers park), then splitting is tried again.
+    fn go_inline(&self) {
+        self.missed.store(0, Ordering::Relaxed);
+        self.inline_left
+            .store(INLINE_SECTIONS_AFTER_LATE, Ordering::Relaxed);
     }
 }
 
@@ -205,8 +258,14 @@ fn worker(shared: &Shared) {
                 break state;
             }
             spins += 1;
-            if !spins.is_multiple_of(SPINS_PER_CLOCK_CHECK) || idle_since.elapsed() < SPIN_TIME {
+            if spins < PURE_SPINS {
                 std::hint::spin_loop();
+                continue;
+            }
+            if !spins.is_multiple_of(SPINS_PER_CLOCK_CHECK) || idle_since.elapsed() < SPIN_TIME {
+                // Let a thread sharing this core run (the caller itself, when the machine has
+                // fewer free cores than threads): pure spinning would burn its time slice.
+                std::thread::yield_now();
                 continue;
             }
             let lock = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,7 +301,9 @@ fn worker(shared: &Shared) {
                     // SAFETY: the caller published `job` before opening the section (the
                     // `state` store this thread acquired) and keeps it alive until the count
                     // of workers inside drops to 0, which needs this worker's decrement.
-                    unsafe { (*job).work() };
+                    let job = unsafe { &*job };
+                    job.entered.store(true, Ordering::Relaxed);
+                    job.work();
                     shared.state.fetch_sub(1, Ordering::Release);
                     break;
                 }
