@@ -129,6 +129,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         settings,
         profile: profile.clone(),
         facts: &facts,
+        observed: None,
     };
     let options = CompileOptions {
         tokens: &tokens,

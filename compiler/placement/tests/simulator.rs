@@ -37,8 +37,15 @@ fn step(cost: &CostModel<'_>, work: &Work, tokens: u64, members: f64, weights: f
         fp16: work.flops.fp16 * per,
         ..Flops::default()
     };
-    cost.step_s(H100, &flops, work.bytes_read * per + weights)
-        .expect("device")
+    cost.step_s(
+        H100,
+        None,
+        (0, members as u64),
+        0.0,
+        &flops,
+        work.bytes_read * per + weights,
+    )
+    .expect("device")
 }
 
 #[test]

@@ -205,6 +205,7 @@ pub fn op_graph(
         settings: CostSettings::default(),
         profile: None,
         facts: &facts,
+        observed: None,
     };
     let options = CompileOptions {
         tokens: &tokens,

@@ -84,6 +84,9 @@ pub struct Work {
     pub tokens: u64,
     /// Sequential steps (kernel launches that cannot overlap), each paying the fixed overhead.
     pub steps: u32,
+    /// Sequences a batched prefill or decode stands for (a decode advances each by one token
+    /// per step); 1 for one call (0, the default, counts as 1).
+    pub sequences: u32,
     /// Time spent outside any device (a tool's declared latency); adds latency, not busy time.
     pub external_latency_s: f64,
     /// Bytes handed to dependents.
@@ -112,6 +115,7 @@ impl Work {
             kv_bytes_held: model.kv_bytes_per_token * (c + n),
             tokens: new_tokens,
             steps: 1,
+            sequences: 1,
             external_latency_s: 0.0,
             output_bytes: 0.0,
         }
@@ -138,6 +142,7 @@ impl Work {
             kv_bytes_held: model.kv_bytes_per_token * (c + m),
             tokens: new_tokens,
             steps: new_tokens.min(u64::from(u32::MAX)) as u32,
+            sequences: 1,
             external_latency_s: 0.0,
             output_bytes: 0.0,
         }

@@ -23,6 +23,8 @@ struct Seq {
     model: usize,
     decode: bool,
     remaining: u64,
+    /// Sequences it stands for: decode tokens per step, and its share of the batch size.
+    width: u64,
     kv_held: f64,
     /// Prefix group pinned while the sequence runs.
     pinned: Option<usize>,
@@ -55,6 +57,8 @@ struct DeviceState {
     waiting: BinaryHeap<Reverse<(Key, usize)>>,
     /// Admitted sequences, by key.
     running: Vec<usize>,
+    /// Sequences they stand for (their widths summed), against the batch size.
+    running_width: u64,
     current: Current,
     kv: KvMemory,
     /// Ops dispatched here and not finished (for join-the-shortest-queue).
@@ -146,6 +150,7 @@ pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) ->
                 single: BinaryHeap::new(),
                 waiting: BinaryHeap::new(),
                 running: Vec::new(),
+                running_width: 0,
                 current: Current::Idle,
                 kv: KvMemory::new(c.max(0.0)),
                 load: 0,
@@ -324,6 +329,8 @@ impl Engine<'_, '_> {
                     model: b.model,
                     decode: self.sim.priced.graph().ops()[op].kind == OpKind::Decode,
                     remaining: b.tokens,
+                    // Fewer sequences at once than the batch stands for: they take turns.
+                    width: b.width.min(self.sim.settings.max_batch as u64).max(1),
                     kv_held: b.kv_held,
                     pinned: None,
                     insert: None,
@@ -419,6 +426,8 @@ impl Engine<'_, '_> {
         let mut flops = Flops::default();
         let mut bytes = sim.weights[model];
         let mut step_tokens = 0;
+        let mut decode_tokens = 0;
+        let mut pairs = 0.0;
         for &(s, tokens) in &members {
             let Some(b) = sim.ops[self.seqs[s].op].batch.as_ref() else {
                 continue;
@@ -428,15 +437,30 @@ impl Engine<'_, '_> {
             flops.fp16 += b.flops_per_token.fp16 * t;
             flops.int8 += b.flops_per_token.int8 * t;
             bytes += b.bytes_per_token * t;
+            pairs += b.pairs_per_token * t;
             step_tokens += tokens;
+            if self.seqs[s].decode {
+                decode_tokens += tokens;
+            }
         }
-        let step_s = sim.cost.step_s(DeviceId(d), &flops, bytes).unwrap_or(0.0);
+        let model_name = sim.priced.graph().models()[model].name.as_str();
+        let step_s = sim
+            .cost
+            .step_s(
+                DeviceId(d),
+                Some(model_name),
+                (step_tokens - decode_tokens, decode_tokens),
+                pairs,
+                &flops,
+                bytes,
+            )
+            .unwrap_or(0.0);
         let budget_left = sim.settings.token_budget.saturating_sub(step_tokens);
         // Identical decode steps until the first member finishes, when nothing else could join.
         let steps = if self.fusable(d, &members, budget_left) {
             members
                 .iter()
-                .map(|&(s, _)| self.seqs[s].remaining)
+                .map(|&(s, tokens)| self.seqs[s].remaining / tokens.max(1))
                 .min()
                 .unwrap_or(1)
                 .max(1)
@@ -474,7 +498,7 @@ impl Engine<'_, '_> {
             && dev.single.is_empty()
             && (dev.waiting.is_empty()
                 || budget_left == 0
-                || dev.running.len() >= self.sim.settings.max_batch)
+                || dev.running_width >= self.sim.settings.max_batch as u64)
             && dev.running.len() == members.len()
             && members.iter().all(|&(s, _)| self.seqs[s].decode)
     }
@@ -540,7 +564,7 @@ impl Engine<'_, '_> {
                     continue;
                 }
                 let tokens = if seq.decode {
-                    1
+                    seq.width.min(seq.remaining).min(budget)
                 } else {
                     seq.remaining.min(budget)
                 };
@@ -548,13 +572,17 @@ impl Engine<'_, '_> {
                 members.push((s, tokens));
             }
         }
-        while budget > 0 && dev.running.len() < sim.settings.max_batch {
+        while budget > 0 {
             let Some(&Reverse((key, s))) = dev.waiting.peek() else {
                 break;
             };
-            if self.seqs[s].model != model || !dev.kv.reserve(self.seqs[s].kv_held) {
+            let width = self.seqs[s].width;
+            let full = !dev.running.is_empty()
+                && dev.running_width + width > sim.settings.max_batch as u64;
+            if self.seqs[s].model != model || full || !dev.kv.reserve(self.seqs[s].kv_held) {
                 break;
             }
+            dev.running_width += width;
             dev.waiting.pop();
             let seq = &mut self.seqs[s];
             if let Some(p) = sim.ops[seq.op].batch.as_ref().and_then(|b| b.prefix) {
@@ -576,7 +604,7 @@ impl Engine<'_, '_> {
                 self.start[seq.run * self.n_ops + seq.op] = now;
             }
             let tokens = if seq.decode {
-                1
+                seq.width.min(seq.remaining).min(budget)
             } else {
                 seq.remaining.min(budget)
             };
@@ -604,8 +632,10 @@ impl Engine<'_, '_> {
                     }
                     let (run, op, held, pinned, insert) =
                         (seq.run, seq.op, seq.kv_held, seq.pinned, seq.insert);
+                    let width = seq.width;
                     let dev = &mut self.devices[d];
                     dev.running.retain(|&r| r != s);
+                    dev.running_width -= width;
                     dev.kv.release(held);
                     if let Some(g) = pinned {
                         dev.kv.unpin(g);
