@@ -199,6 +199,14 @@ impl<'c> CostModel<'c> {
         Some(roofline.max(measured))
     }
 
+    /// Time `flops` take on `device` at its (achievable or measured) FLOP/s, without memory
+    /// traffic or overhead: a lower bound on any batch's share of a step, however large the batch
+    /// (weights are streamed once for all its members); `None` if the cluster has no such device.
+    pub fn compute_s(&self, device: DeviceId, flops: &Flops) -> Option<f64> {
+        let dev = self.cluster.device(device)?;
+        Some(self.roofline_s(dev.type_index, flops, 0.0))
+    }
+
     /// The cluster this model prices.
     pub fn cluster(&self) -> &'c Cluster {
         self.cluster

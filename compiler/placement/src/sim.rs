@@ -106,6 +106,9 @@ pub struct SimSettings {
     /// event, cut short at the next step boundary when new work arrives. Same results, far
     /// fewer events; off only to check exactly that.
     pub fuse_steps: bool,
+    /// Stop as soon as more runs than this have finished past their SLA (the rest count as
+    /// missed): enough to know a load fails an attainment target, without simulating it all.
+    pub stop_after_misses: Option<usize>,
 }
 
 impl Default for SimSettings {
@@ -117,6 +120,7 @@ impl Default for SimSettings {
             max_batch: DEFAULT_MAX_BATCH,
             record_ops: false,
             fuse_steps: true,
+            stop_after_misses: None,
         }
     }
 }
@@ -170,6 +174,10 @@ pub struct SimReport {
     /// TCO by provisioning: every device of the cluster for the whole duration ($/hour of the
     /// cluster / throughput) per 1,000 completed runs.
     pub usd_per_1k_runs_provisioned: f64,
+    /// Runs completed over runs arrived in the second half of the arrival window (from the
+    /// midpoint between the first and last arrival to the last): about 1 when the cluster keeps
+    /// up, the capacity over the load when it does not, whatever the SLA (1 with no window).
+    pub late_completion_ratio: f64,
     /// Prefix-cache hits over lookups (leaders of prefix groups); 0 when nothing looked up.
     pub cache_hit_rate: f64,
     pub cache_lookups: u64,

@@ -95,6 +95,8 @@ struct Engine<'s, 'a> {
     next_key: u64,
     counters: Counters,
     op_log: Vec<OpRecord>,
+    /// Runs finished past their SLA.
+    misses: usize,
 }
 
 pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) -> Result<SimReport> {
@@ -172,6 +174,7 @@ pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) ->
         next_key: 0,
         counters: Counters::default(),
         op_log: Vec::new(),
+        misses: 0,
     };
     for (r, &t) in engine.arrivals.iter().enumerate() {
         if t.is_finite() {
@@ -214,6 +217,13 @@ pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) ->
                 is_touched[d] = false;
                 engine.try_start(d, now);
             }
+        }
+        if sim
+            .settings
+            .stop_after_misses
+            .is_some_and(|m| engine.misses > m)
+        {
+            break;
         }
     }
     engine.counters.kv_evictions = engine.devices.iter().map(|d| d.kv.evictions).sum();
@@ -680,6 +690,10 @@ impl Engine<'_, '_> {
         self.run_left[run] -= 1;
         if self.run_left[run] == 0 {
             self.completion[run] = now;
+            let sla = self.sim.classes[self.class[run]].sla_s;
+            if now - self.arrivals[run] > sla * (1.0 + 1e-9) {
+                self.misses += 1;
+            }
             if let Some(next) = self.next_closed
                 && next < self.arrivals.len()
             {
