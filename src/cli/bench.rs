@@ -512,6 +512,10 @@ pub(super) fn table(r: &Results) -> String {
                 );
             }
         }
+        let _ = writeln!(out, "findings:");
+        for row in &r.study {
+            let _ = writeln!(out, "  {}: {}", row.workload, study::finding(row));
+        }
     }
     out
 }

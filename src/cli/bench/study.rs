@@ -410,6 +410,40 @@ fn restrict<'g>(priced: PricedGraph<'g>, homogeneous: bool) -> PricedGraph<'g> {
     priced.restricted_per_op(|d, op| (d.class == DeviceClass::Gpu) != graph.op(op).kind.host_only())
 }
 
+/// What a study row shows, in a sentence: where the mixed cluster is cheaper, the ops it moved
+/// to device types the best homogeneous cluster lacks.
+pub fn finding(row: &StudyRow) -> String {
+    let (Some(h), Some(x), Some(saving)) = (&row.homogeneous, &row.heterogeneous, row.saving)
+    else {
+        return "no comparison (a side has no feasible cluster within the budget)".into();
+    };
+    // Each side's load is known within LOAD_TOLERANCE, so their ratio within about twice that.
+    let noise = 2.0 * LOAD_TOLERANCE;
+    if saving <= noise {
+        return format!(
+            "one GPU type is as good: {} ({:+.0}%, within the {:.0}% the loads are known to)",
+            h.cluster,
+            100.0 * saving,
+            100.0 * noise
+        );
+    }
+    let moved: Vec<String> = x
+        .placement
+        .iter()
+        .filter(|(t, _)| !h.placement.iter().any(|(ht, _)| ht == t))
+        .map(|(t, kinds)| format!("{} on {t}", kinds.join(",")))
+        .collect();
+    format!(
+        "operator-level placement is {:.0}% cheaper per run ({})",
+        100.0 * saving,
+        if moved.is_empty() {
+            "same device types, ops placed differently".to_string()
+        } else {
+            moved.join("; ")
+        }
+    )
+}
+
 /// Runs the study for every workload; `progress` gets one line per workload.
 pub fn run(
     study: &Study,
@@ -539,7 +573,54 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::max_load;
+    use super::{Best, StudyRow, finding, max_load};
+
+    #[test]
+    fn findings_name_the_ops_moved_to_other_device_types() {
+        let best = |cluster: &str, usd: f64, placement: &[(&str, &[&str])]| Best {
+            cluster: cluster.into(),
+            usd_per_hour: 1.0,
+            max_rps: 1.0,
+            usd_per_1k_runs: usd,
+            placement: placement
+                .iter()
+                .map(|(t, k)| (t.to_string(), k.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+        };
+        let mut row = StudyRow {
+            workload: "rag".into(),
+            homogeneous: Some(best(
+                "h",
+                1.0,
+                &[("cpu", &["tokenize"]), ("h100", &["embed", "decode"])],
+            )),
+            heterogeneous: Some(best(
+                "x",
+                0.4,
+                &[
+                    ("l4", &["embed"]),
+                    ("cpu", &["tokenize"]),
+                    ("h100", &["decode"]),
+                ],
+            )),
+            saving: Some(0.6),
+            candidates: Vec::new(),
+        };
+        assert_eq!(
+            finding(&row),
+            "operator-level placement is 60% cheaper per run (embed on l4)"
+        );
+        row.saving = Some(-0.01);
+        assert_eq!(
+            finding(&row),
+            "one GPU type is as good: h (-1%, within the 4% the loads are known to)"
+        );
+        row.homogeneous = None;
+        assert_eq!(
+            finding(&row),
+            "no comparison (a side has no feasible cluster within the budget)"
+        );
+    }
 
     #[test]
     fn bisection_finds_a_closed_form_threshold() {
