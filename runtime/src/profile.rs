@@ -148,6 +148,10 @@ const STEP_LONG_PROMPT_WORDS: usize = 300;
 /// pairs are told apart).
 const STEP_PREFILL_BATCH: usize = 8;
 const STEP_PREFILL_WORDS: usize = 48;
+/// Sequences of the batch that samples at a temperature (the sampler sorts the vocabulary for
+/// every token), and the temperature.
+const STEP_SAMPLED_BATCH: usize = 4;
+const STEP_SAMPLING_TEMPERATURE: f32 = 0.7;
 
 /// One timed batch: forward passes run, prompt and decode tokens they carried, the attention
 /// pairs (query token x earlier position) they computed, and the wall time.
@@ -156,18 +160,23 @@ pub struct StepSample {
     pub steps: u64,
     pub prefill_tokens: u64,
     pub decode_tokens: u64,
+    /// Of the decode tokens, those sampled at a temperature (the rest are greedy).
+    pub sampled_tokens: u64,
     pub attention_pairs: u64,
     pub seconds: f64,
 }
 
 /// The time of one continuous-batching step as `fixed_s + per_prefill_token_s x prompt tokens +
-/// per_decode_token_s x decode tokens + per_attention_pair_s x attention pairs`.
+/// per_decode_token_s x decode tokens + per_attention_pair_s x attention pairs +
+/// per_sampled_token_s x sampled decode tokens`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepTimingFit {
     pub fixed_s: f64,
     pub per_prefill_token_s: f64,
     pub per_decode_token_s: f64,
     pub per_attention_pair_s: f64,
+    /// Extra per sampled decode token.
+    pub per_sampled_token_s: f64,
     /// Forward passes the fit covers.
     pub samples: u32,
 }
@@ -195,7 +204,7 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let batch = |n: usize, words: usize, max_tokens: usize| -> Result<StepSample> {
+    let batch = |n: usize, words: usize, max_tokens: usize, sampled: bool| -> Result<StepSample> {
         let before = serving.stats();
         let start = Instant::now();
         let mut seqs = Vec::with_capacity(n);
@@ -204,7 +213,15 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
                 json: None,
                 prompt: Prompt::Text(prompt(i, words)),
                 max_tokens,
-                sampling: SamplingParams::greedy(),
+                sampling: if sampled {
+                    SamplingParams {
+                        temperature: STEP_SAMPLING_TEMPERATURE,
+                        seed: i as u64 + 1,
+                        ..SamplingParams::greedy()
+                    }
+                } else {
+                    SamplingParams::greedy()
+                },
                 stop: Vec::new(),
             };
             seqs.push(
@@ -240,10 +257,12 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
         let seconds = start.elapsed().as_secs_f64();
         let after = serving.stats();
         let tokens = after.step_tokens - before.step_tokens;
+        let decode_tokens = tokens.saturating_sub(prompt_tokens);
         Ok(StepSample {
             steps: after.steps - before.steps,
             prefill_tokens: prompt_tokens.min(tokens),
-            decode_tokens: tokens.saturating_sub(prompt_tokens),
+            decode_tokens,
+            sampled_tokens: if sampled { decode_tokens } else { 0 },
             attention_pairs,
             seconds,
         })
@@ -251,15 +270,21 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
     let mut samples = Vec::new();
     let shapes = STEP_BATCHES
         .iter()
-        .map(|&n| (n, STEP_SHORT_PROMPT_WORDS, STEP_DECODE_TOKENS))
+        .map(|&n| (n, STEP_SHORT_PROMPT_WORDS, STEP_DECODE_TOKENS, false))
         .chain([
-            (1, STEP_LONG_PROMPT_WORDS, STEP_DECODE_TOKENS),
-            (STEP_PREFILL_BATCH, STEP_PREFILL_WORDS, 2),
+            (1, STEP_LONG_PROMPT_WORDS, STEP_DECODE_TOKENS, false),
+            (STEP_PREFILL_BATCH, STEP_PREFILL_WORDS, 2, false),
+            (
+                STEP_SAMPLED_BATCH,
+                STEP_SHORT_PROMPT_WORDS,
+                STEP_DECODE_TOKENS,
+                true,
+            ),
         ]);
-    for (n, words, max_tokens) in shapes {
+    for (n, words, max_tokens, sampled) in shapes {
         let mut fastest: Option<StepSample> = None;
         for _ in 0..TRIALS {
-            let s = batch(n, words, max_tokens)?;
+            let s = batch(n, words, max_tokens, sampled)?;
             if fastest.is_none_or(|f| s.seconds < f.seconds) {
                 fastest = Some(s);
             }
@@ -270,8 +295,9 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
     Ok((fit_steps(&samples), samples))
 }
 
-/// Columns of the step-time fit: steps, prompt tokens, decode tokens, attention pairs.
-const STEP_COLUMNS: usize = 4;
+/// Columns of the step-time fit: steps, prompt tokens, decode tokens, attention pairs, sampled
+/// decode tokens.
+const STEP_COLUMNS: usize = 5;
 
 /// Least squares of `seconds = fixed x steps + per_prefill x prompt tokens + per_decode x decode
 /// tokens + per_pair x attention pairs` (no intercept). A coefficient the fit makes negative
@@ -286,6 +312,7 @@ pub fn fit_steps(samples: &[StepSample]) -> StepTimingFit {
                     s.prefill_tokens as f64,
                     s.decode_tokens as f64,
                     s.attention_pairs as f64,
+                    s.sampled_tokens as f64,
                 ],
                 s.seconds,
             )
@@ -305,6 +332,7 @@ pub fn fit_steps(samples: &[StepSample]) -> StepTimingFit {
         per_prefill_token_s: coef[1].max(0.0),
         per_decode_token_s: coef[2].max(0.0),
         per_attention_pair_s: coef[3].max(0.0),
+        per_sampled_token_s: coef[4].max(0.0),
         samples: samples.iter().map(|s| s.steps).sum::<u64>() as u32,
     }
 }
@@ -566,29 +594,33 @@ mod tests {
     fn fits_step_times_exactly_when_they_are_linear() {
         // 4 ms per step, 0.8 ms per prompt token, 1.2 ms per decode token, 10 us per attention
         // pair, at the shapes the profile times.
-        let sample = |steps: u64, prefill: u64, decode: u64, pairs: u64| StepSample {
+        let sample = |steps: u64, prefill: u64, decode: u64, pairs: u64, sampled: u64| StepSample {
             steps,
             prefill_tokens: prefill,
             decode_tokens: decode,
+            sampled_tokens: sampled,
             attention_pairs: pairs,
             seconds: 0.004 * steps as f64
                 + 0.0008 * prefill as f64
                 + 0.0012 * decode as f64
-                + 1e-5 * pairs as f64,
+                + 1e-5 * pairs as f64
+                + 0.002 * sampled as f64,
         };
         let samples = [
-            sample(24, 12, 23, 600),
-            sample(24, 24, 46, 1200),
-            sample(24, 48, 92, 2400),
-            sample(25, 100, 23, 7000),
-            sample(3, 640, 4, 60000),
+            sample(24, 12, 23, 600, 0),
+            sample(24, 24, 46, 1200, 0),
+            sample(24, 48, 92, 2400, 0),
+            sample(25, 100, 23, 7000, 0),
+            sample(3, 640, 4, 60000, 0),
+            sample(24, 48, 92, 2400, 92),
         ];
         let t = fit_steps(&samples);
         assert!((t.fixed_s - 0.004).abs() < 1e-9, "{t:?}");
         assert!((t.per_prefill_token_s - 0.0008).abs() < 1e-9, "{t:?}");
         assert!((t.per_decode_token_s - 0.0012).abs() < 1e-9, "{t:?}");
         assert!((t.per_attention_pair_s - 1e-5).abs() < 1e-12, "{t:?}");
-        assert_eq!(t.samples, 100);
+        assert!((t.per_sampled_token_s - 0.002).abs() < 1e-9, "{t:?}");
+        assert_eq!(t.samples, 124);
         // Noise that would make the per-step figure negative: it is 0 and the rest refitted.
         let mut noisy = samples;
         noisy[0].seconds = 0.0;

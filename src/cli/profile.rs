@@ -72,20 +72,22 @@ fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         let (step, samples) = serving_step_timing(std::sync::Arc::new(engine))?;
         for s in &samples {
             eprintln!(
-                "  {} steps, {} prompt + {} decode tokens, {} attention pairs: {:.1} ms",
+                "  {} steps, {} prompt + {} decode ({} sampled) tokens, {} attention pairs: {:.1} ms",
                 s.steps,
                 s.prefill_tokens,
                 s.decode_tokens,
+                s.sampled_tokens,
                 s.attention_pairs,
                 s.seconds * 1e3
             );
         }
         eprintln!(
-            "  step: {:.3} ms + {:.3} ms/prompt token + {:.3} ms/decode token + {:.3} us/attention pair",
+            "  step: {:.3} ms + {:.3} ms/prompt token + {:.3} ms/decode token + {:.3} us/attention pair + {:.3} ms/sampled token",
             step.fixed_s * 1e3,
             step.per_prefill_token_s * 1e3,
             step.per_decode_token_s * 1e3,
-            step.per_attention_pair_s * 1e6
+            step.per_attention_pair_s * 1e6,
+            step.per_sampled_token_s * 1e3
         );
         // Named by file stem: the compiler names a model's shape the same way.
         let model = args
@@ -112,6 +114,7 @@ fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             per_prefill_token_s: step.per_prefill_token_s,
             per_decode_token_s: step.per_decode_token_s,
             per_attention_pair_s: step.per_attention_pair_s,
+            per_sampled_token_s: step.per_sampled_token_s,
             samples: step.samples,
         });
     } else {

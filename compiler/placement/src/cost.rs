@@ -173,7 +173,7 @@ impl<'c> CostModel<'c> {
     }
 
     /// Time of one step of continuous batching on `device`: one forward pass of `model` over
-    /// `tokens` = (prompt tokens, decode tokens) attending to `pairs` earlier positions in all,
+    /// `tokens` (prompt, decode and sampled decode tokens) attending to `pairs` earlier positions,
     /// doing `flops` and streaming `bytes` (each batched model's weights once
     /// plus every member's KV reads), plus one op overhead; `None` if the cluster has no such
     /// device. A batch-1 decode of m tokens is m such steps, so their sum is
@@ -184,7 +184,7 @@ impl<'c> CostModel<'c> {
         &self,
         device: DeviceId,
         model: Option<&str>,
-        tokens: (u64, u64),
+        tokens: crate::profile::StepTokens,
         pairs: f64,
         flops: &Flops,
         bytes: f64,
@@ -195,7 +195,7 @@ impl<'c> CostModel<'c> {
         let measured = self.profiles[dev.type_index]
             .as_ref()
             .and_then(|p| p.step_timing_for(model))
-            .map_or(0.0, |t| t.step_s(tokens.0, tokens.1, pairs));
+            .map_or(0.0, |t| t.step_s(tokens, pairs));
         Some(roofline.max(measured))
     }
 

@@ -18,7 +18,8 @@
 //!   ],
 //!   "step_timings": [
 //!     { "model": "smollm2-135m-q4_1", "fixed_s": 0.0016, "per_prefill_token_s": 0.0008,
-//!       "per_decode_token_s": 0.00125, "per_attention_pair_s": 1.5e-5, "samples": 99 }
+//!       "per_decode_token_s": 0.00125, "per_attention_pair_s": 1.5e-5, "per_sampled_token_s": 0.002,
+//!       "samples": 99 }
 //!   ]
 //! }
 //! ```
@@ -76,19 +77,42 @@ pub struct StepTiming {
     pub per_decode_token_s: f64,
     #[serde(default)]
     pub per_attention_pair_s: f64,
+    /// Extra per decode token that is sampled (temperature > 0) rather than taken greedily.
+    #[serde(default)]
+    pub per_sampled_token_s: f64,
     /// How many forward passes the fit covers, for reports.
     #[serde(default)]
     pub samples: u32,
 }
 
 impl StepTiming {
-    /// Time of one step over `prefill` prompt tokens and `decode` decode tokens that attend to
-    /// `pairs` earlier positions in all.
-    pub fn step_s(&self, prefill: u64, decode: u64, pairs: f64) -> f64 {
+    /// Time of one step over `tokens`: prompt tokens, decode tokens, and how many of those
+    /// decode tokens are sampled; they attend to `pairs` earlier positions in all.
+    pub fn step_s(&self, tokens: StepTokens, pairs: f64) -> f64 {
         self.fixed_s
-            + self.per_prefill_token_s * prefill as f64
-            + self.per_decode_token_s * decode as f64
+            + self.per_prefill_token_s * tokens.prefill as f64
+            + self.per_decode_token_s * tokens.decode as f64
+            + self.per_sampled_token_s * tokens.sampled as f64
             + self.per_attention_pair_s * pairs
+    }
+}
+
+/// What one batch step processes: prompt tokens, decode tokens, and of the decode tokens those
+/// that are sampled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepTokens {
+    pub prefill: u64,
+    pub decode: u64,
+    pub sampled: u64,
+}
+
+impl StepTokens {
+    pub fn new(prefill: u64, decode: u64, sampled: u64) -> Self {
+        Self {
+            prefill,
+            decode,
+            sampled,
+        }
     }
 }
 
@@ -190,6 +214,7 @@ impl DeviceProfile {
                 t.per_prefill_token_s,
                 t.per_decode_token_s,
                 t.per_attention_pair_s,
+                t.per_sampled_token_s,
             ]
             .iter()
             .all(|v| v.is_finite() && *v >= 0.0)

@@ -211,6 +211,8 @@ struct BatchInfo {
     pairs_per_token: f64,
     /// Sequences the op stands for (a batch the compiler formed): a decode step advances each.
     width: u64,
+    /// Its decode tokens are sampled (see `Work::sampled`).
+    sampled: bool,
     kv_held: f64,
     prefix: Option<PrefixUse>,
 }
@@ -492,6 +494,7 @@ fn batch_info(graph: &crate::graph::OpGraph, id: OpId) -> Option<BatchInfo> {
         },
         bytes_per_token: w.bytes_read * per,
         pairs_per_token: pairs_per_token(op.kind, w, kv_per_token),
+        sampled: w.sampled,
         width: match op.kind {
             // Members may stop at different lengths: as many per step as the tokens need.
             OpKind::Decode => tokens.div_ceil(u64::from(w.steps.max(1))).max(1),

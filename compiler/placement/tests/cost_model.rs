@@ -2,6 +2,7 @@
 //! transfers, TCO and measured profiles.
 
 use agentc_placement::cluster::DeviceId;
+use agentc_placement::profile::StepTokens;
 use agentc_placement::synthetic::{llama_8b, smollm2_135m};
 use agentc_placement::{
     Cluster, CostModel, CostSettings, DeviceProfile, HardwareCatalog, OpGraph, OpKind, Work,
@@ -215,7 +216,7 @@ fn batch_steps_of_a_lone_decode_add_up_to_its_op_cost() {
         .step_s(
             H100,
             None,
-            (0, 1),
+            StepTokens::new(0, 1, 0),
             0.0,
             &per_step,
             w.bytes_read / steps as f64 + m.weight_bytes,
@@ -229,7 +230,7 @@ fn batch_steps_of_a_lone_decode_add_up_to_its_op_cost() {
         .step_s(
             H100,
             None,
-            (0, 1),
+            StepTokens::new(0, 1, 0),
             0.0,
             &first.flops,
             first.bytes_read + m.weight_bytes,
@@ -237,7 +238,14 @@ fn batch_steps_of_a_lone_decode_add_up_to_its_op_cost() {
         .expect("device exists");
     assert!(close(first_step, 16e9 / (3350e9 * 0.8) + 20e-6));
     assert_eq!(
-        cost.step_s(DeviceId(99), None, (0, 1), 0.0, &first.flops, 0.0),
+        cost.step_s(
+            DeviceId(99),
+            None,
+            StepTokens::new(0, 1, 0),
+            0.0,
+            &first.flops,
+            0.0
+        ),
         None
     );
 }
@@ -265,6 +273,7 @@ fn a_step_timing_prices_batch_steps_by_tokens() {
         .expect("model");
     let first = Work::decode(&m, 0, 1);
     let step = |model: Option<&str>, tokens: (u64, u64)| {
+        let tokens = StepTokens::new(tokens.0, tokens.1, 0);
         measured
             .step_s(DEV, model, tokens, 300.0, &first.flops, m.weight_bytes)
             .expect("device exists")

@@ -116,6 +116,7 @@ fn merge_batched(a: &mut Work, b: &Work) {
     a.tokens += b.tokens;
     a.steps = a.steps.max(b.steps);
     a.sequences = a.sequences.max(1) + b.sequences.max(1);
+    a.sampled |= b.sampled;
     a.external_latency_s = a.external_latency_s.max(b.external_latency_s);
     a.output_bytes += b.output_bytes;
     if a.weights.is_none() {
@@ -345,7 +346,10 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                 continue;
             }
             let Some(kind) = kind_of(&name) else { continue };
-            let (work, prefix) = self.work(&op, &name)?;
+            let (mut work, prefix) = self.work(&op, &name)?;
+            if name == exec::DECODE {
+                work.sampled = float_attr(&op, "temperature").is_ok_and(|t| t > 0.0);
+            }
             let work = repeated(&work, repeat);
             let batch_id = str_attr(&op, "batch").unwrap_or_default();
             let unit = match batch_id

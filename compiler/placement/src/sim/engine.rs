@@ -13,6 +13,7 @@ use super::kv::KvMemory;
 use super::queue::{EventKind, EventQueue, Key};
 use super::stats::{Counters, report};
 use super::{AFFINITY_SLACK_OPS, OpRecord, QueuePolicy, SimReport, Simulation, Start};
+use crate::profile::StepTokens;
 
 /// A prefill or decode in a device's batch.
 #[derive(Debug, Clone)]
@@ -437,6 +438,7 @@ impl Engine<'_, '_> {
         let mut bytes = sim.weights[model];
         let mut step_tokens = 0;
         let mut decode_tokens = 0;
+        let mut sampled_tokens = 0;
         let mut pairs = 0.0;
         for &(s, tokens) in &members {
             let Some(b) = sim.ops[self.seqs[s].op].batch.as_ref() else {
@@ -451,6 +453,9 @@ impl Engine<'_, '_> {
             step_tokens += tokens;
             if self.seqs[s].decode {
                 decode_tokens += tokens;
+                if b.sampled {
+                    sampled_tokens += tokens;
+                }
             }
         }
         let model_name = sim.priced.graph().models()[model].name.as_str();
@@ -459,7 +464,7 @@ impl Engine<'_, '_> {
             .step_s(
                 DeviceId(d),
                 Some(model_name),
-                (step_tokens - decode_tokens, decode_tokens),
+                StepTokens::new(step_tokens - decode_tokens, decode_tokens, sampled_tokens),
                 pairs,
                 &flops,
                 bytes,
