@@ -37,6 +37,7 @@ fn compile_sizes(c: &mut Criterion) {
             settings: CostSettings::default(),
             profile: None,
             facts: &facts,
+            observed: None,
         };
         group.bench_with_input(
             BenchmarkId::new("compile_and_place", nodes),

@@ -11,6 +11,7 @@ pub mod graph;
 mod load;
 pub mod manifest;
 pub mod model_facts;
+pub mod observed;
 pub mod passes;
 pub mod report;
 pub mod schema;

@@ -42,4 +42,4 @@ pub use serving::{
 };
 pub use tools::{ToolCall, ToolRouter, ToolRunner, ToolSpec};
 pub use value::{Doc, Value};
-pub use workflow::{NodeError, RunEvent, RunOutcome, RunStats, WorkflowRunner};
+pub use workflow::{LlmNodeStats, NodeError, RunEvent, RunOutcome, RunStats, WorkflowRunner};

@@ -3,6 +3,7 @@
 //! on a CUDA device ([`cuda_profile`]), bandwidth, matmul throughput and per-kernel timings of
 //! the CUDA kernels.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentc_kernels::cuda::{self, CudaBuffer};
@@ -12,6 +13,7 @@ use agentc_kernels::{
 };
 use rayon::prelude::*;
 
+use crate::serving::{SequenceEvent, ServingConfig, ServingEngine, SubmitOptions};
 use crate::{Engine, GenerateRequest, Prompt, Result, SamplingParams};
 
 /// Bytes streamed per bandwidth trial: far larger than any cache.
@@ -134,6 +136,259 @@ pub fn engine_timings(engine: &Engine) -> Result<(LinearTiming, LinearTiming)> {
         LinearTiming::fit(p1 as f64, tp1, p2 as f64, tp2, 6),
         LinearTiming::fit(d1 as f64, td1, d2 as f64, td2, 6),
     ))
+}
+
+/// Batch sizes (concurrent sequences) at which [`serving_step_timing`] times decode steps.
+const STEP_BATCHES: [usize; 4] = [1, 2, 4, 8];
+/// Tokens each timed sequence generates at most.
+const STEP_DECODE_TOKENS: usize = 24;
+/// Words of each timed prompt for decode batches, and for the prefill-heavy batch.
+const STEP_SHORT_PROMPT_WORDS: usize = 12;
+const STEP_LONG_PROMPT_WORDS: usize = 300;
+/// Sequences of the prefill-heavy batch (short prompts, so that prompt tokens and attention
+/// pairs are told apart).
+const STEP_PREFILL_BATCH: usize = 8;
+const STEP_PREFILL_WORDS: usize = 48;
+/// Sequences of the batch that samples at a temperature (the sampler sorts the vocabulary for
+/// every token), and the temperature.
+const STEP_SAMPLED_BATCH: usize = 4;
+const STEP_SAMPLING_TEMPERATURE: f32 = 0.7;
+
+/// One timed batch: forward passes run, prompt and decode tokens they carried, the attention
+/// pairs (query token x earlier position) they computed, and the wall time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepSample {
+    pub steps: u64,
+    pub prefill_tokens: u64,
+    pub decode_tokens: u64,
+    /// Of the decode tokens, those sampled at a temperature (the rest are greedy).
+    pub sampled_tokens: u64,
+    pub attention_pairs: u64,
+    pub seconds: f64,
+}
+
+/// The time of one continuous-batching step as `fixed_s + per_prefill_token_s x prompt tokens +
+/// per_decode_token_s x decode tokens + per_attention_pair_s x attention pairs +
+/// per_sampled_token_s x sampled decode tokens`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepTimingFit {
+    pub fixed_s: f64,
+    pub per_prefill_token_s: f64,
+    pub per_decode_token_s: f64,
+    pub per_attention_pair_s: f64,
+    /// Extra per sampled decode token.
+    pub per_sampled_token_s: f64,
+    /// Forward passes the fit covers.
+    pub samples: u32,
+}
+
+/// Measures the serving engine's batch steps: batches of 1, 2, 4 and 8 concurrent decodes after
+/// short prompts, one after a long prompt (attention over a longer context), and one
+/// prefill-heavy batch of short prompts, each the fastest of `TRIALS`, fitted by [`fit_steps`]. It includes
+/// everything a step costs the engine (the forward pass, sampling, scheduling, thread hand-offs),
+/// which is what the simulator needs to price a batch. A decode token costs more than a prompt
+/// token: it computes the vocabulary logits and is sampled, where a prompt chunk does that only
+/// for its last token.
+pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<StepSample>)> {
+    let config = ServingConfig {
+        // Distinct prompts anyway; no caching, so every batch computes what it is given.
+        prefix_caching: false,
+        ..ServingConfig::default()
+    };
+    let serving = ServingEngine::start(engine, config)?;
+    let prompt = |seq: usize, words: usize| -> String {
+        let vocab = [
+            "river", "stone", "quiet", "lamp", "orbit", "maple", "signal", "harbor",
+        ];
+        (0..words)
+            .map(|i| vocab[(i * 7 + seq * 3 + i / 8) % vocab.len()])
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let batch = |n: usize, words: usize, max_tokens: usize, sampled: bool| -> Result<StepSample> {
+        let before = serving.stats();
+        let start = Instant::now();
+        let mut seqs = Vec::with_capacity(n);
+        for i in 0..n {
+            let request = GenerateRequest {
+                json: None,
+                prompt: Prompt::Text(prompt(i, words)),
+                max_tokens,
+                sampling: if sampled {
+                    SamplingParams {
+                        temperature: STEP_SAMPLING_TEMPERATURE,
+                        seed: i as u64 + 1,
+                        ..SamplingParams::greedy()
+                    }
+                } else {
+                    SamplingParams::greedy()
+                },
+                stop: Vec::new(),
+            };
+            seqs.push(
+                serving
+                    .submit(request, SubmitOptions::default())
+                    .map_err(|e| crate::Error::InvalidRequest(format!("profile batch: {e}")))?,
+            );
+        }
+        let mut prompt_tokens = 0u64;
+        let mut attention_pairs = 0u64;
+        for seq in &mut seqs {
+            let mut prompt = 0u64;
+            while let Some(event) = seq.blocking_next() {
+                match event {
+                    SequenceEvent::Started {
+                        prompt_tokens: p, ..
+                    } => prompt = p as u64,
+                    SequenceEvent::Finished { usage, .. } => {
+                        // Prompt token i attends to i earlier positions; decode token j (after
+                        // the first generated token, which the prompt's last step yields) to
+                        // prompt + j.
+                        let decoded = (usage.completion_tokens as u64).saturating_sub(1);
+                        attention_pairs += prompt * prompt.saturating_sub(1) / 2
+                            + decoded * prompt
+                            + decoded * (decoded + 1) / 2;
+                    }
+                    SequenceEvent::Failed(e) => return Err(e),
+                    _ => {}
+                }
+            }
+            prompt_tokens += prompt;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let after = serving.stats();
+        let tokens = after.step_tokens - before.step_tokens;
+        let decode_tokens = tokens.saturating_sub(prompt_tokens);
+        Ok(StepSample {
+            steps: after.steps - before.steps,
+            prefill_tokens: prompt_tokens.min(tokens),
+            decode_tokens,
+            sampled_tokens: if sampled { decode_tokens } else { 0 },
+            attention_pairs,
+            seconds,
+        })
+    };
+    let mut samples = Vec::new();
+    let shapes = STEP_BATCHES
+        .iter()
+        .map(|&n| (n, STEP_SHORT_PROMPT_WORDS, STEP_DECODE_TOKENS, false))
+        .chain([
+            (1, STEP_LONG_PROMPT_WORDS, STEP_DECODE_TOKENS, false),
+            (STEP_PREFILL_BATCH, STEP_PREFILL_WORDS, 2, false),
+            (
+                STEP_SAMPLED_BATCH,
+                STEP_SHORT_PROMPT_WORDS,
+                STEP_DECODE_TOKENS,
+                true,
+            ),
+        ]);
+    for (n, words, max_tokens, sampled) in shapes {
+        let mut fastest: Option<StepSample> = None;
+        for _ in 0..TRIALS {
+            let s = batch(n, words, max_tokens, sampled)?;
+            if fastest.is_none_or(|f| s.seconds < f.seconds) {
+                fastest = Some(s);
+            }
+        }
+        samples.extend(fastest);
+    }
+    serving.shutdown();
+    Ok((fit_steps(&samples), samples))
+}
+
+/// Columns of the step-time fit: steps, prompt tokens, decode tokens, attention pairs, sampled
+/// decode tokens.
+const STEP_COLUMNS: usize = 5;
+
+/// Least squares of `seconds = fixed x steps + per_prefill x prompt tokens + per_decode x decode
+/// tokens + per_pair x attention pairs` (no intercept). A coefficient the fit makes negative
+/// (noise) is set to 0 and the others refitted.
+pub fn fit_steps(samples: &[StepSample]) -> StepTimingFit {
+    let rows: Vec<([f64; STEP_COLUMNS], f64)> = samples
+        .iter()
+        .map(|s| {
+            (
+                [
+                    s.steps as f64,
+                    s.prefill_tokens as f64,
+                    s.decode_tokens as f64,
+                    s.attention_pairs as f64,
+                    s.sampled_tokens as f64,
+                ],
+                s.seconds,
+            )
+        })
+        .collect();
+    let mut active = [true; STEP_COLUMNS];
+    let mut coef = [0.0; STEP_COLUMNS];
+    for _ in 0..STEP_COLUMNS {
+        coef = least_squares(&rows, active);
+        match (0..STEP_COLUMNS).find(|&i| active[i] && coef[i] < 0.0) {
+            Some(i) => active[i] = false,
+            None => break,
+        }
+    }
+    StepTimingFit {
+        fixed_s: coef[0].max(0.0),
+        per_prefill_token_s: coef[1].max(0.0),
+        per_decode_token_s: coef[2].max(0.0),
+        per_attention_pair_s: coef[3].max(0.0),
+        per_sampled_token_s: coef[4].max(0.0),
+        samples: samples.iter().map(|s| s.steps).sum::<u64>() as u32,
+    }
+}
+
+/// Least squares over the `active` columns (the others fixed at 0), by the normal equations and
+/// Gauss-Jordan elimination on columns scaled to unit norm; a singular system leaves the
+/// dependent columns at 0.
+fn least_squares(
+    rows: &[([f64; STEP_COLUMNS], f64)],
+    active: [bool; STEP_COLUMNS],
+) -> [f64; STEP_COLUMNS] {
+    let cols: Vec<usize> = (0..STEP_COLUMNS).filter(|&i| active[i]).collect();
+    let n = cols.len();
+    // Columns differ by orders of magnitude (steps vs attention pairs): scale them.
+    let scale: Vec<f64> = cols
+        .iter()
+        .map(|&i| {
+            let norm = rows.iter().map(|(x, _)| x[i] * x[i]).sum::<f64>().sqrt();
+            if norm > 0.0 { norm } else { 1.0 }
+        })
+        .collect();
+    let mut a = vec![vec![0.0; n + 1]; n];
+    for (x, y) in rows {
+        for (r, &i) in cols.iter().enumerate() {
+            for (c, &j) in cols.iter().enumerate() {
+                a[r][c] += x[i] / scale[r] * x[j] / scale[c];
+            }
+            a[r][n] += x[i] / scale[r] * y;
+        }
+    }
+    for p in 0..n {
+        let Some(pivot) = (p..n).max_by(|&r, &s| a[r][p].abs().total_cmp(&a[s][p].abs())) else {
+            break;
+        };
+        a.swap(p, pivot);
+        if a[p][p].abs() < 1e-9 {
+            continue;
+        }
+        let pivot_row = a[p].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != p {
+                let f = row[p] / pivot_row[p];
+                for (x, y) in row.iter_mut().zip(&pivot_row).skip(p) {
+                    *x -= f * y;
+                }
+            }
+        }
+    }
+    let mut out = [0.0; STEP_COLUMNS];
+    for (r, &i) in cols.iter().enumerate() {
+        if a[r][r].abs() >= 1e-9 {
+            out[i] = a[r][n] / a[r][r] / scale[r];
+        }
+    }
+    out
 }
 
 /// f32 values copied per GPU bandwidth trial (256 MiB read and 256 MiB written), fewer if the
@@ -334,7 +589,50 @@ fn decode_step_kernels(dev: &CudaDevice) -> Result<Vec<KernelTiming>> {
 
 #[cfg(test)]
 mod tests {
-    use super::LinearTiming;
+    use super::{LinearTiming, StepSample, fit_steps};
+
+    #[test]
+    fn fits_step_times_exactly_when_they_are_linear() {
+        // 4 ms per step, 0.8 ms per prompt token, 1.2 ms per decode token, 10 us per attention
+        // pair, at the shapes the profile times.
+        let sample = |steps: u64, prefill: u64, decode: u64, pairs: u64, sampled: u64| StepSample {
+            steps,
+            prefill_tokens: prefill,
+            decode_tokens: decode,
+            sampled_tokens: sampled,
+            attention_pairs: pairs,
+            seconds: 0.004 * steps as f64
+                + 0.0008 * prefill as f64
+                + 0.0012 * decode as f64
+                + 1e-5 * pairs as f64
+                + 0.002 * sampled as f64,
+        };
+        let samples = [
+            sample(24, 12, 23, 600, 0),
+            sample(24, 24, 46, 1200, 0),
+            sample(24, 48, 92, 2400, 0),
+            sample(25, 100, 23, 7000, 0),
+            sample(3, 640, 4, 60000, 0),
+            sample(24, 48, 92, 2400, 92),
+        ];
+        let t = fit_steps(&samples);
+        assert!((t.fixed_s - 0.004).abs() < 1e-9, "{t:?}");
+        assert!((t.per_prefill_token_s - 0.0008).abs() < 1e-9, "{t:?}");
+        assert!((t.per_decode_token_s - 0.0012).abs() < 1e-9, "{t:?}");
+        assert!((t.per_attention_pair_s - 1e-5).abs() < 1e-12, "{t:?}");
+        assert!((t.per_sampled_token_s - 0.002).abs() < 1e-9, "{t:?}");
+        assert_eq!(t.samples, 124);
+        // Noise that would make the per-step figure negative: it is 0 and the rest refitted.
+        let mut noisy = samples;
+        noisy[0].seconds = 0.0;
+        noisy[1].seconds = 0.0;
+        let t = fit_steps(&noisy);
+        assert_eq!(t.fixed_s, 0.0, "{t:?}");
+        assert!(
+            t.per_prefill_token_s >= 0.0 && t.per_decode_token_s >= 0.0,
+            "{t:?}"
+        );
+    }
 
     #[test]
     fn fits_a_line_through_two_points() {

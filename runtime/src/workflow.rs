@@ -58,6 +58,15 @@ pub struct OpKindStats {
     pub predicted_ms: f64,
 }
 
+/// What the LLM calls of one workflow node did in a run.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LlmNodeStats {
+    pub calls: usize,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+}
+
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct RunStats {
@@ -68,6 +77,8 @@ pub struct RunStats {
     pub cached_tokens: usize,
     pub completion_tokens: usize,
     pub by_kind: std::collections::BTreeMap<String, OpKindStats>,
+    /// Per LLM node: calls and tokens (what the simulator replays as the run's shape).
+    pub llm_nodes: std::collections::BTreeMap<String, LlmNodeStats>,
 }
 
 impl RunStats {

@@ -11,18 +11,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use agentc_compiler::observed::ObservedShape;
 use agentc_compiler::tokens::ModelTokens;
 use agentc_compiler::{CompileOptions, PlaceInput, compile};
-use agentc_placement::sim::{SimSettings, Start};
+use agentc_placement::sim::{RunClass, SimSettings, Start};
 use agentc_placement::{
     Cluster, CostModel, CostSettings, DeviceProfile, HardwareCatalog, Simulation,
 };
+use agentc_runtime::ServingConfig;
 use anyhow::Context;
 use clap::Args;
 
 use super::EXIT_INVALID;
 use super::profile::{ProfileArgs, profile};
-use super::run::{compile_program, local_usd_per_second, read_inputs, run_lines, start_runner};
+use super::run::{
+    compile_program, local_usd_per_second, read_inputs, run_lines, serving_config, start_runner,
+};
 use report::{MeasuredRow, Results, Simulated};
 
 /// The development machine's cluster, where measured entries run.
@@ -45,6 +49,10 @@ pub struct BenchArgs {
     /// Threads for the LLM engine's forward passes.
     #[arg(long, env = "AGENTC_THREADS", default_value_t = agentc_runtime::DEFAULT_THREADS)]
     pub threads: usize,
+    /// Measure nothing: simulate the measured rows of OUTDIR/results.json again (with the
+    /// profile given, e.g. after re-calibrating) and rewrite the table, JSON and report.
+    #[arg(long)]
+    pub resimulate: bool,
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +65,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
+    if args.resimulate {
+        return resimulate(&args, &suite);
+    }
     let mut results = Results {
         suite: suite.name.clone(),
         load_average: (load_average(), 0.0),
@@ -101,13 +112,74 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
     results.load_average.1 = load_average();
-    let text = table(&results);
+    write_results(&args, &results)
+}
+
+/// Simulates the measured rows of OUTDIR/results.json again and rewrites the outputs.
+fn resimulate(args: &BenchArgs, suite: &suite::Suite) -> anyhow::Result<ExitCode> {
+    let json = args.output.join("results.json");
+    let text = std::fs::read_to_string(&json)
+        .with_context(|| format!("cannot read {}", json.display()))?;
+    let mut results: Results = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a results file", json.display()))?;
+    let profile = calibrate(args)?;
+    results.profile = Some(profile.display().to_string());
+    for row in &mut results.measured {
+        let Some(w) = suite.workloads.iter().find(|w| w.name == row.workload) else {
+            continue;
+        };
+        let observed = observed_shapes(&row.measured);
+        row.simulated = Some(simulate(
+            &w.workflow,
+            &profile,
+            &observed,
+            &serving_config(row.system == "agentc-no-opt"),
+            row.concurrency,
+            row.measured.runs,
+        )?);
+    }
+    write_results(args, &results)
+}
+
+/// Calls and tokens per LLM node of each measured run, in input order, as the compiler takes
+/// them.
+/// Results written before per-run figures were kept give one mean shape.
+fn observed_shapes(summary: &super::run::BatchSummary) -> Vec<ObservedShape> {
+    type Nodes = std::collections::BTreeMap<String, agentc_runtime::LlmNodeStats>;
+    let shape = |runs: usize, nodes: &Nodes| {
+        ObservedShape::from_totals(
+            runs,
+            nodes.iter().map(|(node, n)| {
+                (
+                    node.as_str(),
+                    [
+                        n.calls,
+                        n.prompt_tokens,
+                        n.cached_tokens,
+                        n.completion_tokens,
+                    ],
+                )
+            }),
+        )
+    };
+    if summary.run_llm_nodes.is_empty() {
+        return vec![shape(summary.runs, &summary.llm_nodes)];
+    }
+    summary
+        .run_llm_nodes
+        .iter()
+        .map(|nodes| shape(1, nodes))
+        .collect()
+}
+
+fn write_results(args: &BenchArgs, results: &Results) -> anyhow::Result<ExitCode> {
+    let text = table(results);
     print!("{text}");
     let json = args.output.join("results.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&results)? + "\n")
+    std::fs::write(&json, serde_json::to_string_pretty(results)? + "\n")
         .with_context(|| format!("cannot write {}", json.display()))?;
     let html = args.output.join("report.html");
-    std::fs::write(&html, report::html(&results))
+    std::fs::write(&html, report::html(results))
         .with_context(|| format!("cannot write {}", html.display()))?;
     eprintln!("wrote {} and {}", json.display(), html.display());
     Ok(ExitCode::SUCCESS)
@@ -193,7 +265,15 @@ fn measure(
             summary.first_error.as_deref().unwrap_or("unknown error")
         )));
     }
-    let simulated = simulate(&w.workflow, profile, no_opt, concurrency, runs)?;
+    let observed = observed_shapes(&summary);
+    let simulated = simulate(
+        &w.workflow,
+        profile,
+        &observed,
+        &serving_config(no_opt),
+        concurrency,
+        runs,
+    )?;
     Ok(Ok(MeasuredRow {
         workload: w.name.clone(),
         system: system.to_string(),
@@ -204,13 +284,15 @@ fn measure(
 }
 
 /// The same configuration in the simulator: the workflow placed on this machine with the
-/// measured profile, `runs` runs `concurrency` at a time (closed loop). Without optimizations
-/// the simulated batch holds one sequence (the simulator's prefix reuse within a run stays, as
-/// the compiler priced it).
+/// measured profile, `runs` runs `concurrency` at a time (closed loop), run i shaped as measured
+/// run i was (`shapes[i % len]`: calls, prompt, cached and generated tokens per LLM node),
+/// batched as the serving engine batches (`serving`: token budget, running sequences; one at a
+/// time without batching).
 fn simulate(
     workflow: &Path,
     profile: &Path,
-    no_opt: bool,
+    shapes: &[ObservedShape],
+    serving: &ServingConfig,
     concurrency: usize,
     runs: usize,
 ) -> anyhow::Result<Simulated> {
@@ -222,40 +304,60 @@ fn simulate(
     let tokens = ModelTokens::for_workflow(&g, dir);
     let facts = agentc_compiler::model_facts::model_facts(&g, dir);
     let settings = CostSettings::default();
-    let input = PlaceInput {
-        cluster: &cluster,
-        settings,
-        profile: Some(profile.clone()),
-        facts: &facts,
-    };
-    let options = CompileOptions {
-        tokens: &tokens,
-        batch: 1,
-        place: Some(&input),
-        print: false,
-    };
-    let compiled = compile(&g, &workflow.display().to_string(), &options)?;
-    let placed = compiled
-        .placed
-        .context("no placement meets the SLA on this machine")?;
+    let unshaped = [ObservedShape::default()];
+    let shapes = if shapes.is_empty() { &unshaped } else { shapes };
+    let mut parts = Vec::with_capacity(shapes.len());
+    for (i, shape) in shapes.iter().enumerate() {
+        let input = PlaceInput {
+            cluster: &cluster,
+            settings,
+            profile: Some(profile.clone()),
+            facts: &facts,
+            observed: (!shape.nodes.is_empty()).then_some(shape),
+        };
+        let options = CompileOptions {
+            tokens: &tokens,
+            batch: 1,
+            place: Some(&input),
+            print: false,
+        };
+        let compiled = compile(&g, &workflow.display().to_string(), &options)?;
+        let placed = compiled
+            .placed
+            .context("no placement meets the SLA on this machine")?;
+        parts.push((format!("run{i}"), placed));
+    }
+    let named: Vec<(&str, &agentc_placement::OpGraph)> =
+        parts.iter().map(|(n, p)| (n.as_str(), &p.graph)).collect();
+    let (union, ranges) = agentc_placement::OpGraph::union(&named)?;
+    let assignment: Vec<_> = parts
+        .iter()
+        .flat_map(|(_, p)| p.assignment.iter().copied())
+        .collect();
+    let classes: Vec<RunClass> = parts
+        .iter()
+        .zip(ranges)
+        .map(|((name, p), ops)| RunClass {
+            name: name.clone(),
+            ops,
+            sla_s: p.sla_s,
+        })
+        .collect();
     let cost = CostModel::new(&cluster, settings)?.with_profile(profile)?;
-    let priced = cost.price(&placed.graph);
+    let priced = cost.price(&union);
     let sim_settings = SimSettings {
-        max_batch: if no_opt {
-            1
+        max_batch: if serving.batching {
+            serving.max_running
         } else {
-            SimSettings::default().max_batch
+            1
         },
+        token_budget: serving.step_token_budget as u64,
         ..SimSettings::default()
     };
-    let sim = Simulation::new(
-        &cost,
-        &priced,
-        &placed.assignment,
-        placed.sla_s,
-        sim_settings,
-    )?;
-    let r = sim.run_mix(Start::Closed { concurrency, runs }, &[])?;
+    let sim = Simulation::new(&cost, &priced, &assignment, classes[0].sla_s, sim_settings)?
+        .with_classes(classes)?;
+    let order: Vec<usize> = (0..parts.len()).collect();
+    let r = sim.run_mix(Start::Closed { concurrency, runs }, &order)?;
     Ok(Simulated {
         p50_ms: r.latency_p50_s * MS_PER_S,
         p95_ms: r.latency_p95_s * MS_PER_S,
@@ -409,6 +511,10 @@ pub(super) fn table(r: &Results) -> String {
                     placed.join("; ")
                 );
             }
+        }
+        let _ = writeln!(out, "findings:");
+        for row in &r.study {
+            let _ = writeln!(out, "  {}: {}", row.workload, study::finding(row));
         }
     }
     out

@@ -153,6 +153,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         },
         profile: profile.clone(),
         facts,
+        observed: None,
     });
     let options = CompileOptions {
         tokens: &tokens,

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agentc_kernels::{CudaDevice, Device, DeviceSpec};
-use agentc_placement::profile::{MeasuredFlops, OpTiming, PROFILE_FORMAT_VERSION};
+use agentc_placement::profile::{MeasuredFlops, OpTiming, PROFILE_FORMAT_VERSION, StepTiming};
 use agentc_placement::{DeviceProfile, OpKind};
 use agentc_runtime::profile::{
-    cuda_profile, engine_timings, matmul_throughput, memory_bandwidth_gbs,
+    cuda_profile, engine_timings, matmul_throughput, memory_bandwidth_gbs, serving_step_timing,
 };
 use agentc_runtime::{Engine, EngineOptions};
 use anyhow::bail;
@@ -57,6 +57,7 @@ fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     let (f32_gflops, int8_gops) = matmul_throughput(args.threads)?;
     eprintln!("  f32 {f32_gflops:.1} GFLOP/s, int8 {int8_gops:.1} GOP/s");
     let mut op_timings = Vec::new();
+    let mut step_timings = Vec::new();
     if args.model.exists() {
         eprintln!("timing prefill and decode of {} ...", args.model.display());
         let engine = Engine::load_with(
@@ -67,6 +68,27 @@ fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
         let (prefill, decode) = engine_timings(&engine)?;
+        eprintln!("timing batch steps of the serving engine (1 to 8 sequences) ...");
+        let (step, samples) = serving_step_timing(std::sync::Arc::new(engine))?;
+        for s in &samples {
+            eprintln!(
+                "  {} steps, {} prompt + {} decode ({} sampled) tokens, {} attention pairs: {:.1} ms",
+                s.steps,
+                s.prefill_tokens,
+                s.decode_tokens,
+                s.sampled_tokens,
+                s.attention_pairs,
+                s.seconds * 1e3
+            );
+        }
+        eprintln!(
+            "  step: {:.3} ms + {:.3} ms/prompt token + {:.3} ms/decode token + {:.3} us/attention pair + {:.3} ms/sampled token",
+            step.fixed_s * 1e3,
+            step.per_prefill_token_s * 1e3,
+            step.per_decode_token_s * 1e3,
+            step.per_attention_pair_s * 1e6,
+            step.per_sampled_token_s * 1e3
+        );
         // Named by file stem: the compiler names a model's shape the same way.
         let model = args
             .model
@@ -86,6 +108,15 @@ fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
                 samples: t.samples,
             });
         }
+        step_timings.push(StepTiming {
+            model: model.clone(),
+            fixed_s: step.fixed_s,
+            per_prefill_token_s: step.per_prefill_token_s,
+            per_decode_token_s: step.per_decode_token_s,
+            per_attention_pair_s: step.per_attention_pair_s,
+            per_sampled_token_s: step.per_sampled_token_s,
+            samples: step.samples,
+        });
     } else {
         eprintln!(
             "note: {} not found; profile has no per-op timings (run scripts/setup.sh)",
@@ -105,6 +136,7 @@ fn profile_cpu(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         },
         op_overhead_us: None,
         op_timings,
+        step_timings,
     };
     write_output(args.output.as_deref(), &(profile.to_json()? + "\n"))?;
     Ok(ExitCode::SUCCESS)
@@ -159,6 +191,7 @@ fn profile_cuda(args: ProfileArgs, dev: &CudaDevice) -> anyhow::Result<ExitCode>
         },
         op_overhead_us: Some(p.launch_overhead_us),
         op_timings: Vec::new(),
+        step_timings: Vec::new(),
     };
     write_output(args.output.as_deref(), &(profile.to_json()? + "\n"))?;
     Ok(ExitCode::SUCCESS)

@@ -210,7 +210,17 @@ pub(super) fn start_runner(
     no_optimizations: bool,
     threads: usize,
 ) -> anyhow::Result<WorkflowRunner> {
-    let serving = if no_optimizations {
+    runner_with_engines(
+        program,
+        &mut HashMap::new(),
+        &serving_config(no_optimizations),
+        threads,
+    )
+}
+
+/// How `agentc run` serves LLM calls: batching and prefix caching, or neither (`--no-opt`).
+pub(super) fn serving_config(no_optimizations: bool) -> ServingConfig {
+    if no_optimizations {
         ServingConfig {
             batching: false,
             prefix_caching: false,
@@ -218,8 +228,7 @@ pub(super) fn start_runner(
         }
     } else {
         ServingConfig::default()
-    };
-    runner_with_engines(program, &mut HashMap::new(), &serving, threads)
+    }
 }
 
 /// A runner for `program` on this machine's CPU whose LLM models run on the serving engines in
@@ -467,6 +476,7 @@ pub(super) async fn run_lines(
     }))
     .buffered(concurrency.max(1));
     let mut summary = BatchSummary::default();
+    // `buffered` yields in input order, so per-run figures are kept in input order.
     while let Some((i, result)) = results.next().await {
         match &result {
             Ok(outcome) => summary.add(&outcome.stats),
@@ -502,6 +512,12 @@ pub(super) struct BatchSummary {
     pub usd_per_1k_runs: f64,
     /// Per op kind: mean measured and predicted milliseconds per op.
     pub by_kind: std::collections::BTreeMap<String, KindSummary>,
+    /// Per LLM node: calls and tokens summed over the successful runs.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub llm_nodes: std::collections::BTreeMap<String, agentc_runtime::LlmNodeStats>,
+    /// The same per successful run, in input order (what the simulator replays).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub run_llm_nodes: Vec<std::collections::BTreeMap<String, agentc_runtime::LlmNodeStats>>,
     /// Latency of every successful run in ms, sorted.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub latencies: Vec<f64>,
@@ -531,6 +547,14 @@ impl BatchSummary {
             entry.count += k.count;
             entry.measured_ms += k.measured_ms;
             entry.predicted_ms += k.predicted_ms;
+        }
+        self.run_llm_nodes.push(s.llm_nodes.clone());
+        for (node, n) in &s.llm_nodes {
+            let entry = self.llm_nodes.entry(node.clone()).or_default();
+            entry.calls += n.calls;
+            entry.prompt_tokens += n.prompt_tokens;
+            entry.cached_tokens += n.cached_tokens;
+            entry.completion_tokens += n.completion_tokens;
         }
     }
 

@@ -129,6 +129,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         settings,
         profile: profile.clone(),
         facts: &facts,
+        observed: None,
     };
     let options = CompileOptions {
         tokens: &tokens,
@@ -163,6 +164,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         max_batch: args.max_batch,
         record_ops: false,
         fuse_steps: true,
+        stop_after_misses: None,
     };
     let sim = match Simulation::new(
         &cost,

@@ -8,6 +8,7 @@ mod run;
 mod runtime_specs;
 mod serve_workflows;
 mod simulate;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

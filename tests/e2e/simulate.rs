@@ -58,6 +58,7 @@ fn json_report_has_the_documented_fields_and_is_deterministic() {
         "latency_p99_s",
         "usd_per_1k_runs_busy",
         "usd_per_1k_runs_provisioned",
+        "late_completion_ratio",
         "cache_hit_rate",
     ] {
         assert!(r[field].as_f64().is_some(), "{field} in {first}");

@@ -172,15 +172,39 @@ impl<'c> CostModel<'c> {
         compute.max(bytes / self.bandwidth(type_index))
     }
 
-    /// Time of one step of continuous batching on `device`: one forward pass doing `flops` and
-    /// streaming `bytes` (each batched model's weights once plus every member's KV reads), plus
-    /// one op overhead; `None` if the cluster has no such device. A batch-1 decode of m tokens is
-    /// m such steps, so their sum is [`CostModel::op_cost`]'s roofline figure for it. Measured
-    /// per-op timings of a profile do not apply to mixed batches; its measured FLOP/s, bandwidth
-    /// and overhead do.
-    pub fn step_s(&self, device: DeviceId, flops: &Flops, bytes: f64) -> Option<f64> {
+    /// Time of one step of continuous batching on `device`: one forward pass of `model` over
+    /// `tokens` (prompt, decode and sampled decode tokens) attending to `pairs` earlier positions,
+    /// doing `flops` and streaming `bytes` (each batched model's weights once
+    /// plus every member's KV reads), plus one op overhead; `None` if the cluster has no such
+    /// device. A batch-1 decode of m tokens is m such steps, so their sum is
+    /// [`CostModel::op_cost`]'s roofline figure for it. A profile's step timing for the model
+    /// (measured on the serving engine's own batches) replaces the roofline where it is slower:
+    /// the roofline knows neither per-step overhead nor per-sequence work such as sampling.
+    pub fn step_s(
+        &self,
+        device: DeviceId,
+        model: Option<&str>,
+        tokens: crate::profile::StepTokens,
+        pairs: f64,
+        flops: &Flops,
+        bytes: f64,
+    ) -> Option<f64> {
         let dev = self.cluster.device(device)?;
-        Some(self.roofline_s(dev.type_index, flops, bytes) + self.overhead(dev.type_index))
+        let roofline =
+            self.roofline_s(dev.type_index, flops, bytes) + self.overhead(dev.type_index);
+        let measured = self.profiles[dev.type_index]
+            .as_ref()
+            .and_then(|p| p.step_timing_for(model))
+            .map_or(0.0, |t| t.step_s(tokens, pairs));
+        Some(roofline.max(measured))
+    }
+
+    /// Time `flops` take on `device` at its (achievable or measured) FLOP/s, without memory
+    /// traffic or overhead: a lower bound on any batch's share of a step, however large the batch
+    /// (weights are streamed once for all its members); `None` if the cluster has no such device.
+    pub fn compute_s(&self, device: DeviceId, flops: &Flops) -> Option<f64> {
+        let dev = self.cluster.device(device)?;
+        Some(self.roofline_s(dev.type_index, flops, 0.0))
     }
 
     /// The cluster this model prices.

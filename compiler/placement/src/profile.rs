@@ -15,6 +15,11 @@
 //!   "op_timings": [
 //!     { "kind": "decode", "model": "smollm2-135m-q4_1", "fixed_s": 0.0004,
 //!       "per_token_s": 0.0068, "samples": 20 }
+//!   ],
+//!   "step_timings": [
+//!     { "model": "smollm2-135m-q4_1", "fixed_s": 0.0016, "per_prefill_token_s": 0.0008,
+//!       "per_decode_token_s": 0.00125, "per_attention_pair_s": 1.5e-5, "per_sampled_token_s": 0.002,
+//!       "samples": 99 }
 //!   ]
 //! }
 //! ```
@@ -55,6 +60,62 @@ pub struct OpTiming {
     pub samples: u32,
 }
 
+/// A measured continuous-batching step of one model: a forward pass over prompt chunks and
+/// decode tokens takes `fixed_s + per_prefill_token_s x prompt tokens + per_decode_token_s x
+/// decode tokens + per_attention_pair_s x attention pairs` (a decode token also computes the
+/// vocabulary logits and is sampled; a pair is one token attending to one earlier position). Fitted
+/// over the serving engine's own steps at several batch sizes, so it includes what a roofline
+/// leaves out: per-step overhead, thread hand-offs and the per-sequence work of sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTiming {
+    /// Model name; `None` matches every model.
+    #[serde(default)]
+    pub model: Option<String>,
+    pub fixed_s: f64,
+    pub per_prefill_token_s: f64,
+    pub per_decode_token_s: f64,
+    #[serde(default)]
+    pub per_attention_pair_s: f64,
+    /// Extra per decode token that is sampled (temperature > 0) rather than taken greedily.
+    #[serde(default)]
+    pub per_sampled_token_s: f64,
+    /// How many forward passes the fit covers, for reports.
+    #[serde(default)]
+    pub samples: u32,
+}
+
+impl StepTiming {
+    /// Time of one step over `tokens`: prompt tokens, decode tokens, and how many of those
+    /// decode tokens are sampled; they attend to `pairs` earlier positions in all.
+    pub fn step_s(&self, tokens: StepTokens, pairs: f64) -> f64 {
+        self.fixed_s
+            + self.per_prefill_token_s * tokens.prefill as f64
+            + self.per_decode_token_s * tokens.decode as f64
+            + self.per_sampled_token_s * tokens.sampled as f64
+            + self.per_attention_pair_s * pairs
+    }
+}
+
+/// What one batch step processes: prompt tokens, decode tokens, and of the decode tokens those
+/// that are sampled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepTokens {
+    pub prefill: u64,
+    pub decode: u64,
+    pub sampled: u64,
+}
+
+impl StepTokens {
+    pub fn new(prefill: u64, decode: u64, sampled: u64) -> Self {
+        Self {
+            prefill,
+            decode,
+            sampled,
+        }
+    }
+}
+
 /// Measured figures of one device type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +133,9 @@ pub struct DeviceProfile {
     pub op_overhead_us: Option<f64>,
     #[serde(default)]
     pub op_timings: Vec<OpTiming>,
+    /// Batch-step timings of the serving engine (absent in profiles of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_timings: Vec<StepTiming>,
 }
 
 impl DeviceProfile {
@@ -144,7 +208,32 @@ impl DeviceProfile {
                 )));
             }
         }
+        for (i, t) in self.step_timings.iter().enumerate() {
+            if ![
+                t.fixed_s,
+                t.per_prefill_token_s,
+                t.per_decode_token_s,
+                t.per_attention_pair_s,
+                t.per_sampled_token_s,
+            ]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0)
+            {
+                return Err(bad(format!(
+                    "step_timings[{i}]: fixed_s and the per-token and per-pair figures must be \
+                     finite and >= 0"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The batch-step timing of `model`: an exact model match wins over a model-wide one.
+    pub fn step_timing_for(&self, model: Option<&str>) -> Option<&StepTiming> {
+        self.step_timings
+            .iter()
+            .find(|t| t.model.is_some() && t.model.as_deref() == model)
+            .or_else(|| self.step_timings.iter().find(|t| t.model.is_none()))
     }
 
     /// The timing for an op of `kind` on `model`: an exact model match wins over a kind-wide one.

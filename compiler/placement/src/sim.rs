@@ -106,6 +106,9 @@ pub struct SimSettings {
     /// event, cut short at the next step boundary when new work arrives. Same results, far
     /// fewer events; off only to check exactly that.
     pub fuse_steps: bool,
+    /// Stop as soon as more runs than this have finished past their SLA (the rest count as
+    /// missed): enough to know a load fails an attainment target, without simulating it all.
+    pub stop_after_misses: Option<usize>,
 }
 
 impl Default for SimSettings {
@@ -117,6 +120,7 @@ impl Default for SimSettings {
             max_batch: DEFAULT_MAX_BATCH,
             record_ops: false,
             fuse_steps: true,
+            stop_after_misses: None,
         }
     }
 }
@@ -170,6 +174,10 @@ pub struct SimReport {
     /// TCO by provisioning: every device of the cluster for the whole duration ($/hour of the
     /// cluster / throughput) per 1,000 completed runs.
     pub usd_per_1k_runs_provisioned: f64,
+    /// Runs completed over runs arrived in the second half of the arrival window (from the
+    /// midpoint between the first and last arrival to the last): about 1 when the cluster keeps
+    /// up, the capacity over the load when it does not, whatever the SLA (1 with no window).
+    pub late_completion_ratio: f64,
     /// Prefix-cache hits over lookups (leaders of prefix groups); 0 when nothing looked up.
     pub cache_hit_rate: f64,
     pub cache_lookups: u64,
@@ -199,6 +207,12 @@ struct BatchInfo {
     tokens: u64,
     flops_per_token: Flops,
     bytes_per_token: f64,
+    /// Mean earlier positions one of its tokens attends to (for measured step timings).
+    pairs_per_token: f64,
+    /// Sequences the op stands for (a batch the compiler formed): a decode step advances each.
+    width: u64,
+    /// Its decode tokens are sampled (see `Work::sampled`).
+    sampled: bool,
     kv_held: f64,
     prefix: Option<PrefixUse>,
 }
@@ -424,6 +438,23 @@ impl<'a> Simulation<'a> {
     }
 }
 
+/// Mean earlier positions each token of a prefill or decode attends to: a decode of m tokens after
+/// c reads c + i at step i (its KV reads say how many in all); a prefill of n tokens after c
+/// cached ones attends to c + i at token i, so c + n / 2 on average. A batch of k sequences
+/// sums its members' tokens and reads, so each member has n / k tokens after c / k.
+fn pairs_per_token(kind: OpKind, w: &crate::graph::Work, kv_per_token: f64) -> f64 {
+    if kv_per_token <= 0.0 || w.tokens == 0 {
+        return 0.0;
+    }
+    let read = w.kv_bytes_read / kv_per_token;
+    let n = w.tokens as f64;
+    let k = f64::from(w.sequences.max(1));
+    match kind {
+        OpKind::Decode => read / n,
+        _ => (read + n / 2.0) / k,
+    }
+}
+
 /// Batching facts of a prefill or decode op with a model; `None` for every other op.
 fn batch_info(graph: &crate::graph::OpGraph, id: OpId) -> Option<BatchInfo> {
     let op = graph.op(id);
@@ -462,6 +493,13 @@ fn batch_info(graph: &crate::graph::OpGraph, id: OpId) -> Option<BatchInfo> {
             int8: w.flops.int8 * per,
         },
         bytes_per_token: w.bytes_read * per,
+        pairs_per_token: pairs_per_token(op.kind, w, kv_per_token),
+        sampled: w.sampled,
+        width: match op.kind {
+            // Members may stop at different lengths: as many per step as the tokens need.
+            OpKind::Decode => tokens.div_ceil(u64::from(w.steps.max(1))).max(1),
+            _ => u64::from(w.sequences.max(1)),
+        },
         kv_held: w.kv_bytes_held,
         prefix,
     })

@@ -2,6 +2,7 @@
 //! transfers, TCO and measured profiles.
 
 use agentc_placement::cluster::DeviceId;
+use agentc_placement::profile::StepTokens;
 use agentc_placement::synthetic::{llama_8b, smollm2_135m};
 use agentc_placement::{
     Cluster, CostModel, CostSettings, DeviceProfile, HardwareCatalog, OpGraph, OpKind, Work,
@@ -214,6 +215,9 @@ fn batch_steps_of_a_lone_decode_add_up_to_its_op_cost() {
     let step = cost
         .step_s(
             H100,
+            None,
+            StepTokens::new(0, 1, 0),
+            0.0,
             &per_step,
             w.bytes_read / steps as f64 + m.weight_bytes,
         )
@@ -223,8 +227,66 @@ fn batch_steps_of_a_lone_decode_add_up_to_its_op_cost() {
     // context is empty at the first step.
     let first = Work::decode(&m, 0, 1);
     let first_step = cost
-        .step_s(H100, &first.flops, first.bytes_read + m.weight_bytes)
+        .step_s(
+            H100,
+            None,
+            StepTokens::new(0, 1, 0),
+            0.0,
+            &first.flops,
+            first.bytes_read + m.weight_bytes,
+        )
         .expect("device exists");
     assert!(close(first_step, 16e9 / (3350e9 * 0.8) + 20e-6));
-    assert_eq!(cost.step_s(DeviceId(99), &first.flops, 0.0), None);
+    assert_eq!(
+        cost.step_s(
+            DeviceId(99),
+            None,
+            StepTokens::new(0, 1, 0),
+            0.0,
+            &first.flops,
+            0.0
+        ),
+        None
+    );
+}
+
+/// A measured batch-step timing prices a step as `fixed + per prompt token x prompt tokens + per
+/// decode token x decode tokens + per pair x attention pairs` for its model when that is slower than the roofline, and
+/// leaves other models on the roofline.
+#[test]
+fn a_step_timing_prices_batch_steps_by_tokens() {
+    let cluster = cluster();
+    let m = smollm2_135m();
+    let json = PROFILE.replace(
+        "\"op_timings\"",
+        r#""step_timings": [ { "model": "smollm2-135m-q4_1", "fixed_s": 0.004, "per_prefill_token_s": 0.0005, "per_decode_token_s": 0.001, "per_attention_pair_s": 1e-5, "samples": 40 } ],
+  "op_timings""#,
+    );
+    let profile = DeviceProfile::from_json_str(&json, "p.json").expect("profile");
+    assert_eq!(
+        DeviceProfile::from_json_str(&profile.to_json().expect("json"), "p2.json")
+            .expect("round trip"),
+        profile
+    );
+    let measured = CostModel::new(&cluster, CostSettings::default())
+        .and_then(|c| c.with_profile(profile))
+        .expect("model");
+    let first = Work::decode(&m, 0, 1);
+    let step = |model: Option<&str>, tokens: (u64, u64)| {
+        let tokens = StepTokens::new(tokens.0, tokens.1, 0);
+        measured
+            .step_s(DEV, model, tokens, 300.0, &first.flops, m.weight_bytes)
+            .expect("device exists")
+    };
+    let model = Some("smollm2-135m-q4_1");
+    assert!(close(step(model, (0, 1)), 0.004 + 0.001 + 0.003));
+    assert!(close(step(model, (100, 8)), 0.004 + 0.05 + 0.008 + 0.003));
+    // Another model, or none: the roofline (weights over the measured 100 GB/s plus the 2 us
+    // overhead), which is faster than the measured step here.
+    let roofline = m.weight_bytes / 100e9 + 2e-6;
+    assert!(close(step(Some("other"), (0, 8)), roofline));
+    assert!(close(step(None, (0, 8)), roofline));
+    assert!(roofline < 0.004, "{roofline}");
+    let negative = json.replace("\"fixed_s\": 0.004", "\"fixed_s\": -1.0");
+    insta::assert_snapshot!(DeviceProfile::from_json_str(&negative, "p.json").expect_err("bad").to_string(), @"p.json: step_timings[0]: fixed_s and the per-token and per-pair figures must be finite and >= 0");
 }

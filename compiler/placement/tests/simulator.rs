@@ -4,6 +4,7 @@
 
 use agentc_placement::cluster::DeviceId;
 use agentc_placement::graph::Flops;
+use agentc_placement::profile::StepTokens;
 use agentc_placement::sim::{Arrivals, Dispatch, QueuePolicy, SimSettings, Simulation};
 use agentc_placement::synthetic::llama_8b;
 use agentc_placement::{
@@ -37,8 +38,15 @@ fn step(cost: &CostModel<'_>, work: &Work, tokens: u64, members: f64, weights: f
         fp16: work.flops.fp16 * per,
         ..Flops::default()
     };
-    cost.step_s(H100, &flops, work.bytes_read * per + weights)
-        .expect("device")
+    cost.step_s(
+        H100,
+        None,
+        StepTokens::new(0, members as u64, 0),
+        0.0,
+        &flops,
+        work.bytes_read * per + weights,
+    )
+    .expect("device")
 }
 
 #[test]

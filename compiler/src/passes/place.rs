@@ -30,6 +30,7 @@ use super::lower_agent_to_exec::DEFAULT_LIST_ITEMS;
 use super::{Pass, PassContext};
 use crate::emit::attrs::Attrs;
 use crate::model_facts::ModelFacts;
+use crate::observed::{ObservedNode, ObservedShape};
 use crate::{Error, Result};
 
 /// Bytes of text per token, for host ops and transfers of text.
@@ -45,6 +46,9 @@ pub struct PlaceInput<'a> {
     pub settings: CostSettings,
     pub profile: Option<DeviceProfile>,
     pub facts: &'a ModelFacts,
+    /// Runs as measured (calls and tokens per LLM node) instead of the compile-time worst case;
+    /// for checking the simulator against those runs.
+    pub observed: Option<&'a ObservedShape>,
 }
 
 pub struct Place;
@@ -70,6 +74,7 @@ struct Unit<'c, 'a> {
 
 struct GraphBuilder<'c, 'a, 'f> {
     facts: &'f ModelFacts,
+    observed: Option<&'f ObservedShape>,
     funcs: HashMap<String, OperationRef<'c, 'a>>,
     units: Vec<Unit<'c, 'a>>,
     /// Value -> units producing it (a compound result is produced by its body's ops).
@@ -110,6 +115,8 @@ fn merge_batched(a: &mut Work, b: &Work) {
     a.kv_bytes_held += b.kv_bytes_held;
     a.tokens += b.tokens;
     a.steps = a.steps.max(b.steps);
+    a.sequences = a.sequences.max(1) + b.sequences.max(1);
+    a.sampled |= b.sampled;
     a.external_latency_s = a.external_latency_s.max(b.external_latency_s);
     a.output_bytes += b.output_bytes;
     if a.weights.is_none() {
@@ -176,6 +183,34 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
         int_attr(op, "est_tokens").map_or(64, |n| n.max(1) as u64)
     }
 
+    /// The observed figures of `op`'s node, when compiling for observed runs.
+    fn observed_node(&self, op: &OperationRef) -> Option<ObservedNode> {
+        let observed = self.observed?;
+        let node = str_attr(op, "node").ok()?;
+        Some(observed.node(&node).copied().unwrap_or(ObservedNode {
+            // Observed runs never called this node: one token stands for it.
+            calls_per_run: 0.0,
+            prompt_tokens: 1.0,
+            cached_tokens: 0.0,
+            completion_tokens: 1.0,
+        }))
+    }
+
+    /// Per-element repeat count of a compound body as observed: its LLM nodes' calls per run
+    /// over the copies of the body's parent; `None` without observations for the body.
+    fn observed_repeats(&self, body: &str, parent: Repeat) -> Option<u64> {
+        let observed = self.observed?;
+        let block = func_block(*self.funcs.get(body)?).ok()?;
+        let calls = block_ops(block)
+            .iter()
+            .filter(|op| op_name(*op) == exec::PREFILL)
+            .filter_map(|op| str_attr(op, "node").ok())
+            .filter_map(|node| observed.node(&node).map(|n| n.calls_per_run))
+            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))))?;
+        let copies = (parent.parallel * parent.serial).max(1) as f64;
+        Some(((calls / copies).round() as u64).max(1))
+    }
+
     /// The work of one exec op, once.
     fn work(
         &mut self,
@@ -183,6 +218,32 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
         name: &str,
     ) -> Result<(Work, Option<(String, f64)>)> {
         let est = Self::est(op);
+        let observed = match name {
+            exec::PREFILL | exec::DECODE => self.observed_node(op),
+            _ => None,
+        };
+        if let Some(seen) = observed {
+            let model = str_attr(op, "model")?;
+            let shape = self
+                .facts
+                .llms
+                .get(&model)
+                .ok_or_else(|| Error::Internal(format!("no facts for model `{model}`")))?;
+            let prompt = (seen.prompt_tokens.round() as u64).max(1);
+            // Cached tokens as observed stand for all prefix reuse, within and across runs, so
+            // no prefix group is modelled on top of them.
+            let cached = (seen.cached_tokens.round() as u64).min(prompt - 1);
+            let generated = (seen.completion_tokens.round() as u64).max(1);
+            return Ok(if name == exec::PREFILL {
+                (Work::prefill(shape, prompt - cached, cached), None)
+            } else {
+                (
+                    Work::decode(shape, prompt, generated)
+                        .with_output_bytes(generated as f64 * BYTES_PER_TOKEN),
+                    None,
+                )
+            });
+        }
         let text = est as f64 * BYTES_PER_TOKEN;
         Ok(match name {
             exec::PREFILL => {
@@ -285,7 +346,10 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                 continue;
             }
             let Some(kind) = kind_of(&name) else { continue };
-            let (work, prefix) = self.work(&op, &name)?;
+            let (mut work, prefix) = self.work(&op, &name)?;
+            if name == exec::DECODE {
+                work.sampled = float_attr(&op, "temperature").is_ok_and(|t| t > 0.0);
+            }
             let work = repeated(&work, repeat);
             let batch_id = str_attr(&op, "batch").unwrap_or_default();
             let unit = match batch_id
@@ -346,15 +410,22 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                 // Argument 0 is the element (from `over`), then every operand but `over`.
                 let mut body_args = vec![operand_producers.first().cloned().unwrap_or_default()];
                 body_args.extend(operand_producers.iter().skip(1).cloned());
+                let body = sym("body")?;
+                let items = self
+                    .observed_repeats(&body, repeat)
+                    .unwrap_or(DEFAULT_LIST_ITEMS);
                 let each = Repeat {
-                    parallel: repeat.parallel * DEFAULT_LIST_ITEMS,
+                    parallel: repeat.parallel * items,
                     serial: repeat.serial,
                 };
-                let out = self.add_func(&sym("body")?, body_args, each)?;
+                let out = self.add_func(&body, body_args, each)?;
                 Ok(out.into_iter().flatten().collect())
             }
             exec::LOOP => {
-                let iters = int_attr(&op, "max_iters")?.max(1) as u64;
+                let iters = match self.observed_repeats(&sym("body")?, repeat) {
+                    Some(n) => n,
+                    None => int_attr(&op, "max_iters")?.max(1) as u64,
+                };
                 let carried = array_attr(&op, "carry")?.len();
                 let mut body_args: Vec<Vec<usize>> = vec![Vec::new(); carried];
                 body_args.extend(operand_producers.iter().cloned());
@@ -374,11 +445,21 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                     .map(|s| s.value().to_string())
                     .collect();
                 arms.push(sym("default")?);
+                // Observed runs: the arm whose LLM nodes ran most (ties by size).
                 let size = |n: &String| {
-                    self.funcs
+                    let ops = self
+                        .funcs
                         .get(n)
                         .and_then(|f| func_block(*f).ok())
-                        .map_or(0, |b| block_ops(b).len())
+                        .map(block_ops)
+                        .unwrap_or_default();
+                    let calls: f64 = ops
+                        .iter()
+                        .filter(|op| op_name(*op) == exec::PREFILL)
+                        .filter_map(|op| str_attr(op, "node").ok())
+                        .filter_map(|node| self.observed?.node(&node).map(|n| n.calls_per_run))
+                        .sum();
+                    ((calls * 1e3).round() as u64, ops.len())
                 };
                 let arm = arms
                     .iter()
@@ -442,6 +523,7 @@ impl Pass for Place {
             public.ok_or_else(|| Error::Internal("no workflow function to place".into()))?;
         let mut gb = GraphBuilder {
             facts: input.facts,
+            observed: input.observed,
             funcs,
             units: Vec::new(),
             producers: HashMap::new(),

@@ -59,6 +59,10 @@ impl<'a> Run<'a> {
                     stats.llm_calls += 1;
                     stats.prompt_tokens += prompt_tokens;
                     stats.cached_tokens += cached_tokens;
+                    let node = stats.llm_nodes.entry(op.node.clone()).or_default();
+                    node.calls += 1;
+                    node.prompt_tokens += prompt_tokens;
+                    node.cached_tokens += cached_tokens;
                 }
                 SequenceEvent::Token { text, .. } => {
                     self.ctx.emit(RunEvent::Token {
@@ -67,7 +71,14 @@ impl<'a> Run<'a> {
                     });
                 }
                 SequenceEvent::Finished { usage, text: t, .. } => {
-                    lock(&self.ctx.stats).completion_tokens += usage.completion_tokens;
+                    let mut stats = lock(&self.ctx.stats);
+                    stats.completion_tokens += usage.completion_tokens;
+                    stats
+                        .llm_nodes
+                        .entry(op.node.clone())
+                        .or_default()
+                        .completion_tokens += usage.completion_tokens;
+                    drop(stats);
                     text = Some(t);
                 }
                 SequenceEvent::Failed(error) => {
@@ -149,6 +160,10 @@ impl<'a> Run<'a> {
             stats.llm_calls += 1;
             stats.prompt_tokens += count("prompt_tokens");
             stats.completion_tokens += count("completion_tokens");
+            let node = stats.llm_nodes.entry(op.node.clone()).or_default();
+            node.calls += 1;
+            node.prompt_tokens += count("prompt_tokens");
+            node.completion_tokens += count("completion_tokens");
         }
         self.ctx.emit(RunEvent::Token {
             node: op.node.clone(),

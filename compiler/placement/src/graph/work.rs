@@ -84,6 +84,12 @@ pub struct Work {
     pub tokens: u64,
     /// Sequential steps (kernel launches that cannot overlap), each paying the fixed overhead.
     pub steps: u32,
+    /// Sequences a batched prefill or decode stands for (a decode advances each by one token
+    /// per step); 1 for one call (0, the default, counts as 1).
+    pub sequences: u32,
+    /// A decode that samples (temperature > 0) instead of taking the most likely token: the
+    /// engine's sampler then sorts the vocabulary for every token.
+    pub sampled: bool,
     /// Time spent outside any device (a tool's declared latency); adds latency, not busy time.
     pub external_latency_s: f64,
     /// Bytes handed to dependents.
@@ -112,6 +118,8 @@ impl Work {
             kv_bytes_held: model.kv_bytes_per_token * (c + n),
             tokens: new_tokens,
             steps: 1,
+            sequences: 1,
+            sampled: false,
             external_latency_s: 0.0,
             output_bytes: 0.0,
         }
@@ -138,6 +146,8 @@ impl Work {
             kv_bytes_held: model.kv_bytes_per_token * (c + m),
             tokens: new_tokens,
             steps: new_tokens.min(u64::from(u32::MAX)) as u32,
+            sequences: 1,
+            sampled: false,
             external_latency_s: 0.0,
             output_bytes: 0.0,
         }

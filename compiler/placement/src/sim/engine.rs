@@ -13,6 +13,7 @@ use super::kv::KvMemory;
 use super::queue::{EventKind, EventQueue, Key};
 use super::stats::{Counters, report};
 use super::{AFFINITY_SLACK_OPS, OpRecord, QueuePolicy, SimReport, Simulation, Start};
+use crate::profile::StepTokens;
 
 /// A prefill or decode in a device's batch.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ struct Seq {
     model: usize,
     decode: bool,
     remaining: u64,
+    /// Sequences it stands for: decode tokens per step, and its share of the batch size.
+    width: u64,
     kv_held: f64,
     /// Prefix group pinned while the sequence runs.
     pinned: Option<usize>,
@@ -55,6 +58,8 @@ struct DeviceState {
     waiting: BinaryHeap<Reverse<(Key, usize)>>,
     /// Admitted sequences, by key.
     running: Vec<usize>,
+    /// Sequences they stand for (their widths summed), against the batch size.
+    running_width: u64,
     current: Current,
     kv: KvMemory,
     /// Ops dispatched here and not finished (for join-the-shortest-queue).
@@ -91,6 +96,8 @@ struct Engine<'s, 'a> {
     next_key: u64,
     counters: Counters,
     op_log: Vec<OpRecord>,
+    /// Runs finished past their SLA.
+    misses: usize,
 }
 
 pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) -> Result<SimReport> {
@@ -146,6 +153,7 @@ pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) ->
                 single: BinaryHeap::new(),
                 waiting: BinaryHeap::new(),
                 running: Vec::new(),
+                running_width: 0,
                 current: Current::Idle,
                 kv: KvMemory::new(c.max(0.0)),
                 load: 0,
@@ -167,6 +175,7 @@ pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) ->
         next_key: 0,
         counters: Counters::default(),
         op_log: Vec::new(),
+        misses: 0,
     };
     for (r, &t) in engine.arrivals.iter().enumerate() {
         if t.is_finite() {
@@ -209,6 +218,13 @@ pub(super) fn run(sim: &Simulation<'_>, start: Start<'_>, class_of: &[usize]) ->
                 is_touched[d] = false;
                 engine.try_start(d, now);
             }
+        }
+        if sim
+            .settings
+            .stop_after_misses
+            .is_some_and(|m| engine.misses > m)
+        {
+            break;
         }
     }
     engine.counters.kv_evictions = engine.devices.iter().map(|d| d.kv.evictions).sum();
@@ -324,6 +340,8 @@ impl Engine<'_, '_> {
                     model: b.model,
                     decode: self.sim.priced.graph().ops()[op].kind == OpKind::Decode,
                     remaining: b.tokens,
+                    // Fewer sequences at once than the batch stands for: they take turns.
+                    width: b.width.min(self.sim.settings.max_batch as u64).max(1),
                     kv_held: b.kv_held,
                     pinned: None,
                     insert: None,
@@ -419,6 +437,9 @@ impl Engine<'_, '_> {
         let mut flops = Flops::default();
         let mut bytes = sim.weights[model];
         let mut step_tokens = 0;
+        let mut decode_tokens = 0;
+        let mut sampled_tokens = 0;
+        let mut pairs = 0.0;
         for &(s, tokens) in &members {
             let Some(b) = sim.ops[self.seqs[s].op].batch.as_ref() else {
                 continue;
@@ -428,15 +449,33 @@ impl Engine<'_, '_> {
             flops.fp16 += b.flops_per_token.fp16 * t;
             flops.int8 += b.flops_per_token.int8 * t;
             bytes += b.bytes_per_token * t;
+            pairs += b.pairs_per_token * t;
             step_tokens += tokens;
+            if self.seqs[s].decode {
+                decode_tokens += tokens;
+                if b.sampled {
+                    sampled_tokens += tokens;
+                }
+            }
         }
-        let step_s = sim.cost.step_s(DeviceId(d), &flops, bytes).unwrap_or(0.0);
+        let model_name = sim.priced.graph().models()[model].name.as_str();
+        let step_s = sim
+            .cost
+            .step_s(
+                DeviceId(d),
+                Some(model_name),
+                StepTokens::new(step_tokens - decode_tokens, decode_tokens, sampled_tokens),
+                pairs,
+                &flops,
+                bytes,
+            )
+            .unwrap_or(0.0);
         let budget_left = sim.settings.token_budget.saturating_sub(step_tokens);
         // Identical decode steps until the first member finishes, when nothing else could join.
         let steps = if self.fusable(d, &members, budget_left) {
             members
                 .iter()
-                .map(|&(s, _)| self.seqs[s].remaining)
+                .map(|&(s, tokens)| self.seqs[s].remaining / tokens.max(1))
                 .min()
                 .unwrap_or(1)
                 .max(1)
@@ -474,7 +513,7 @@ impl Engine<'_, '_> {
             && dev.single.is_empty()
             && (dev.waiting.is_empty()
                 || budget_left == 0
-                || dev.running.len() >= self.sim.settings.max_batch)
+                || dev.running_width >= self.sim.settings.max_batch as u64)
             && dev.running.len() == members.len()
             && members.iter().all(|&(s, _)| self.seqs[s].decode)
     }
@@ -540,7 +579,7 @@ impl Engine<'_, '_> {
                     continue;
                 }
                 let tokens = if seq.decode {
-                    1
+                    seq.width.min(seq.remaining).min(budget)
                 } else {
                     seq.remaining.min(budget)
                 };
@@ -548,13 +587,17 @@ impl Engine<'_, '_> {
                 members.push((s, tokens));
             }
         }
-        while budget > 0 && dev.running.len() < sim.settings.max_batch {
+        while budget > 0 {
             let Some(&Reverse((key, s))) = dev.waiting.peek() else {
                 break;
             };
-            if self.seqs[s].model != model || !dev.kv.reserve(self.seqs[s].kv_held) {
+            let width = self.seqs[s].width;
+            let full = !dev.running.is_empty()
+                && dev.running_width + width > sim.settings.max_batch as u64;
+            if self.seqs[s].model != model || full || !dev.kv.reserve(self.seqs[s].kv_held) {
                 break;
             }
+            dev.running_width += width;
             dev.waiting.pop();
             let seq = &mut self.seqs[s];
             if let Some(p) = sim.ops[seq.op].batch.as_ref().and_then(|b| b.prefix) {
@@ -576,7 +619,7 @@ impl Engine<'_, '_> {
                 self.start[seq.run * self.n_ops + seq.op] = now;
             }
             let tokens = if seq.decode {
-                1
+                seq.width.min(seq.remaining).min(budget)
             } else {
                 seq.remaining.min(budget)
             };
@@ -604,8 +647,10 @@ impl Engine<'_, '_> {
                     }
                     let (run, op, held, pinned, insert) =
                         (seq.run, seq.op, seq.kv_held, seq.pinned, seq.insert);
+                    let width = seq.width;
                     let dev = &mut self.devices[d];
                     dev.running.retain(|&r| r != s);
+                    dev.running_width -= width;
                     dev.kv.release(held);
                     if let Some(g) = pinned {
                         dev.kv.unpin(g);
@@ -650,6 +695,10 @@ impl Engine<'_, '_> {
         self.run_left[run] -= 1;
         if self.run_left[run] == 0 {
             self.completion[run] = now;
+            let sla = self.sim.classes[self.class[run]].sla_s;
+            if now - self.arrivals[run] > sla * (1.0 + 1e-9) {
+                self.misses += 1;
+            }
             if let Some(next) = self.next_closed
                 && next < self.arrivals.len()
             {

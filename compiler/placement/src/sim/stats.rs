@@ -104,6 +104,7 @@ pub(super) fn report(
         latency_max_s: latencies.last().copied().unwrap_or(0.0),
         usd_per_1k_runs_busy: per_1k(busy_usd),
         usd_per_1k_runs_provisioned: per_1k(provisioned_usd),
+        late_completion_ratio: late_completion_ratio(arrivals, completion),
         cache_hit_rate: if counters.cache_lookups > 0 {
             counters.cache_hits as f64 / counters.cache_lookups as f64
         } else {
@@ -134,9 +135,44 @@ pub(super) fn report(
     }
 }
 
+/// Completions over arrivals within the second half of the arrival window.
+fn late_completion_ratio(arrivals: &[f64], completion: &[f64]) -> f64 {
+    let finite = || arrivals.iter().copied().filter(|a| a.is_finite());
+    let first = finite().fold(f64::INFINITY, f64::min);
+    let last = finite().fold(f64::NEG_INFINITY, f64::max);
+    if last.partial_cmp(&first) != Some(std::cmp::Ordering::Greater) {
+        return 1.0;
+    }
+    let mid = 0.5 * (first + last);
+    let arrived = finite().filter(|&a| a > mid).count();
+    let completed = completion
+        .iter()
+        .filter(|&&c| c.is_finite() && c > mid && c <= last)
+        .count();
+    if arrived == 0 {
+        1.0
+    } else {
+        completed as f64 / arrived as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{late_completion_ratio, percentile};
+
+    #[test]
+    fn late_completion_ratio_compares_completions_with_arrivals() {
+        let arrivals: Vec<f64> = (0..1000).map(f64::from).collect();
+        // Keeping up: each run takes 0.5 s. Arrivals after 499.5: 500..999 (500 runs);
+        // completions in (499.5, 999]: runs 500..998.
+        let kept: Vec<f64> = arrivals.iter().map(|a| a + 0.5).collect();
+        assert_eq!(late_completion_ratio(&arrivals, &kept), 499.0 / 500.0);
+        // Half the capacity: one completion every 2 s from t = 1, so runs 250..499 complete in
+        // the window.
+        let slow: Vec<f64> = (0..1000).map(|i| 1.0 + 2.0 * f64::from(i)).collect();
+        assert_eq!(late_completion_ratio(&arrivals, &slow), 250.0 / 500.0);
+        assert_eq!(late_completion_ratio(&[0.0, 0.0], &[1.0, 1.0]), 1.0);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
