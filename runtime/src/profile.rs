@@ -212,6 +212,7 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
         for i in 0..n {
             let request = GenerateRequest {
                 json: None,
+                logit_bias: Vec::new(),
                 prompt: Prompt::Text(prompt(i, words)),
                 max_tokens,
                 sampling: if sampled {
