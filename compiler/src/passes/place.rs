@@ -21,8 +21,8 @@ use agentc_placement::{
 };
 use melior::ir::attribute::{DictionaryAttribute, FlatSymbolRefAttribute, FloatAttribute};
 use melior::ir::block::BlockLike;
-use melior::ir::operation::{OperationBuilder, OperationLike, OperationRef};
-use melior::ir::{Attribute, Module, Value, ValueLike};
+use melior::ir::operation::{OperationLike, OperationRef};
+use melior::ir::{Attribute, Module};
 
 use super::ir::*;
 use super::ir_mut::set_attribute;
@@ -32,6 +32,10 @@ use crate::emit::attrs::Attrs;
 use crate::model_facts::ModelFacts;
 use crate::observed::{ObservedNode, ObservedShape};
 use crate::{Error, Result};
+
+mod transfers;
+
+use transfers::insert_transfers;
 
 /// Bytes of text per token, for host ops and transfers of text.
 const BYTES_PER_TOKEN: f64 = 4.0;
@@ -704,69 +708,6 @@ fn homogeneous_attr<'c>(
         })
         .collect();
     a.array(&items)
-}
-
-/// Inserts an `exec.transfer` before each use of a value produced on another device.
-fn insert_transfers<'c>(cx: &PassContext<'c, '_>, module: &Module<'c>) -> Result<()> {
-    let a = Attrs {
-        context: cx.context,
-    };
-    for f in module_ops(module) {
-        if op_name(&f) != "func.func" {
-            continue;
-        }
-        let block = func_block(f)?;
-        for op in block_ops(block) {
-            let Ok(to) = str_attr(&op, "device") else {
-                continue;
-            };
-            if to.is_empty() || op_name(&op) == exec::TRANSFER {
-                continue;
-            }
-            for (i, v) in op.operands().enumerate() {
-                let Some(producer) = defining(v) else {
-                    continue;
-                };
-                let from = str_attr(&producer, "device").unwrap_or_default();
-                if from.is_empty() || from == to {
-                    continue;
-                }
-                let bytes = transfer_bytes(&producer);
-                let node = str_attr(&op, "node").unwrap_or_default();
-                let t = OperationBuilder::new(exec::TRANSFER, op.location())
-                    .add_operands(&[v])
-                    .add_attributes(&[
-                        a.named("node", a.str(&node)),
-                        a.named("from", a.str(&from)),
-                        a.named("bytes", a.int(bytes as i64)),
-                        a.named("device", a.str(&to)),
-                        a.named("predicted_ms", a.float(0.0)),
-                        a.named("usd", a.float(0.0)),
-                    ])
-                    .add_results(&[v.r#type()])
-                    .build()?;
-                let t = block.insert_operation_before(op, t);
-                let moved: Value = t.result(0)?.into();
-                // SAFETY: `op` is live; setting operand `i` to a value defined just before it in the
-                // same block keeps dominance.
-                unsafe {
-                    mlir_sys::mlirOperationSetOperand(op.to_raw(), i as isize, moved.to_raw())
-                };
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Bytes a value carries between devices: a KV cache by its tokens, text by its size.
-fn transfer_bytes(producer: &OperationRef) -> u64 {
-    let tokens = int_attr(producer, "est_tokens").map_or(64, |n| n.max(1) as u64);
-    if op_name(producer) == exec::PREFILL {
-        // The engine's cache for SmolLM2-sized models: 30 layers x 3 KV heads x 64 x 2 x f16.
-        tokens * 23_040
-    } else {
-        tokens * BYTES_PER_TOKEN as u64
-    }
 }
 
 #[cfg(test)]
