@@ -1,6 +1,8 @@
 //! Q4_1 matmul at SmolLM2-135M shapes, n = 1 and n = 8, on the context's default threads (2, or
 //! `AGENTC_THREADS`). Criterion reports time and bytes/s of weights streamed; a summary table
-//! (GB/s, GOP/s, and n=8 cost / (8 x n=1 cost)) is printed first from a simple best-of timing.
+//! (GB/s, GOP/s, and n=8 cost / (8 x n=1 cost)) is printed first from a simple best-of timing,
+//! then a decode step's matmuls over distinct weights (30 layers and the output layer).
+//! `AGENTC_BENCH_STREAM_ONLY=1` stops after that.
 
 use agentc_kernels::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -79,6 +81,53 @@ fn summary(ctx: &KernelContext) {
                 t.as_secs_f64() * 1e6
             );
         }
+    }
+}
+
+/// A decode step's matmuls as the model runs them: 30 layers' distinct matrices (qkv, o,
+/// gate+up, down; 66 MB of Q4_1), then the Q8_0 output layer (28 MB), one after the other, so
+/// the weights stream from memory rather than sit in cache as above. GB/s here is what decode
+/// can reach.
+fn model_stream(ctx: &KernelContext) {
+    const LAYERS: usize = 30;
+    let mut shapes = vec![(GgmlType::Q4_1, 960, 576), (GgmlType::Q4_1, 576, 576)];
+    shapes.extend([(GgmlType::Q4_1, 3072, 576), (GgmlType::Q4_1, 576, 1536)]);
+    let mut matrices: Vec<PackedMatrix> = (0..LAYERS)
+        .flat_map(|_| shapes.iter().map(|&(ty, r, c)| setup_typed(ty, r, c, 0).0))
+        .collect();
+    matrices.push(setup_typed(GgmlType::Q8_0, 49152, 576, 0).0);
+    let bytes: usize = matrices.iter().map(PackedMatrix::weight_bytes).sum();
+    let mut t1 = Duration::ZERO;
+    for n in [1, 8] {
+        let mut io: Vec<(Vec<f32>, Vec<f32>)> = matrices
+            .iter()
+            .map(|w| {
+                let x = (0..n * w.cols()).map(|i| (i as f32 * 0.37).sin()).collect();
+                (x, vec![0.0; n * w.rows()])
+            })
+            .collect();
+        let t = best_time(&mut || {
+            for (w, (x, y)) in matrices.iter().zip(io.iter_mut()) {
+                matmul(w, black_box(x), n, y, ctx).expect("matmul");
+            }
+        });
+        if n == 1 {
+            t1 = t;
+        }
+        eprintln!(
+            "decode step's weights ({LAYERS} layers + output, {:.1} MB) n={n}: {:.2} ms, {:.1} GB/s{}",
+            bytes as f64 / 1e6,
+            t.as_secs_f64() * 1e3,
+            bytes as f64 / t.as_secs_f64() / 1e9,
+            if n == 8 {
+                format!(
+                    ", n8/(8*n1) {:.3}",
+                    t.as_secs_f64() / (8.0 * t1.as_secs_f64())
+                )
+            } else {
+                String::new()
+            }
+        );
     }
 }
 
@@ -187,6 +236,10 @@ fn dispatch_cost(threads: usize) {
 fn bench(c: &mut Criterion) {
     let ctx = KernelContext::new(threads()).expect("context");
     ctx.install(|| summary(&ctx));
+    model_stream(&ctx);
+    if std::env::var_os("AGENTC_BENCH_STREAM_ONLY").is_some() {
+        return;
+    }
     quantize_cost();
     dispatch_cost(threads());
     prefill_rate(&ctx);

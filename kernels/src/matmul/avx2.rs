@@ -14,7 +14,7 @@ const MAX_TILE: usize = 4;
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use super::super::pack::{VEC_BYTES, group_block_bytes, qs_offset};
-    use super::super::{PackedMatrix, ROW_GROUP, blocks};
+    use super::super::{PackedMatrix, ROW_GROUP, blocks, prefetch_ahead};
     use super::MAX_TILE;
     use crate::activations::Q8Activations;
     use crate::formats::{GgmlType, QK};
@@ -133,6 +133,7 @@ mod imp {
         for b in 0..tile.nb {
             // SAFETY: block `b < nb` lies inside `gdata` (asserted above).
             let p = unsafe { tile.gdata.as_ptr().add(b * gbb) };
+            prefetch_ahead(p, gbb);
             // SAFETY: 8 f16 scales of this half inside the 32-byte scale array.
             let dv =
                 unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * half) as *const __m128i)) };

@@ -15,7 +15,7 @@ const MAX_TILE: usize = 8;
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use super::super::pack::{VEC_BYTES, group_block_bytes, qs_offset};
-    use super::super::{PackedMatrix, ROW_GROUP, blocks};
+    use super::super::{PackedMatrix, ROW_GROUP, blocks, prefetch_ahead};
     use super::MAX_TILE;
     use crate::activations::Q8Activations;
     use crate::formats::{GgmlType, QK};
@@ -136,6 +136,7 @@ mod imp {
         for b in 0..tile.nb {
             // SAFETY: block `b < nb` lies inside `gdata` (asserted above); loads are unaligned.
             let p = unsafe { tile.gdata.as_ptr().add(b * gbb) };
+            prefetch_ahead(p, gbb);
             // SAFETY: 32 bytes of f16 scales at the start of the group block.
             let dv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) };
             let cv = match T {
