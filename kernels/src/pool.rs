@@ -11,11 +11,14 @@
 //! workers. Tasks are claimed one at a time from a shared counter, so a worker that starts
 //! late or is preempted by another process only takes fewer tasks; and a section is *closed*
 //! once its caller has run out of tasks, so a worker that had not entered it by then (it was
-//! descheduled: the machine is busy with other processes) never holds the caller up. When a
-//! worker that did enter is preempted mid-task and the caller waits for it longer than
-//! [`LATE`], the next [`INLINE_SECTIONS_AFTER_LATE`] sections run on the caller alone: on a
-//! machine whose cores are taken by other processes one thread is faster than two that wait
-//! for each other.
+//! descheduled: the machine is busy with other processes) never holds the caller up. When
+//! the caller twice waits longer than [`LATE`] for a worker preempted mid-task within
+//! [`LATE_WINDOW`] sections, or [`MISSED_IN_A_ROW`] sections in a row see no worker, the next
+//! [`INLINE_SECTIONS`] sections run on the caller alone: on a machine whose cores are taken
+//! by other processes one thread is faster than two that wait for each other. (A single late
+//! wait is usually one of the process's own threads, e.g. the server's, taking the core for a
+//! moment; answering each with a stretch of single-threaded sections cost 6% of batch-8
+//! decode on a quiet machine.)
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -27,12 +30,14 @@ use std::time::{Duration, Instant};
 const SPIN_TIME: Duration = Duration::from_micros(500);
 /// Spins between two looks at the clock.
 const SPINS_PER_CLOCK_CHECK: u32 = 256;
-/// A wait for a worker inside a section longer than this (it was preempted mid-task) ...
+/// A wait for a worker inside a section longer than this: it was preempted mid-task.
 const LATE: Duration = Duration::from_micros(200);
-/// ... makes the next this many sections (a few decode steps) run on the caller alone; so do
-/// this many sections in a row that no worker entered.
-const INLINE_SECTIONS_AFTER_LATE: usize = 1024;
-const MISSED_IN_A_ROW: usize = 8;
+/// Two late waits at most this many sections apart ...
+const LATE_WINDOW: u64 = 256;
+/// ... or this many sections in a row that no worker entered ...
+const MISSED_IN_A_ROW: usize = 16;
+/// ... make the next this many sections (about a decode step) run on the caller alone.
+const INLINE_SECTIONS: usize = 128;
 /// Spins before an idle worker starts yielding its core between looks (a few microseconds:
 /// back-to-back kernel calls of one forward pass come faster than that).
 const PURE_SPINS: u32 = 1 << 11;
@@ -91,9 +96,11 @@ pub struct SpinPool {
     /// One section at a time (holding the last epoch); a second concurrent caller runs its
     /// tasks itself.
     dispatch: Mutex<u32>,
-    /// Sections still to run on the caller alone, after one waited [`LATE`] for a worker or
-    /// [`MISSED_IN_A_ROW`] had no worker enter.
+    /// Sections still to run on the caller alone (see the module docs).
     inline_left: AtomicUsize,
+    /// Sections dispatched to the workers so far, and the count at the last late wait.
+    sections: AtomicU64,
+    last_late: AtomicU64,
     /// Sections in a row that no worker entered.
     missed: AtomicUsize,
 }
@@ -122,6 +129,8 @@ impl SpinPool {
             workers: Vec::new(),
             dispatch: Mutex::new(0),
             inline_left: AtomicUsize::new(0),
+            sections: AtomicU64::new(0),
+            last_late: AtomicU64::new(0),
             missed: AtomicUsize::new(0),
         };
         for i in 1..threads.max(1) {
@@ -159,6 +168,7 @@ impl SpinPool {
                 return;
             }
         };
+        self.sections.fetch_add(1, Ordering::Relaxed);
         // Never 0, the epoch workers start from.
         *epoch = epoch.wrapping_add(1).max(1);
         let job = Job {
@@ -196,7 +206,11 @@ impl SpinPool {
                 }
             }
             if waiting.elapsed() > LATE {
-                self.go_inline();
+                let section = self.sections.load(Ordering::Relaxed);
+                let previous = self.last_late.swap(section, Ordering::Relaxed);
+                if previous > 0 && section - previous <= LATE_WINDOW {
+                    self.go_inline();
+                }
             }
         }
         // Workers that keep missing sections are not getting a core (or share the caller's):
@@ -220,8 +234,7 @@ impl SpinPool {
     /// sections run on the caller alone (the workers park), then splitting is tried again.
     fn go_inline(&self) {
         self.missed.store(0, Ordering::Relaxed);
-        self.inline_left
-            .store(INLINE_SECTIONS_AFTER_LATE, Ordering::Relaxed);
+        self.inline_left.store(INLINE_SECTIONS, Ordering::Relaxed);
     }
 }
 
