@@ -223,27 +223,30 @@ impl LlamaModel {
         let (keys, values) = kv.layer(index);
         let group = c.n_head / c.n_head_kv;
         let mut attended = vec![0.0f32; n * c.n_embd];
-        let head = |scratch: &mut ops::AttentionScratch, (i, out): (usize, &mut [f32])| {
-            let (t, head) = (i / c.n_head, i % c.n_head);
+        // One task per token and KV head: the group of query heads sharing it (contiguous in
+        // the row) attend together, so they share the layout work and the value sweeps.
+        let width_group = group * head_dim;
+        let heads = |scratch: &mut ops::AttentionScratch, (i, out): (usize, &mut [f32])| {
+            let (t, kv_head) = (i / c.n_head_kv, i % c.n_head_kv);
             let r = &rows[t];
-            let query = &qkv[t * width + head * head_dim..t * width + (head + 1) * head_dim];
+            let at = t * width + kv_head * width_group;
             let kv = ops::KvHead {
                 keys,
                 values,
                 blocks: chunks[r.chunk].blocks,
                 block_size,
                 kv_dim,
-                offset: (head / group) * head_dim,
+                offset: kv_head * head_dim,
                 positions: r.position + 1,
             };
-            ops::attend(query, kv, out, scratch);
+            ops::attend(&qkv[at..at + width_group], head_dim, kv, out, scratch);
         };
         let work: usize = rows.iter().map(|r| (r.position + 1) * c.n_head).sum();
         if work < PARALLEL_ATTENTION_WORK {
             // Short contexts: splitting costs more than the attention itself.
             let mut scratch = ops::AttentionScratch::default();
-            for task in attended.chunks_mut(head_dim).enumerate() {
-                head(&mut scratch, task);
+            for task in attended.chunks_mut(width_group).enumerate() {
+                heads(&mut scratch, task);
             }
         } else {
             thread_local! {
@@ -251,8 +254,8 @@ impl LlamaModel {
                     std::cell::RefCell::default();
             }
             self.matmul
-                .for_each_chunk_mut(&mut attended, head_dim, |i, out| {
-                    SCRATCH.with_borrow_mut(|scratch| head(scratch, (i, out)))
+                .for_each_chunk_mut(&mut attended, width_group, |i, out| {
+                    SCRATCH.with_borrow_mut(|scratch| heads(scratch, (i, out)))
                 });
         }
         let mut projected = vec![0.0f32; n * c.n_embd];

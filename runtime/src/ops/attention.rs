@@ -1,29 +1,35 @@
-//! Causal attention of one query head over the paged KV store, following ggml's non-flash
-//! path: the query is rounded to f16 for the score dot products, the softmax sums in f64, and
-//! the probabilities are rounded to f16 before weighting the values.
+//! Causal attention of the query heads that share one KV head over the paged KV store,
+//! following ggml's non-flash path: queries are rounded to f16 for the score dot products, the
+//! softmax sums in f64, and the probabilities are rounded to f16 before weighting the values.
 //!
 //! Keys are stored transposed within a block (`[block][kv_dim][slot]`, see `KvStore`), so the
 //! scores of [`SLOTS`] positions are that many independent running sums over the head
-//! dimension: one vector lane per position, no horizontal sums. Values stay
-//! `[block][slot][kv_dim]`, and each output column is a running sum over positions. Every sum
-//! has one fixed order with separate multiplies and adds (Rust neither contracts nor reorders
-//! float operations), so the AVX-512 and AVX2 builds of the one portable body give identical
-//! bits, and a position's result never depends on how the blocks are laid out.
+//! dimension: one vector lane per position, no horizontal sums. [`PAIRS_AT_ONCE`] (query,
+//! chunk) pairs are summed interleaved, so the chains overlap even when a short context has a
+//! single chunk per query. Values stay `[block][slot][kv_dim]`; each output column is a
+//! running sum over positions, and up to [`QUERIES_AT_ONCE`] queries of a GQA group are
+//! weighted in one sweep over the values, which gives the fused multiply-adds independent
+//! chains to overlap (one query's few columns alone wait on the add latency).
+//!
+//! Every sum has one fixed order of fused multiply-adds (`f32::mul_add`, an FMA instruction
+//! on the x86 builds, which require FMA), so the AVX-512 and AVX2 builds of the one portable
+//! body give identical bits, and a position's result depends neither on how the blocks are
+//! laid out nor on how many queries are computed together.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 /// Positions whose scores are computed together (one 512-bit register of f32).
 const SLOTS: usize = 16;
-/// Slot chunks whose running sums interleave, so the adds are not one dependent chain.
-const CHUNKS_AT_ONCE: usize = 4;
-/// Output columns accumulated in registers while weighting the values.
-const PV_COLUMNS: usize = 64;
+/// (query, chunk) pairs whose running sums interleave.
+const PAIRS_AT_ONCE: usize = 4;
+/// Queries of a GQA group weighted in one sweep over the values.
+const QUERIES_AT_ONCE: usize = 3;
 /// Partial sums of the softmax's f64 sum and of its max.
 const REDUCE_LANES: usize = 8;
 
-/// The keys and values one query head attends to: position `p` is slot `p % block_size` of
-/// block `blocks[p / block_size]`.
+/// The keys and values a group of query heads attends to: position `p` is slot
+/// `p % block_size` of block `blocks[p / block_size]`.
 #[derive(Clone, Copy, Debug)]
 pub struct KvHead<'a> {
     /// One layer's keys, `[block][kv_dim][slot]`.
@@ -34,21 +40,24 @@ pub struct KvHead<'a> {
     pub block_size: usize,
     /// Width of one position's keys or values (all KV heads).
     pub kv_dim: usize,
-    /// The head's first element within that width.
+    /// The KV head's first element within that width.
     pub offset: usize,
-    /// Positions visible to the query (`0..positions`).
+    /// Positions visible to the queries (`0..positions`).
     pub positions: usize,
 }
 
 /// Reusable buffers of one attention worker.
 #[derive(Debug, Default)]
 pub struct AttentionScratch {
+    /// Query-major: `positions` scores, then probabilities, per query.
     scores: Vec<f32>,
     halves: Vec<f16>,
-    query: Vec<f32>,
+    queries: Vec<f32>,
     /// Start of each visible position's value row, the head's offset included.
     rows: Vec<usize>,
     chunks: Vec<KeyChunk>,
+    /// (query, chunk index) pairs of the chunks whose keys fill all [`SLOTS`] lanes.
+    pairs: Vec<(usize, usize)>,
 }
 
 /// Up to [`SLOTS`] consecutive positions of one block: the key of dimension `d` for the chunk's
@@ -61,93 +70,171 @@ struct KeyChunk {
     len: usize,
 }
 
-/// Attention of `query` (one head, f32) over `kv`; writes the head's output to `out`
-/// (`query.len()` values).
-pub fn attend(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
+/// Attention of the `queries.len() / head_dim` query heads in `queries` (f32, one after the
+/// other), which share the KV head `kv`; writes each head's output to the matching
+/// `head_dim` values of `out`.
+pub fn attend(
+    queries: &[f32],
+    head_dim: usize,
+    kv: KvHead<'_>,
+    out: &mut [f32],
+    scratch: &mut AttentionScratch,
+) {
+    assert!(
+        head_dim > 0 && queries.len().is_multiple_of(head_dim) && out.len() == queries.len(),
+        "attend: {} query values, {} outputs, head_dim {head_dim}",
+        queries.len(),
+        out.len()
+    );
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F was detected just above, the only requirement of the function.
-            unsafe { attend_avx512(query, kv, out, scratch) };
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: AVX-512F and FMA were detected just above, the function's requirements.
+            unsafe { attend_avx512(queries, head_dim, kv, out, scratch) };
             return;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected just above, the only requirement of the function.
-            unsafe { attend_avx2(query, kv, out, scratch) };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: AVX2 and FMA were detected just above, the function's requirements.
+            unsafe { attend_avx2(queries, head_dim, kv, out, scratch) };
             return;
         }
     }
-    attend_portable(query, kv, out, scratch);
+    attend_portable::<32>(queries, head_dim, kv, out, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn attend_avx512(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
-    attend_portable(query, kv, out, scratch);
+#[target_feature(enable = "avx512f,fma")]
+fn attend_avx512(
+    queries: &[f32],
+    head_dim: usize,
+    kv: KvHead<'_>,
+    out: &mut [f32],
+    scratch: &mut AttentionScratch,
+) {
+    // 3 queries x 64 columns: 12 of the 32 vector registers accumulate.
+    attend_portable::<64>(queries, head_dim, kv, out, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn attend_avx2(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
-    attend_portable(query, kv, out, scratch);
+#[target_feature(enable = "avx2,fma")]
+fn attend_avx2(
+    queries: &[f32],
+    head_dim: usize,
+    kv: KvHead<'_>,
+    out: &mut [f32],
+    scratch: &mut AttentionScratch,
+) {
+    // 3 queries x 32 columns: 12 of the 16 vector registers accumulate.
+    attend_portable::<32>(queries, head_dim, kv, out, scratch);
 }
 
+/// The one body of every build; `W` is the number of output columns a sweep over the values
+/// accumulates per query (it changes the registers used, not the result).
 #[inline(always)]
-fn attend_portable(query: &[f32], kv: KvHead<'_>, out: &mut [f32], scratch: &mut AttentionScratch) {
-    let head_dim = query.len();
+fn attend_portable<const W: usize>(
+    queries: &[f32],
+    head_dim: usize,
+    kv: KvHead<'_>,
+    out: &mut [f32],
+    scratch: &mut AttentionScratch,
+) {
+    let count = queries.len() / head_dim;
+    let n = kv.positions;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let AttentionScratch {
         scores,
         halves,
-        query: q,
+        queries: q,
         rows,
         chunks,
+        pairs,
     } = scratch;
     q.clear();
-    q.extend_from_slice(query);
+    q.extend_from_slice(queries);
     round_to_f16(q, halves);
     layout(&kv, rows, chunks);
 
     scores.clear();
-    scores.resize(kv.positions, 0.0);
-    let mut groups = chunks.chunks_exact(CHUNKS_AT_ONCE);
-    for group in &mut groups {
-        let group: &[KeyChunk; CHUNKS_AT_ONCE] = group.try_into().expect("exact chunk");
-        if group.iter().all(|c| c.len == SLOTS) {
-            let sums = chunk_scores(q, kv.keys, kv.block_size, group);
-            for (c, sums) in group.iter().zip(&sums) {
-                store_scores(c, sums, scale, scores);
-            }
-        } else {
-            for c in group {
-                one_chunk_scores(q, &kv, c, scale, scores);
+    scores.resize(count * n, 0.0);
+    pairs.clear();
+    for query in 0..count {
+        let qh = &q[query * head_dim..(query + 1) * head_dim];
+        let sc = &mut scores[query * n..(query + 1) * n];
+        for (index, c) in chunks.iter().enumerate() {
+            if c.len == SLOTS {
+                pairs.push((query, index));
+            } else {
+                // A block narrower than SLOTS: lanes past it are other dimensions' keys.
+                one_chunk_scores(qh, &kv, c, scale, sc);
             }
         }
     }
-    for c in groups.remainder() {
-        one_chunk_scores(q, &kv, c, scale, scores);
+    for group in pairs.chunks(PAIRS_AT_ONCE) {
+        // The last group is padded with copies of its last pair (recomputed, stored again).
+        let at = |i: usize| group[i.min(group.len() - 1)];
+        let four = [at(0), at(1), at(2), at(3)];
+        let sums = chunk_scores(q, head_dim, kv.keys, kv.block_size, chunks, &four);
+        for (&(query, index), sums) in four.iter().zip(&sums) {
+            store_scores(
+                &chunks[index],
+                sums,
+                scale,
+                &mut scores[query * n..(query + 1) * n],
+            );
+        }
     }
 
-    let max = max_f32(scores);
-    for s in scores.iter_mut() {
-        *s = agentc_kernels::exp_f32(*s - max);
-    }
-    let inverse = (1.0 / sum_f64(scores)) as f32;
-    for s in scores.iter_mut() {
-        *s *= inverse;
+    for sc in scores.chunks_exact_mut(n.max(1)).take(count) {
+        let max = max_f32(sc);
+        for s in sc.iter_mut() {
+            *s = agentc_kernels::exp_f32(*s - max);
+        }
+        let inverse = (1.0 / sum_f64(sc)) as f32;
+        for s in sc.iter_mut() {
+            *s *= inverse;
+        }
     }
     round_to_f16(scores, halves);
 
+    // Queries in batches of at most QUERIES_AT_ONCE, as even as possible.
+    let batches = count.div_ceil(QUERIES_AT_ONCE);
+    let mut first = 0;
+    for b in 0..batches {
+        let size = (count - first).div_ceil(batches - b).min(QUERIES_AT_ONCE);
+        let weights = &scores[first * n..(first + size) * n];
+        let outs = &mut out[first * head_dim..(first + size) * head_dim];
+        match size {
+            3 => weigh_values::<3, W>(rows, weights, n, kv.values, head_dim, outs),
+            2 => weigh_values::<2, W>(rows, weights, n, kv.values, head_dim, outs),
+            _ => weigh_values::<1, W>(rows, weights, n, kv.values, head_dim, outs),
+        }
+        first += size;
+    }
+}
+
+/// Each of `Q` queries' outputs (`head_dim` values each in `out`): the values weighted by the
+/// query's `n` probabilities in `weights` (query-major), `W` columns per sweep.
+#[inline(always)]
+fn weigh_values<const Q: usize, const W: usize>(
+    rows: &[usize],
+    weights: &[f32],
+    n: usize,
+    values: &[f32],
+    head_dim: usize,
+    out: &mut [f32],
+) {
     let mut col = 0;
     while col < head_dim {
         let rest = head_dim - col;
-        let dst = &mut out[col..];
-        col += if rest >= PV_COLUMNS {
-            weighted_columns::<PV_COLUMNS>(rows, scores, kv.values, col, dst)
+        col += if rest >= W {
+            weighted_columns::<Q, W>(rows, weights, n, values, col, head_dim, out)
         } else if rest >= SLOTS {
-            weighted_columns::<SLOTS>(rows, scores, kv.values, col, dst)
+            weighted_columns::<Q, SLOTS>(rows, weights, n, values, col, head_dim, out)
         } else {
-            weighted_columns::<1>(rows, scores, kv.values, col, dst)
+            weighted_columns::<Q, 1>(rows, weights, n, values, col, head_dim, out)
         };
     }
 }
@@ -176,29 +263,38 @@ fn layout(kv: &KvHead<'_>, rows: &mut Vec<usize>, chunks: &mut Vec<KeyChunk>) {
     }
 }
 
-/// Running sums over the head dimension for [`CHUNKS_AT_ONCE`] full chunks, interleaved.
+/// Running sums over the head dimension for [`PAIRS_AT_ONCE`] (query, chunk) pairs of full
+/// chunks, interleaved: pair `i`'s lane `s` is query `pairs[i].0` dotted with the key of slot
+/// `s` of chunk `pairs[i].1`.
 #[inline(always)]
 fn chunk_scores(
     q: &[f32],
+    head_dim: usize,
     keys: &[f32],
     block_size: usize,
-    chunks: &[KeyChunk; CHUNKS_AT_ONCE],
-) -> [[f32; SLOTS]; CHUNKS_AT_ONCE] {
-    let mut sums = [[0.0f32; SLOTS]; CHUNKS_AT_ONCE];
-    for (d, &qd) in q.iter().enumerate() {
-        for (sum, c) in sums.iter_mut().zip(chunks) {
-            let k: &[f32; SLOTS] = keys[c.at + d * block_size..][..SLOTS]
-                .try_into()
-                .expect("SLOTS keys");
+    chunks: &[KeyChunk],
+    pairs: &[(usize, usize); PAIRS_AT_ONCE],
+) -> [[f32; SLOTS]; PAIRS_AT_ONCE] {
+    let mut sums = [[0.0f32; SLOTS]; PAIRS_AT_ONCE];
+    // Each pair's query and its keys from the chunk's first one on, checked once here.
+    let qs = pairs.map(|(query, _)| &q[query * head_dim..(query + 1) * head_dim]);
+    let span = (head_dim - 1) * block_size + SLOTS;
+    let ks = pairs.map(|(_, index)| &keys[chunks[index].at..][..span]);
+    for d in 0..head_dim {
+        let at = d * block_size;
+        for ((sum, qh), k) in sums.iter_mut().zip(&qs).zip(&ks) {
+            // In bounds: `at + SLOTS <= span` and `d < head_dim = qh.len()`.
+            let k: &[f32; SLOTS] = k[at..at + SLOTS].try_into().expect("SLOTS keys");
+            let qd = qh[d];
             for s in 0..SLOTS {
-                sum[s] += qd * k[s];
+                sum[s] = qd.mul_add(k[s], sum[s]);
             }
         }
     }
     sums
 }
 
-/// Scores of one chunk, full or not, in the same order as [`chunk_scores`].
+/// Scores of one chunk narrower than [`SLOTS`], in the same order as [`chunk_scores`].
 #[inline(always)]
 fn one_chunk_scores(q: &[f32], kv: &KvHead<'_>, c: &KeyChunk, scale: f32, scores: &mut [f32]) {
     let visible = c.len.min(kv.positions - c.first);
@@ -206,12 +302,13 @@ fn one_chunk_scores(q: &[f32], kv: &KvHead<'_>, c: &KeyChunk, scale: f32, scores
     for (d, &qd) in q.iter().enumerate() {
         let k = &kv.keys[c.at + d * kv.block_size..][..visible];
         for (sum, &k) in sums.iter_mut().zip(k) {
-            *sum += qd * k;
+            *sum = qd.mul_add(k, *sum);
         }
     }
     store_scores(c, &sums, scale, scores);
 }
 
+/// Stores the chunk's visible lanes (slots past the last position hold other keys or none).
 #[inline(always)]
 fn store_scores(c: &KeyChunk, sums: &[f32; SLOTS], scale: f32, scores: &mut [f32]) {
     let visible = c.len.min(scores.len() - c.first);
@@ -220,24 +317,32 @@ fn store_scores(c: &KeyChunk, sums: &[f32; SLOTS], scale: f32, scores: &mut [f32
     }
 }
 
-/// `out[j] = sum over positions p, in order, of weights[p] * values[rows[p] + col + j]` for
-/// `j < W`, from 0 with one multiply and one add per term; returns `W`.
+/// For each of `Q` queries: `out[query * head_dim + col + j]` = the sum over positions `p`, in
+/// order, of `weights[query * n + p] * values[rows[p] + col + j]` for `j < W`, from 0 with
+/// one fused multiply-add per term; returns `W`.
 #[inline(always)]
-fn weighted_columns<const W: usize>(
+fn weighted_columns<const Q: usize, const W: usize>(
     rows: &[usize],
     weights: &[f32],
+    n: usize,
     values: &[f32],
     col: usize,
+    head_dim: usize,
     out: &mut [f32],
 ) -> usize {
-    let mut sums = [0.0f32; W];
-    for (&at, &w) in rows.iter().zip(weights) {
+    let mut sums = [[0.0f32; W]; Q];
+    for (p, &at) in rows.iter().enumerate() {
         let v: &[f32; W] = values[at + col..][..W].try_into().expect("W values");
-        for j in 0..W {
-            sums[j] += w * v[j];
+        for (query, sum) in sums.iter_mut().enumerate() {
+            let w = weights[query * n + p];
+            for j in 0..W {
+                sum[j] = w.mul_add(v[j], sum[j]);
+            }
         }
     }
-    out[..W].copy_from_slice(&sums);
+    for (query, sum) in sums.iter().enumerate() {
+        out[query * head_dim + col..][..W].copy_from_slice(sum);
+    }
     W
 }
 
@@ -358,7 +463,7 @@ mod tests {
             offset,
             positions: n,
         };
-        attend(q, kv, &mut out, &mut AttentionScratch::default());
+        attend(q, q.len(), kv, &mut out, &mut AttentionScratch::default());
         out
     }
 
@@ -426,7 +531,47 @@ mod tests {
             positions: n,
         };
         let mut portable = vec![0.0; hd];
-        attend_portable(&q, kv, &mut portable, &mut AttentionScratch::default());
+        attend_portable::<32>(&q, hd, kv, &mut portable, &mut AttentionScratch::default());
         assert_eq!(from_a, portable);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            let mut avx2 = vec![0.0; hd];
+            // SAFETY: AVX2 and FMA were detected just above.
+            unsafe { attend_avx2(&q, hd, kv, &mut avx2, &mut AttentionScratch::default()) };
+            assert_eq!(from_a, avx2);
+        }
+    }
+
+    #[test]
+    fn a_group_of_queries_gives_each_query_its_own_result_bit_for_bit() {
+        let (kv_dim, hd) = (2 * 64, 64);
+        for bs in [8, 16] {
+            let order: Vec<u32> = (0..(100 / bs + 1) as u32).collect();
+            let st = store(kv_dim, bs, 100, &order, 5);
+            let mut seed = 13;
+            let queries: Vec<f32> = (0..8 * hd).map(|_| lcg(&mut seed)).collect();
+            for n in [1, 16, 40, 100] {
+                let alone: Vec<f32> = queries
+                    .chunks(hd)
+                    .flat_map(|q| run(q, &st, bs, kv_dim, 64, n))
+                    .collect();
+                for count in 1..=8 {
+                    let group = &queries[..count * hd];
+                    let mut out = vec![f32::NAN; group.len()];
+                    let kv = KvHead {
+                        keys: &st.keys,
+                        values: &st.values,
+                        blocks: &st.blocks,
+                        block_size: bs,
+                        kv_dim,
+                        offset: 64,
+                        positions: n,
+                    };
+                    attend(group, hd, kv, &mut out, &mut AttentionScratch::default());
+                    assert_eq!(out, alone[..count * hd], "bs {bs} n {n} group of {count}");
+                }
+            }
+        }
     }
 }
