@@ -1,7 +1,7 @@
 //! The engine figures `scripts/bench-engine.sh` compares with llama.cpp, one `name value` line
-//! each: memory bandwidth, batch-1 prefill and decode, decode summed over 8 concurrent
-//! sequences through the serving engine, and time to first token with a 400-token prefix cold
-//! and cached.
+//! each: memory bandwidth and the weight bytes one decode step reads, batch-1 prefill and
+//! decode, decode summed over 8 concurrent sequences through the serving engine, and time to
+//! first token with a 400-token prefix cold and cached.
 //! Usage: cargo run --release -p agentc-runtime --example bench_serving -- MODEL.gguf [THREADS]
 
 use std::sync::Arc;
@@ -31,6 +31,23 @@ fn filler_tokens(engine: &Engine, count: usize) -> BoxResult<Vec<u32>> {
     }
     tokens.truncate(count);
     Ok(tokens)
+}
+
+/// Bytes of weights one decode step reads, as stored in the GGUF file: every tensor but the
+/// token embedding, of which one row is read (unless it doubles as the output projection).
+fn decode_weight_bytes(model: &str) -> BoxResult<u64> {
+    let gguf = agentc_model::GgufFile::open(model)?;
+    let mut total = 0u64;
+    for info in gguf.tensors() {
+        let bytes = gguf.tensor_data(&info.name)?.1.len() as u64;
+        total += if info.name == "token_embd.weight" && gguf.tensor_info("output.weight").is_some()
+        {
+            bytes / info.row_count().max(1)
+        } else {
+            bytes
+        };
+    }
+    Ok(total)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -96,6 +113,7 @@ fn main() -> BoxResult<()> {
         None => agentc_runtime::DEFAULT_THREADS,
     };
     println!("memory_bandwidth_gbs {:.1}", memory_bandwidth_gbs(threads)?);
+    println!("decode_weight_bytes {}", decode_weight_bytes(model)?);
     let engine = Arc::new(Engine::load_with(
         model,
         &EngineOptions {

@@ -80,6 +80,10 @@ def run(base, model, concurrency, banned):
         thread.join()
     if any(r is None for r in results):
         raise RuntimeError("a request failed")
+    short = [(i, r[3]) for i, r in enumerate(results) if r[3] != MAX_TOKENS]
+    if short and banned:
+        # The wall times only compare when every server did the same work.
+        raise RuntimeError(f"requests (index, tokens) {short} did not generate {MAX_TOKENS} tokens")
     return results
 
 
