@@ -132,17 +132,21 @@ for label, ours, theirs, unit, higher, target in rows:
 cold_over_cached = agentc["ttft_cold_ms"] / agentc["ttft_cached_ms"]
 print(f"| agentc TTFT cold / cached | {agentc['ttft_cold_ms']:.1f} ms / {agentc['ttft_cached_ms']:.1f} ms "
       f"| - | {cold_over_cached:.1f}x | >= 5.0x{'' if cold_over_cached >= 5 else ' NOT MET'} |")
-# Batch-1 decode reads every weight once per token: tokens/s x bytes per token over the
-# bandwidth measured in the same run is the share of the memory-bandwidth bound reached.
-gbs = agentc["memory_bandwidth_gbs"]
+# Batch-1 decode reads every weight once per token: tokens/s x bytes per token over the read
+# bandwidth is the share of the bound reached. The bound uses the higher of main memory's
+# bandwidth and that of a buffer the size of the weights (which a large last-level cache keeps
+# between tokens), so the share is never flattered by a low bandwidth figure.
+dram = agentc["memory_bandwidth_gbs"]
+cached = agentc["weights_bandwidth_gbs"]
+gbs = max(dram, cached)
 weight_mb = agentc["decode_weight_bytes"] / 1e6
 bound = gbs * 1e3 / weight_mb
 share = agentc["decode_ctx8_tok_s"] / bound
 print(f"| batch-1 decode (context 8) / bandwidth bound | {agentc['decode_ctx8_tok_s']:.1f} tok/s "
       f"| - | {share:.0%} of {bound:.0f} tok/s | >= 40%{'' if share >= 0.4 else ' NOT MET'} |")
 print()
-print(f"memory bandwidth {gbs:.1f} GB/s (read, {threads} threads); weights read per decoded token "
-      f"{weight_mb:.1f} MB")
+print(f"read bandwidth ({threads} threads): main memory {dram:.1f} GB/s, a {weight_mb:.1f} MB buffer "
+      f"(the weights read per decoded token) {cached:.1f} GB/s")
 expected = 8 * 64
 print(f"HTTP output tokens (expected {expected} on each): agentc {http['agentc_http_output_tokens']:.0f}, "
       f"llama.cpp 1 thread {http['llama1_http_output_tokens']:.0f} "

@@ -1,5 +1,6 @@
 //! The engine figures `scripts/bench-engine.sh` compares with llama.cpp, one `name value` line
-//! each: memory bandwidth and the weight bytes one decode step reads, batch-1 prefill and
+//! each: memory bandwidth (main memory, and over a buffer the size of the weights one decode
+//! step reads, which may stay in the last-level cache), those weight bytes, batch-1 prefill and
 //! decode, decode summed over 8 concurrent sequences through the serving engine, and time to
 //! first token with a 400-token prefix cold and cached.
 //! Usage: cargo run --release -p agentc-runtime --example bench_serving -- MODEL.gguf [THREADS]
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentc_runtime::profile::memory_bandwidth_gbs;
+use agentc_runtime::profile::{memory_bandwidth_gbs, read_bandwidth_gbs};
 use agentc_runtime::{
     Engine, EngineOptions, GenerateRequest, Prompt, SamplingParams, SequenceEvent, ServingConfig,
     ServingEngine, SubmitOptions,
@@ -112,8 +113,13 @@ fn main() -> BoxResult<()> {
         Some(t) => t.parse()?,
         None => agentc_runtime::DEFAULT_THREADS,
     };
+    let weight_bytes = decode_weight_bytes(model)?;
     println!("memory_bandwidth_gbs {:.1}", memory_bandwidth_gbs(threads)?);
-    println!("decode_weight_bytes {}", decode_weight_bytes(model)?);
+    println!("decode_weight_bytes {weight_bytes}");
+    println!(
+        "weights_bandwidth_gbs {:.1}",
+        read_bandwidth_gbs(weight_bytes as usize, threads)?
+    );
     let engine = Arc::new(Engine::load_with(
         model,
         &EngineOptions {
