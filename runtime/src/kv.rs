@@ -8,8 +8,26 @@ mod prefix_index;
 pub use block_allocator::{Block, BlockAllocator, BlockId};
 pub use prefix_index::PrefixIndex;
 
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
 use crate::error::{Error, Result};
-use crate::quant::round_f16;
+
+/// Values rounded to f16 per slice conversion (one vectorized pass each way).
+const ROUND_CHUNK: usize = 64;
+
+/// `src` rounded to f16 precision, in the first `src.len()` values of `out`: the same bits as
+/// `f16::from_f32(x).to_f32()` for each value.
+fn round_f16_slice<'a>(
+    src: &[f32],
+    halves: &mut [f16; ROUND_CHUNK],
+    out: &'a mut [f32; ROUND_CHUNK],
+) -> &'a [f32] {
+    let n = src.len();
+    halves[..n].convert_from_f32_slice(src);
+    halves[..n].convert_to_f32_slice(&mut out[..n]);
+    &out[..n]
+}
 
 /// Keys and values of `num_blocks` blocks of `block_size` positions, for every layer.
 ///
@@ -79,12 +97,20 @@ impl KvStore {
     pub fn write(&mut self, layer: usize, block: BlockId, slot: usize, key: &[f32], value: &[f32]) {
         let (d, bs) = (self.kv_dim, self.block_size);
         let block_start = self.offset(layer, block as usize, 0);
-        for (i, &src) in key.iter().enumerate().take(d) {
-            self.keys[block_start + i * bs + slot] = round_f16(src);
+        let mut rounded = [0.0f32; ROUND_CHUNK];
+        let mut halves = [f16::ZERO; ROUND_CHUNK];
+        for (c, src) in key[..d].chunks(ROUND_CHUNK).enumerate() {
+            let rounded = round_f16_slice(src, &mut halves, &mut rounded);
+            for (i, &r) in rounded.iter().enumerate() {
+                self.keys[block_start + (c * ROUND_CHUNK + i) * bs + slot] = r;
+            }
         }
         let at = block_start + slot * d;
-        for (dst, &src) in self.values[at..at + d].iter_mut().zip(value) {
-            *dst = round_f16(src);
+        for (dst, src) in self.values[at..at + d]
+            .chunks_mut(ROUND_CHUNK)
+            .zip(value.chunks(ROUND_CHUNK))
+        {
+            dst.copy_from_slice(round_f16_slice(src, &mut halves, &mut rounded));
         }
     }
 
@@ -99,5 +125,34 @@ impl KvStore {
 
     fn offset(&self, layer: usize, block: usize, slot: usize) -> usize {
         ((layer * self.num_blocks + block) * self.block_size + slot) * self.kv_dim
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::round_f16;
+
+    #[test]
+    fn write_rounds_to_f16_and_transposes_keys_within_the_block() {
+        let (kv_dim, bs) = (100, 4);
+        let mut store = KvStore::new(2, kv_dim, bs, 3).expect("store");
+        let key: Vec<f32> = (0..kv_dim).map(|i| 1.0 + i as f32 * 0.001_234_5).collect();
+        let value: Vec<f32> = (0..kv_dim).map(|i| -3.0 - i as f32 * 0.007_654_3).collect();
+        store.write(1, 2, 3, &key, &value);
+        let (keys, values) = store.layer(1);
+        let block = 2 * bs * kv_dim;
+        for i in 0..kv_dim {
+            assert_eq!(keys[block + i * bs + 3], round_f16(key[i]), "key {i}");
+            assert_eq!(
+                values[block + 3 * kv_dim + i],
+                round_f16(value[i]),
+                "value {i}"
+            );
+        }
+        // Nothing else was written.
+        let written = keys.iter().chain(values).filter(|&&v| v != 0.0).count();
+        assert_eq!(written, 2 * kv_dim);
+        assert!(store.layer(0).0.iter().all(|&v| v == 0.0));
     }
 }

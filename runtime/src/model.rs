@@ -106,9 +106,11 @@ impl LlamaModel {
                 .token_embedding
                 .dequantize_row(token as usize, row);
         }
+        // One set of activation buffers for every layer (each is overwritten whole).
+        let mut buffers = Buffers::new(c, n);
         for (index, layer) in self.weights.layers.iter().enumerate() {
-            self.attention_block(index, layer, &mut x, &rows, chunks, kv)?;
-            self.feed_forward_block(layer, &mut x)?;
+            self.attention_block(index, layer, &mut x, &rows, chunks, kv, &mut buffers)?;
+            self.feed_forward_block(layer, &mut x, &mut buffers)?;
         }
 
         // The last row of each chunk that wants logits.
@@ -182,6 +184,7 @@ impl LlamaModel {
         Ok(rows)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn attention_block(
         &self,
         index: usize,
@@ -190,21 +193,28 @@ impl LlamaModel {
         rows: &[Row],
         chunks: &[SeqChunk<'_>],
         kv: &mut KvStore,
+        buffers: &mut Buffers,
     ) -> Result<()> {
         let c = &self.config;
         let n = rows.len();
         let (head_dim, kv_dim) = (c.head_dim(), c.kv_dim());
         let width = c.n_embd + 2 * kv_dim;
+        let Buffers {
+            h,
+            qkv,
+            attended,
+            projected,
+            ..
+        } = buffers;
 
-        let mut h = x.to_vec();
-        ops::rms_norm(&mut h, &layer.attn_norm, c.rms_eps);
-        let mut qkv = vec![0.0f32; n * width];
+        h.copy_from_slice(x);
+        ops::rms_norm(h, &layer.attn_norm, c.rms_eps);
         self.matmul.run_parts(
             &[&layer.wq, &layer.wk, &layer.wv],
             layer.qkv.as_ref(),
-            &h,
+            h,
             n,
-            &mut qkv,
+            qkv,
         )?;
         let rope = ops::Rope::for_config(c);
         let block_size = kv.block_size();
@@ -222,7 +232,7 @@ impl LlamaModel {
 
         let (keys, values) = kv.layer(index);
         let group = c.n_head / c.n_head_kv;
-        let mut attended = vec![0.0f32; n * c.n_embd];
+        let qkv = &*qkv;
         // One task per token and KV head: the group of query heads sharing it (contiguous in
         // the row) attend together, so they share the layout work and the value sweeps.
         let width_group = group * head_dim;
@@ -254,32 +264,42 @@ impl LlamaModel {
                     std::cell::RefCell::default();
             }
             self.matmul
-                .for_each_chunk_mut(&mut attended, width_group, |i, out| {
+                .for_each_chunk_mut(attended, width_group, |i, out| {
                     SCRATCH.with_borrow_mut(|scratch| heads(scratch, (i, out)))
                 });
         }
-        let mut projected = vec![0.0f32; n * c.n_embd];
-        self.matmul.run(&layer.wo, &attended, n, &mut projected)?;
-        for (xv, p) in x.iter_mut().zip(&projected) {
+        self.matmul.run(&layer.wo, attended, n, projected)?;
+        for (xv, p) in x.iter_mut().zip(projected.iter()) {
             *xv += p;
         }
         Ok(())
     }
 
-    fn feed_forward_block(&self, layer: &LayerWeights, x: &mut [f32]) -> Result<()> {
+    fn feed_forward_block(
+        &self,
+        layer: &LayerWeights,
+        x: &mut [f32],
+        buffers: &mut Buffers,
+    ) -> Result<()> {
         let c = &self.config;
         let n = x.len() / c.n_embd;
-        let mut h = x.to_vec();
-        ops::rms_norm(&mut h, &layer.ffn_norm, c.rms_eps);
-        let mut gate_up = vec![0.0f32; n * 2 * c.n_ff];
+        let Buffers {
+            h,
+            gate_up,
+            act,
+            down,
+            ..
+        } = buffers;
+        h.copy_from_slice(x);
+        ops::rms_norm(h, &layer.ffn_norm, c.rms_eps);
         self.matmul.run_parts(
             &[&layer.w_gate, &layer.w_up],
             layer.gate_up.as_ref(),
-            &h,
+            h,
             n,
-            &mut gate_up,
+            gate_up,
         )?;
-        let mut act = vec![0.0f32; n * c.n_ff];
+        let gate_up = &*gate_up;
         // Element-wise, so split in column chunks on the kernel threads (same bits).
         let chunk = if c.n_ff.is_multiple_of(SWIGLU_CHUNK) {
             SWIGLU_CHUNK
@@ -298,14 +318,39 @@ impl LlamaModel {
                 .enumerate()
                 .for_each(|(i, a)| swiglu(i, a));
         } else {
-            self.matmul.for_each_chunk_mut(&mut act, chunk, swiglu);
+            self.matmul.for_each_chunk_mut(act, chunk, swiglu);
         }
-        let mut down = vec![0.0f32; n * c.n_embd];
-        self.matmul.run(&layer.w_down, &act, n, &mut down)?;
-        for (xv, d) in x.iter_mut().zip(&down) {
+        self.matmul.run(&layer.w_down, act, n, down)?;
+        for (xv, d) in x.iter_mut().zip(down.iter()) {
             *xv += d;
         }
         Ok(())
+    }
+}
+
+/// Activations of one layer for a batch of `n` rows, reused by every layer of a pass.
+struct Buffers {
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    gate_up: Vec<f32>,
+    act: Vec<f32>,
+    down: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(c: &LlamaConfig, n: usize) -> Self {
+        let embd = n * c.n_embd;
+        Self {
+            h: vec![0.0; embd],
+            qkv: vec![0.0; n * (c.n_embd + 2 * c.kv_dim())],
+            attended: vec![0.0; embd],
+            projected: vec![0.0; embd],
+            gate_up: vec![0.0; n * 2 * c.n_ff],
+            act: vec![0.0; n * c.n_ff],
+            down: vec![0.0; embd],
+        }
     }
 }
 

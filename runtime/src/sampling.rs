@@ -94,13 +94,22 @@ impl Sampler {
 
 /// The index of the largest logit, the lowest index among equals (as a stable sort gives).
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+    // The maximum over independent lanes (vectorizes; `f32::max` skips NaN), then its first
+    // position: two passes over the vocabulary beat one branchy pass.
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut whole = logits.chunks_exact(LANES);
+    for c in &mut whole {
+        for l in 0..LANES {
+            lanes[l] = lanes[l].max(c[l]);
         }
     }
-    best as u32
+    let max = whole
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    logits.iter().position(|&l| l == max).unwrap_or(0) as u32
 }
 
 /// SplitMix64: a small, well-mixed generator; plenty for sampling and fully reproducible.
@@ -126,6 +135,23 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_lowest_id_among_equal_maxima_at_any_length() {
+        for len in [1, 15, 16, 17, 100, 49152] {
+            let mut logits: Vec<f32> = (0..len).map(|i| ((i * 37) % 11) as f32 - 20.0).collect();
+            assert_eq!(
+                argmax(&logits),
+                (0..len).find(|&i| (i * 37) % 11 == 10).unwrap_or(0) as u32
+            );
+            logits[len - 1] = 5.0;
+            assert_eq!(argmax(&logits), len as u32 - 1, "len {len}");
+            logits[len / 2] = 5.0;
+            assert_eq!(argmax(&logits), (len / 2) as u32, "len {len}");
+        }
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 20]), 0);
+        assert_eq!(argmax(&[f32::NAN, 1.0, 3.0, 2.0]), 2);
+    }
 
     #[test]
     fn greedy_takes_the_first_maximum() {
