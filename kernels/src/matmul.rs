@@ -338,9 +338,9 @@ fn prefetch_ahead(block: *const u8, block_bytes: usize) {
 }
 
 /// Minimum row groups per task, so that tiny matrices do not pay for many task hand-offs.
-const MIN_GROUPS_PER_TASK: usize = 4;
+const MIN_GROUPS_PER_TASK: usize = 2;
 /// Tasks per thread, for load balance when a core is also busy with something else.
-const TASKS_PER_THREAD: usize = 4;
+const TASKS_PER_THREAD: usize = 8;
 
 /// A task's row groups and its slice of each activation row's output.
 type Task<'a> = (Range<usize>, Vec<&'a mut [f32]>);
