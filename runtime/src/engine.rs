@@ -405,7 +405,7 @@ impl SoloSequence {
         };
         let logits = model
             .forward(&[chunk], &mut self.kv)?
-            .pop()
+            .into_last()
             .ok_or_else(|| Error::InvalidRequest("no tokens to process".to_owned()))?;
         self.len += tokens.len();
         Ok(logits)

@@ -92,7 +92,7 @@ impl LlamaModel {
     /// Runs every chunk's tokens through the model in one pass, storing their keys and values in
     /// `kv`, and returns the logits after the last token of each chunk that asks for them (in
     /// chunk order). Call it on a rayon pool.
-    pub fn forward(&self, chunks: &[SeqChunk<'_>], kv: &mut KvStore) -> Result<Vec<Vec<f32>>> {
+    pub fn forward(&self, chunks: &[SeqChunk<'_>], kv: &mut KvStore) -> Result<Logits> {
         let c = &self.config;
         let rows = self.rows(chunks, kv)?;
         let n = rows.len();
@@ -122,18 +122,17 @@ impl LlamaModel {
                 last.extend_from_slice(&x[(end - 1) * c.n_embd..end * c.n_embd]);
             }
         }
-        let wanted = last.len() / c.n_embd;
-        if wanted == 0 {
-            return Ok(Vec::new());
-        }
-        ops::rms_norm(&mut last, &self.weights.output_norm, c.rms_eps);
         let output = self.weights.output_projection();
-        let mut logits = vec![0.0f32; wanted * output.rows];
-        self.matmul.run(output, &last, wanted, &mut logits)?;
-        Ok(logits
-            .chunks_exact(output.rows)
-            .map(<[f32]>::to_vec)
-            .collect())
+        let wanted = last.len() / c.n_embd;
+        let mut logits = Logits {
+            values: vec![0.0f32; wanted * output.rows],
+            vocab: output.rows,
+        };
+        if wanted > 0 {
+            ops::rms_norm(&mut last, &self.weights.output_norm, c.rms_eps);
+            self.matmul.run(output, &last, wanted, &mut logits.values)?;
+        }
+        Ok(logits)
     }
 
     /// Checks the chunks against the model and the store and lists the batch's rows.
@@ -328,6 +327,40 @@ impl LlamaModel {
     }
 }
 
+/// The logits of a forward pass: one vocabulary-wide row per chunk that asked for them, in
+/// chunk order, in one buffer (a batch of 8 would otherwise copy 1.5 MB per step).
+#[derive(Debug)]
+pub struct Logits {
+    values: Vec<f32>,
+    vocab: usize,
+}
+
+impl Logits {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.values.len() / self.vocab.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Row `i`, if there is one.
+    pub fn row(&self, i: usize) -> Option<&[f32]> {
+        self.values.get(i * self.vocab..(i + 1) * self.vocab)
+    }
+
+    /// The last row, owned (no copy when it is the only one).
+    pub fn into_last(mut self) -> Option<Vec<f32>> {
+        let rows = self.len();
+        if rows == 0 {
+            return None;
+        }
+        self.values.drain(..(rows - 1) * self.vocab);
+        Some(self.values)
+    }
+}
+
 /// Activations of one layer for a batch of `n` rows, reused by every layer of a pass.
 struct Buffers {
     h: Vec<f32>,
@@ -359,5 +392,28 @@ fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
         for (v, b) in x.iter_mut().zip(bias) {
             *v += b;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Logits;
+
+    #[test]
+    fn logits_rows_are_the_vocabulary_wide_slices_in_order() {
+        let logits = Logits {
+            values: (0..12).map(|v| v as f32).collect(),
+            vocab: 4,
+        };
+        assert_eq!(logits.len(), 3);
+        assert_eq!(logits.row(1), Some(&[4.0, 5.0, 6.0, 7.0][..]));
+        assert_eq!(logits.row(3), None);
+        assert_eq!(logits.into_last(), Some(vec![8.0, 9.0, 10.0, 11.0]));
+        let none = Logits {
+            values: Vec::new(),
+            vocab: 4,
+        };
+        assert!(none.is_empty());
+        assert_eq!(none.into_last(), None);
     }
 }

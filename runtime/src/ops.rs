@@ -228,6 +228,12 @@ impl Rope {
 /// call, so the loop vectorizes), as ggml's vectorized SiLU is.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected just above, the only requirement of `swiglu_avx512`.
+        unsafe { swiglu_avx512(gate, up) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: AVX2 and FMA were detected just above, the only requirement of `swiglu_avx2`.
         unsafe { swiglu_avx2(gate, up) };
@@ -239,6 +245,12 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
+    swiglu_portable(gate, up);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn swiglu_avx512(gate: &mut [f32], up: &[f32]) {
     swiglu_portable(gate, up);
 }
 

@@ -397,8 +397,8 @@ impl<'a> Scheduler<'a> {
         let outcome = self.engine.run(|| model.forward(&chunks, kv));
         self.stats.steps += 1;
         self.stats.step_tokens += plan.iter().map(|p| p.len as u64).sum::<u64>();
-        let mut logits = match outcome {
-            Ok(logits) => logits.into_iter(),
+        let logits = match outcome {
+            Ok(logits) => logits,
             Err(error) => {
                 // Inputs are validated at admission, so this is an engine fault: fail the
                 // sequences of this pass rather than serve wrong tokens.
@@ -420,6 +420,7 @@ impl<'a> Scheduler<'a> {
         };
         let mut done = Vec::new();
         let mut failed = Vec::new();
+        let mut next_row = 0;
         for p in &plan {
             let seq = &mut self.running[p.seq];
             seq.computed = p.start + p.len;
@@ -432,8 +433,11 @@ impl<'a> Scheduler<'a> {
             if seq.computed < seq.tokens.len() {
                 continue;
             }
-            let Some(row) = logits.next() else { continue };
-            match sample(self.engine, seq, &row) {
+            let Some(row) = logits.row(next_row) else {
+                continue;
+            };
+            next_row += 1;
+            match sample(self.engine, seq, row) {
                 Ok(Some((reason, cut))) => done.push((p.seq, Some((reason, cut)))),
                 Ok(None) => {}
                 Err(error) => {
