@@ -232,29 +232,32 @@ impl LlamaModel {
         let (keys, values) = kv.layer(index);
         let group = c.n_head / c.n_head_kv;
         let qkv = &*qkv;
-        // One task per token and KV head: the group of query heads sharing it (contiguous in
-        // the row) attend together, so they share the layout work and the value sweeps.
-        let width_group = group * head_dim;
+        // A task is a token's `per_task` query heads that share a KV head (contiguous in the
+        // row): they attend together, sharing the layout work and the value sweeps. Whole GQA
+        // groups unless that leaves too few tasks to balance over the threads (batch 1).
+        let per_task = queries_per_task(group, n * c.n_head, self.matmul.threads());
+        let tasks_per_row = c.n_head / per_task;
+        let width_task = per_task * head_dim;
         let heads = |scratch: &mut ops::AttentionScratch, (i, out): (usize, &mut [f32])| {
-            let (t, kv_head) = (i / c.n_head_kv, i % c.n_head_kv);
+            let (t, first) = (i / tasks_per_row, (i % tasks_per_row) * per_task);
             let r = &rows[t];
-            let at = t * width + kv_head * width_group;
+            let at = t * width + first * head_dim;
             let kv = ops::KvHead {
                 keys,
                 values,
                 blocks: chunks[r.chunk].blocks,
                 block_size,
                 kv_dim,
-                offset: kv_head * head_dim,
+                offset: (first / group) * head_dim,
                 positions: r.position + 1,
             };
-            ops::attend(&qkv[at..at + width_group], head_dim, kv, out, scratch);
+            ops::attend(&qkv[at..at + width_task], head_dim, kv, out, scratch);
         };
         let work: usize = rows.iter().map(|r| (r.position + 1) * c.n_head).sum();
         if work < PARALLEL_ATTENTION_WORK {
             // Short contexts: splitting costs more than the attention itself.
             let mut scratch = ops::AttentionScratch::default();
-            for task in attended.chunks_mut(width_group).enumerate() {
+            for task in attended.chunks_mut(width_task).enumerate() {
                 heads(&mut scratch, task);
             }
         } else {
@@ -263,7 +266,7 @@ impl LlamaModel {
                     std::cell::RefCell::default();
             }
             self.matmul
-                .for_each_chunk_mut(attended, width_group, |i, out| {
+                .for_each_chunk_mut(attended, width_task, |i, out| {
                     SCRATCH.with_borrow_mut(|scratch| heads(scratch, (i, out)))
                 });
         }
@@ -325,6 +328,19 @@ impl LlamaModel {
         }
         Ok(())
     }
+}
+
+/// Tasks per thread an attention section should have for load balance.
+const ATTENTION_TASKS_PER_THREAD: usize = 4;
+
+/// Query heads per attention task: the largest divisor of the GQA `group` that still leaves
+/// [`ATTENTION_TASKS_PER_THREAD`] tasks per thread among `heads` query heads in all (1 if none).
+fn queries_per_task(group: usize, heads: usize, threads: usize) -> usize {
+    let wanted = ATTENTION_TASKS_PER_THREAD * threads.max(1);
+    (1..=group.max(1))
+        .rev()
+        .find(|&q| group.is_multiple_of(q) && heads / q >= wanted)
+        .unwrap_or(1)
 }
 
 /// The logits of a forward pass: one vocabulary-wide row per chunk that asked for them, in
@@ -397,7 +413,19 @@ fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
 
 #[cfg(test)]
 mod tests {
-    use super::Logits;
+    use super::{Logits, queries_per_task};
+
+    #[test]
+    fn attention_tasks_keep_whole_groups_unless_too_few_for_the_threads() {
+        // SmolLM2: 9 heads in 3 groups of 3. Batch 8: 24 groups for 2 threads.
+        assert_eq!(queries_per_task(3, 8 * 9, 2), 3);
+        // Batch 1: 3 groups would leave a thread idle; single heads give 9 tasks.
+        assert_eq!(queries_per_task(3, 9, 2), 1);
+        // 32 heads in groups of 8 (TinyLlama), batch 1, 2 threads: 8 tasks of 4 heads.
+        assert_eq!(queries_per_task(8, 32, 2), 4);
+        assert_eq!(queries_per_task(1, 9, 2), 1);
+        assert_eq!(queries_per_task(4, 4, 8), 1);
+    }
 
     #[test]
     fn logits_rows_are_the_vocabulary_wide_slices_in_order() {

@@ -61,6 +61,13 @@ impl Matmul {
         }
     }
 
+    /// Threads a kernel call splits over (for the reference backend, rayon's current pool).
+    pub fn threads(&self) -> usize {
+        self.kernels
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |k| k.threads())
+    }
+
     pub fn backend(&self) -> MatmulBackend {
         match self.kernels {
             Some(_) => MatmulBackend::Kernels,
