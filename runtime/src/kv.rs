@@ -13,41 +13,29 @@ use half::slice::HalfFloatSliceExt;
 
 use crate::error::{Error, Result};
 
-/// Values rounded to f16 per slice conversion (one vectorized pass each way).
+/// Values converted to f16 per slice conversion (one vectorized pass).
 const ROUND_CHUNK: usize = 64;
-
-/// `src` rounded to f16 precision, in the first `src.len()` values of `out`: the same bits as
-/// `f16::from_f32(x).to_f32()` for each value.
-fn round_f16_slice<'a>(
-    src: &[f32],
-    halves: &mut [f16; ROUND_CHUNK],
-    out: &'a mut [f32; ROUND_CHUNK],
-) -> &'a [f32] {
-    let n = src.len();
-    halves[..n].convert_from_f32_slice(src);
-    halves[..n].convert_to_f32_slice(&mut out[..n]);
-    &out[..n]
-}
 
 /// Keys and values of `num_blocks` blocks of `block_size` positions, for every layer.
 ///
 /// Layout per layer: `[block][kv_dim][slot]` for K and `[block][slot][kv_dim]` for V, so one
-/// layer's keys and values of one block are contiguous. Values are rounded to f16 precision (llama.cpp's default KV type)
-/// and kept as f32 for simple, fast reads.
+/// layer's keys and values of one block are contiguous. Stored as f16, llama.cpp's default KV
+/// type: half the bytes attention reads at long contexts (where it is bound by them) and twice
+/// the tokens per MiB of cache.
 #[derive(Debug)]
 pub struct KvStore {
     n_layer: usize,
     kv_dim: usize,
     block_size: usize,
     num_blocks: usize,
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: Vec<f16>,
+    values: Vec<f16>,
 }
 
 impl KvStore {
     /// Bytes one block takes for a model with `n_layer` layers of `kv_dim`-wide keys/values.
     pub fn block_bytes(n_layer: usize, kv_dim: usize, block_size: usize) -> usize {
-        n_layer * 2 * block_size * kv_dim * std::mem::size_of::<f32>()
+        n_layer * 2 * block_size * kv_dim * std::mem::size_of::<f16>()
     }
 
     /// A store of `num_blocks` blocks (memory is reserved lazily by the OS as it is written).
@@ -72,8 +60,8 @@ impl KvStore {
             kv_dim,
             block_size,
             num_blocks,
-            keys: vec![0.0; len],
-            values: vec![0.0; len],
+            keys: vec![f16::ZERO; len],
+            values: vec![f16::ZERO; len],
         })
     }
 
@@ -93,16 +81,16 @@ impl KvStore {
         self.n_layer
     }
 
-    /// Stores position `slot` of `block` in `layer` (values rounded to f16 precision).
+    /// Stores position `slot` of `block` in `layer` (rounded to f16, to nearest).
     pub fn write(&mut self, layer: usize, block: BlockId, slot: usize, key: &[f32], value: &[f32]) {
         let (d, bs) = (self.kv_dim, self.block_size);
         let block_start = self.offset(layer, block as usize, 0);
-        let mut rounded = [0.0f32; ROUND_CHUNK];
         let mut halves = [f16::ZERO; ROUND_CHUNK];
         for (c, src) in key[..d].chunks(ROUND_CHUNK).enumerate() {
-            let rounded = round_f16_slice(src, &mut halves, &mut rounded);
-            for (i, &r) in rounded.iter().enumerate() {
-                self.keys[block_start + (c * ROUND_CHUNK + i) * bs + slot] = r;
+            let halves = &mut halves[..src.len()];
+            halves.convert_from_f32_slice(src);
+            for (i, &h) in halves.iter().enumerate() {
+                self.keys[block_start + (c * ROUND_CHUNK + i) * bs + slot] = h;
             }
         }
         let at = block_start + slot * d;
@@ -110,14 +98,14 @@ impl KvStore {
             .chunks_mut(ROUND_CHUNK)
             .zip(value.chunks(ROUND_CHUNK))
         {
-            dst.copy_from_slice(round_f16_slice(src, &mut halves, &mut rounded));
+            dst.convert_from_f32_slice(src);
         }
     }
 
     /// All keys and values of `layer`: keys `[block][kv_dim][slot]` (each block transposed, so
     /// attention reads one dimension of consecutive positions as a vector), values
     /// `[block][slot][kv_dim]`.
-    pub fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
+    pub fn layer(&self, layer: usize) -> (&[f16], &[f16]) {
         let len = self.num_blocks * self.block_size * self.kv_dim;
         let at = layer * len;
         (&self.keys[at..at + len], &self.values[at..at + len])
@@ -143,16 +131,21 @@ mod tests {
         let (keys, values) = store.layer(1);
         let block = 2 * bs * kv_dim;
         for i in 0..kv_dim {
-            assert_eq!(keys[block + i * bs + 3], round_f16(key[i]), "key {i}");
             assert_eq!(
-                values[block + 3 * kv_dim + i],
-                round_f16(value[i]),
-                "value {i}"
+                keys[block + i * bs + 3].to_f32(),
+                round_f16(key[i]),
+                "key {i}"
             );
+            let v = values[block + 3 * kv_dim + i].to_f32();
+            assert_eq!(v, round_f16(value[i]), "value {i}");
         }
         // Nothing else was written.
-        let written = keys.iter().chain(values).filter(|&&v| v != 0.0).count();
+        let written = keys
+            .iter()
+            .chain(values)
+            .filter(|v| v.to_f32() != 0.0)
+            .count();
         assert_eq!(written, 2 * kv_dim);
-        assert!(store.layer(0).0.iter().all(|&v| v == 0.0));
+        assert!(store.layer(0).0.iter().all(|v| v.to_f32() == 0.0));
     }
 }

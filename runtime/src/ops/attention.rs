@@ -11,6 +11,9 @@
 //! weighted in one sweep over the values, which gives the fused multiply-adds independent
 //! chains to overlap (one query's few columns alone wait on the add latency).
 //!
+//! Keys and values are f16 in the store (`KvStore`) and widened to f32 as they are read
+//! (F16C on x86); at long contexts attention is bound by those reads.
+//!
 //! Every sum has one fixed order of fused multiply-adds (`f32::mul_add`, an FMA instruction
 //! on the x86 builds, which require FMA), so the AVX-512 and AVX2 builds of the one portable
 //! body give identical bits, and a position's result depends neither on how the blocks are
@@ -33,9 +36,9 @@ const REDUCE_LANES: usize = 8;
 #[derive(Clone, Copy, Debug)]
 pub struct KvHead<'a> {
     /// One layer's keys, `[block][kv_dim][slot]`.
-    pub keys: &'a [f32],
+    pub keys: &'a [f16],
     /// One layer's values, `[block][slot][kv_dim]`.
-    pub values: &'a [f32],
+    pub values: &'a [f16],
     pub blocks: &'a [u32],
     pub block_size: usize,
     /// Width of one position's keys or values (all KV heads).
@@ -87,27 +90,87 @@ pub fn attend(
         out.len()
     );
     #[cfg(target_arch = "x86_64")]
+    if let Some(f16c) = F16c::detect()
+        && std::arch::is_x86_feature_detected!("fma")
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX-512F and FMA were detected just above, the function's requirements.
-            unsafe { attend_avx512(queries, head_dim, kv, out, scratch) };
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F, FMA and F16C were detected just above, the requirements.
+            unsafe { attend_avx512(f16c, queries, head_dim, kv, out, scratch) };
             return;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX2 and FMA were detected just above, the function's requirements.
-            unsafe { attend_avx2(queries, head_dim, kv, out, scratch) };
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2, FMA and F16C were detected just above, the requirements.
+            unsafe { attend_avx2(f16c, queries, head_dim, kv, out, scratch) };
             return;
         }
     }
-    attend_portable::<32>(queries, head_dim, kv, out, scratch);
+    attend_portable::<32, _>(Portable, queries, head_dim, kv, out, scratch);
+}
+
+/// Widens 16 f16 values to f32 (exactly: every f16 is an f32).
+trait Widen: Copy {
+    fn widen16(self, h: &[f16; SLOTS]) -> [f32; SLOTS];
+}
+
+/// One value at a time, on any CPU.
+#[derive(Clone, Copy)]
+struct Portable;
+
+impl Widen for Portable {
+    #[inline(always)]
+    fn widen16(self, h: &[f16; SLOTS]) -> [f32; SLOTS] {
+        h.map(f16::to_f32)
+    }
+}
+
+/// F16C's conversion instruction; a value exists only once the CPU is known to have it.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct F16c(());
+
+#[cfg(target_arch = "x86_64")]
+impl F16c {
+    fn detect() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("f16c").then_some(F16c(()))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
+impl Widen for F16c {
+    #[inline(always)]
+    fn widen16(self, h: &[f16; SLOTS]) -> [f32; SLOTS] {
+        use std::arch::x86_64::{__m128i, __m256, _mm_loadu_si128, _mm256_cvtph_ps};
+        let p = h.as_ptr().cast::<__m128i>();
+        // SAFETY: `self` proves the CPU has F16C (and the AVX it implies); the two unaligned
+        // 16-byte loads cover exactly the 16 halves of `h`.
+        unsafe {
+            let lo = _mm256_cvtph_ps(_mm_loadu_si128(p));
+            let hi = _mm256_cvtph_ps(_mm_loadu_si128(p.add(1)));
+            std::mem::transmute::<[__m256; 2], [f32; SLOTS]>([lo, hi])
+        }
+    }
+}
+
+/// `W` halves widened, 16 at a time when `W` allows.
+#[inline(always)]
+fn widen<C: Widen, const W: usize>(c: C, h: &[f16]) -> [f32; W] {
+    let mut out = [0.0f32; W];
+    if W.is_multiple_of(SLOTS) {
+        for (o, i) in out.chunks_exact_mut(SLOTS).zip(h.chunks_exact(SLOTS)) {
+            o.copy_from_slice(&c.widen16(i.try_into().expect("SLOTS halves")));
+        }
+    } else {
+        for (o, &i) in out.iter_mut().zip(h) {
+            *o = i.to_f32();
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma,f16c")]
 fn attend_avx512(
+    f16c: F16c,
     queries: &[f32],
     head_dim: usize,
     kv: KvHead<'_>,
@@ -115,12 +178,13 @@ fn attend_avx512(
     scratch: &mut AttentionScratch,
 ) {
     // 3 queries x 64 columns: 12 of the 32 vector registers accumulate.
-    attend_portable::<64>(queries, head_dim, kv, out, scratch);
+    attend_portable::<64, _>(f16c, queries, head_dim, kv, out, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn attend_avx2(
+    f16c: F16c,
     queries: &[f32],
     head_dim: usize,
     kv: KvHead<'_>,
@@ -128,13 +192,14 @@ fn attend_avx2(
     scratch: &mut AttentionScratch,
 ) {
     // 3 queries x 32 columns: 12 of the 16 vector registers accumulate.
-    attend_portable::<32>(queries, head_dim, kv, out, scratch);
+    attend_portable::<32, _>(f16c, queries, head_dim, kv, out, scratch);
 }
 
 /// The one body of every build; `W` is the number of output columns a sweep over the values
 /// accumulates per query (it changes the registers used, not the result).
 #[inline(always)]
-fn attend_portable<const W: usize>(
+fn attend_portable<const W: usize, C: Widen>(
+    wide: C,
     queries: &[f32],
     head_dim: usize,
     kv: KvHead<'_>,
@@ -176,7 +241,7 @@ fn attend_portable<const W: usize>(
         // The last group is padded with copies of its last pair (recomputed, stored again).
         let at = |i: usize| group[i.min(group.len() - 1)];
         let four = [at(0), at(1), at(2), at(3)];
-        let sums = chunk_scores(q, head_dim, kv.keys, kv.block_size, chunks, &four);
+        let sums = chunk_scores(wide, q, head_dim, kv.keys, kv.block_size, chunks, &four);
         for (&(query, index), sums) in four.iter().zip(&sums) {
             store_scores(
                 &chunks[index],
@@ -207,9 +272,9 @@ fn attend_portable<const W: usize>(
         let weights = &scores[first * n..(first + size) * n];
         let outs = &mut out[first * head_dim..(first + size) * head_dim];
         match size {
-            3 => weigh_values::<3, W>(rows, weights, n, kv.values, head_dim, outs),
-            2 => weigh_values::<2, W>(rows, weights, n, kv.values, head_dim, outs),
-            _ => weigh_values::<1, W>(rows, weights, n, kv.values, head_dim, outs),
+            3 => weigh_values::<3, W, C>(wide, rows, weights, n, kv.values, head_dim, outs),
+            2 => weigh_values::<2, W, C>(wide, rows, weights, n, kv.values, head_dim, outs),
+            _ => weigh_values::<1, W, C>(wide, rows, weights, n, kv.values, head_dim, outs),
         }
         first += size;
     }
@@ -218,11 +283,12 @@ fn attend_portable<const W: usize>(
 /// Each of `Q` queries' outputs (`head_dim` values each in `out`): the values weighted by the
 /// query's `n` probabilities in `weights` (query-major), `W` columns per sweep.
 #[inline(always)]
-fn weigh_values<const Q: usize, const W: usize>(
+fn weigh_values<const Q: usize, const W: usize, C: Widen>(
+    wide: C,
     rows: &[usize],
     weights: &[f32],
     n: usize,
-    values: &[f32],
+    values: &[f16],
     head_dim: usize,
     out: &mut [f32],
 ) {
@@ -230,11 +296,11 @@ fn weigh_values<const Q: usize, const W: usize>(
     while col < head_dim {
         let rest = head_dim - col;
         col += if rest >= W {
-            weighted_columns::<Q, W>(rows, weights, n, values, col, head_dim, out)
+            weighted_columns::<Q, W, C>(wide, rows, weights, n, values, col, head_dim, out)
         } else if rest >= SLOTS {
-            weighted_columns::<Q, SLOTS>(rows, weights, n, values, col, head_dim, out)
+            weighted_columns::<Q, SLOTS, C>(wide, rows, weights, n, values, col, head_dim, out)
         } else {
-            weighted_columns::<Q, 1>(rows, weights, n, values, col, head_dim, out)
+            weighted_columns::<Q, 1, C>(wide, rows, weights, n, values, col, head_dim, out)
         };
     }
 }
@@ -267,10 +333,11 @@ fn layout(kv: &KvHead<'_>, rows: &mut Vec<usize>, chunks: &mut Vec<KeyChunk>) {
 /// chunks, interleaved: pair `i`'s lane `s` is query `pairs[i].0` dotted with the key of slot
 /// `s` of chunk `pairs[i].1`.
 #[inline(always)]
-fn chunk_scores(
+fn chunk_scores<C: Widen>(
+    wide: C,
     q: &[f32],
     head_dim: usize,
-    keys: &[f32],
+    keys: &[f16],
     block_size: usize,
     chunks: &[KeyChunk],
     pairs: &[(usize, usize); PAIRS_AT_ONCE],
@@ -284,7 +351,7 @@ fn chunk_scores(
         let at = d * block_size;
         for ((sum, qh), k) in sums.iter_mut().zip(&qs).zip(&ks) {
             // In bounds: `at + SLOTS <= span` and `d < head_dim = qh.len()`.
-            let k: &[f32; SLOTS] = k[at..at + SLOTS].try_into().expect("SLOTS keys");
+            let k = wide.widen16(k[at..at + SLOTS].try_into().expect("SLOTS keys"));
             let qd = qh[d];
             for s in 0..SLOTS {
                 sum[s] = qd.mul_add(k[s], sum[s]);
@@ -302,7 +369,7 @@ fn one_chunk_scores(q: &[f32], kv: &KvHead<'_>, c: &KeyChunk, scale: f32, scores
     for (d, &qd) in q.iter().enumerate() {
         let k = &kv.keys[c.at + d * kv.block_size..][..visible];
         for (sum, &k) in sums.iter_mut().zip(k) {
-            *sum = qd.mul_add(k, *sum);
+            *sum = qd.mul_add(k.to_f32(), *sum);
         }
     }
     store_scores(c, &sums, scale, scores);
@@ -321,18 +388,20 @@ fn store_scores(c: &KeyChunk, sums: &[f32; SLOTS], scale: f32, scores: &mut [f32
 /// order, of `weights[query * n + p] * values[rows[p] + col + j]` for `j < W`, from 0 with
 /// one fused multiply-add per term; returns `W`.
 #[inline(always)]
-fn weighted_columns<const Q: usize, const W: usize>(
+#[allow(clippy::too_many_arguments)]
+fn weighted_columns<const Q: usize, const W: usize, C: Widen>(
+    wide: C,
     rows: &[usize],
     weights: &[f32],
     n: usize,
-    values: &[f32],
+    values: &[f16],
     col: usize,
     head_dim: usize,
     out: &mut [f32],
 ) -> usize {
     let mut sums = [[0.0f32; W]; Q];
     for (p, &at) in rows.iter().enumerate() {
-        let v: &[f32; W] = values[at + col..][..W].try_into().expect("W values");
+        let v: [f32; W] = widen(wide, &values[at + col..][..W]);
         for (query, sum) in sums.iter_mut().enumerate() {
             let w = weights[query * n + p];
             for j in 0..W {
@@ -391,8 +460,8 @@ mod tests {
     /// Keys and values of `positions` random positions in blocks laid out in `order`, as
     /// `KvStore` lays them out (f16-rounded).
     struct Store {
-        keys: Vec<f32>,
-        values: Vec<f32>,
+        keys: Vec<f16>,
+        values: Vec<f16>,
         blocks: Vec<u32>,
     }
 
@@ -406,14 +475,14 @@ mod tests {
     fn store(kv_dim: usize, bs: usize, positions: usize, order: &[u32], seed: u64) -> Store {
         let nblocks = order.len();
         let total = order.iter().copied().max().unwrap_or(0) as usize + 1;
-        let mut keys = vec![0.0; total * bs * kv_dim];
-        let mut values = vec![0.0; total * bs * kv_dim];
+        let mut keys = vec![f16::ZERO; total * bs * kv_dim];
+        let mut values = vec![f16::ZERO; total * bs * kv_dim];
         let mut seed = seed;
         for p in 0..positions.min(nblocks * bs) {
             let (b, s) = (order[p / bs] as usize, p % bs);
             for d in 0..kv_dim {
-                keys[b * bs * kv_dim + d * bs + s] = f16::from_f32(lcg(&mut seed)).to_f32();
-                values[(b * bs + s) * kv_dim + d] = f16::from_f32(lcg(&mut seed)).to_f32();
+                keys[b * bs * kv_dim + d * bs + s] = f16::from_f32(lcg(&mut seed));
+                values[(b * bs + s) * kv_dim + d] = f16::from_f32(lcg(&mut seed));
             }
         }
         Store {
@@ -435,11 +504,11 @@ mod tests {
         let hd = q.len();
         let key = |p: usize, d: usize| {
             let (b, s) = (st.blocks[p / bs] as usize, p % bs);
-            f64::from(st.keys[b * bs * kv_dim + (offset + d) * bs + s])
+            f64::from(st.keys[b * bs * kv_dim + (offset + d) * bs + s].to_f32())
         };
         let value = |p: usize, d: usize| {
             let (b, s) = (st.blocks[p / bs] as usize, p % bs);
-            f64::from(st.values[(b * bs + s) * kv_dim + offset + d])
+            f64::from(st.values[(b * bs + s) * kv_dim + offset + d].to_f32())
         };
         let scores: Vec<f64> = (0..n)
             .map(|p| (0..hd).map(|d| f64::from(q[d]) * key(p, d)).sum::<f64>() / (hd as f64).sqrt())
@@ -470,8 +539,8 @@ mod tests {
     #[test]
     fn one_position_returns_its_value() {
         let st = Store {
-            keys: vec![0.5, 0.5],
-            values: vec![2.0, -1.0],
+            keys: vec![f16::from_f32(0.5); 2],
+            values: vec![f16::from_f32(2.0), f16::from_f32(-1.0)],
             blocks: vec![0],
         };
         assert_eq!(run(&[1.0, 0.0], &st, 1, 2, 0, 1), [2.0, -1.0]);
@@ -531,14 +600,18 @@ mod tests {
             positions: n,
         };
         let mut portable = vec![0.0; hd];
-        attend_portable::<32>(&q, hd, kv, &mut portable, &mut AttentionScratch::default());
+        let scratch = &mut AttentionScratch::default();
+        attend_portable::<32, _>(Portable, &q, hd, kv, &mut portable, scratch);
         assert_eq!(from_a, portable);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        if let Some(f16c) = F16c::detect()
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
         {
             let mut avx2 = vec![0.0; hd];
-            // SAFETY: AVX2 and FMA were detected just above.
-            unsafe { attend_avx2(&q, hd, kv, &mut avx2, &mut AttentionScratch::default()) };
+            let scratch = &mut AttentionScratch::default();
+            // SAFETY: AVX2, FMA and F16C were detected just above.
+            unsafe { attend_avx2(f16c, &q, hd, kv, &mut avx2, scratch) };
             assert_eq!(from_a, avx2);
         }
     }
