@@ -65,14 +65,19 @@ pub fn exp_f32(x: f32) -> f32 {
         0.5,
     ];
     let xc = x.clamp(MIN_X, MAX_X);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = P[0];
     for c in &P[1..] {
         p = p * r + c;
     }
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // `shifted` is exactly ROUND + n (n integral, |n| <= 127, one binade), so its bits are
+    // ROUND's plus n: integer arithmetic on the bits, which vectorizes, where `n as i32`
+    // (saturating, NaN to 0) is converted one lane at a time.
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let scale = f32::from_bits((n_int.wrapping_add(127) << 23) as u32);
     if x < MIN_X { 0.0 } else { y * scale }
 }
 
@@ -123,4 +128,26 @@ pub(crate) fn max_f32(x: &[f32]) -> f32 {
         }
     }
     acc.iter().copied().fold(tail, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp_f32;
+
+    #[test]
+    fn exp_is_within_3e_7_and_saturates_at_the_ends() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (f64::from(exp_f32(x)), f64::from(x).exp());
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}) = {got}, want {want}"
+            );
+            x += 0.037;
+        }
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(1000.0).is_finite());
+    }
 }
