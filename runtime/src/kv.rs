@@ -9,7 +9,7 @@ pub use block_allocator::{Block, BlockAllocator, BlockId};
 pub use prefix_index::PrefixIndex;
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::error::{Error, Result};
 
@@ -28,8 +28,11 @@ pub struct KvStore {
     kv_dim: usize,
     block_size: usize,
     num_blocks: usize,
-    keys: Vec<f16>,
-    values: Vec<f16>,
+    /// f16 bit patterns: a `u16` buffer of zeros comes from the allocator as untouched pages
+    /// (calloc), so the OS commits memory only as blocks are written; a `Vec<f16>` would be
+    /// written whole at start.
+    keys: Vec<u16>,
+    values: Vec<u16>,
 }
 
 impl KvStore {
@@ -60,8 +63,8 @@ impl KvStore {
             kv_dim,
             block_size,
             num_blocks,
-            keys: vec![f16::ZERO; len],
-            values: vec![f16::ZERO; len],
+            keys: vec![0; len],
+            values: vec![0; len],
         })
     }
 
@@ -90,11 +93,12 @@ impl KvStore {
             let halves = &mut halves[..src.len()];
             halves.convert_from_f32_slice(src);
             for (i, &h) in halves.iter().enumerate() {
-                self.keys[block_start + (c * ROUND_CHUNK + i) * bs + slot] = h;
+                self.keys[block_start + (c * ROUND_CHUNK + i) * bs + slot] = h.to_bits();
             }
         }
         let at = block_start + slot * d;
-        for (dst, src) in self.values[at..at + d]
+        let values: &mut [f16] = self.values[at..at + d].reinterpret_cast_mut();
+        for (dst, src) in values
             .chunks_mut(ROUND_CHUNK)
             .zip(value.chunks(ROUND_CHUNK))
         {
@@ -108,7 +112,10 @@ impl KvStore {
     pub fn layer(&self, layer: usize) -> (&[f16], &[f16]) {
         let len = self.num_blocks * self.block_size * self.kv_dim;
         let at = layer * len;
-        (&self.keys[at..at + len], &self.values[at..at + len])
+        (
+            self.keys[at..at + len].reinterpret_cast(),
+            self.values[at..at + len].reinterpret_cast(),
+        )
     }
 
     fn offset(&self, layer: usize, block: usize, slot: usize) -> usize {

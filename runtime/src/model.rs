@@ -91,15 +91,51 @@ impl LlamaModel {
 
     /// Runs every chunk's tokens through the model in one pass, storing their keys and values in
     /// `kv`, and returns the logits after the last token of each chunk that asks for them (in
-    /// chunk order). Call it on a rayon pool.
+    /// chunk order).
     pub fn forward(&self, chunks: &[SeqChunk<'_>], kv: &mut KvStore) -> Result<Logits> {
+        let mut logits = Logits::default();
+        self.forward_into(chunks, kv, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// As [`LlamaModel::forward`], with the logits written into `logits`, whose memory is reused
+    /// (a serving loop keeps one). The activation buffers are kept per thread between calls:
+    /// allocating a step's few MB afresh each time cost page faults on every step.
+    pub fn forward_into(
+        &self,
+        chunks: &[SeqChunk<'_>],
+        kv: &mut KvStore,
+        logits: &mut Logits,
+    ) -> Result<()> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+        }
+        let mut scratch = SCRATCH.with_borrow_mut(std::mem::take);
+        let result = self.forward_with(chunks, kv, &mut scratch, logits);
+        SCRATCH.with_borrow_mut(|kept| *kept = scratch);
+        result
+    }
+
+    fn forward_with(
+        &self,
+        chunks: &[SeqChunk<'_>],
+        kv: &mut KvStore,
+        scratch: &mut Scratch,
+        logits: &mut Logits,
+    ) -> Result<()> {
         let c = &self.config;
         let rows = self.rows(chunks, kv)?;
         let n = rows.len();
         if n == 0 {
             return Err(Error::InvalidRequest("no tokens to process".to_owned()));
         }
-        let mut x = vec![0.0f32; n * c.n_embd];
+        let Scratch {
+            x,
+            last,
+            layer: buffers,
+        } = scratch;
+        resize(x, n * c.n_embd);
+        buffers.resize(c, n);
         let tokens = chunks.iter().flat_map(|chunk| chunk.tokens);
         for (&token, row) in tokens.zip(x.chunks_exact_mut(c.n_embd)) {
             self.weights
@@ -107,14 +143,13 @@ impl LlamaModel {
                 .dequantize_row(token as usize, row);
         }
         // One set of activation buffers for every layer (each is overwritten whole).
-        let mut buffers = Buffers::new(c, n);
         for (index, layer) in self.weights.layers.iter().enumerate() {
-            self.attention_block(index, layer, &mut x, &rows, chunks, kv, &mut buffers)?;
-            self.feed_forward_block(layer, &mut x, &mut buffers)?;
+            self.attention_block(index, layer, x, &rows, chunks, kv, buffers)?;
+            self.feed_forward_block(layer, x, buffers)?;
         }
 
         // The last row of each chunk that wants logits.
-        let mut last = Vec::new();
+        last.clear();
         let mut end = 0;
         for chunk in chunks {
             end += chunk.tokens.len();
@@ -124,15 +159,13 @@ impl LlamaModel {
         }
         let output = self.weights.output_projection();
         let wanted = last.len() / c.n_embd;
-        let mut logits = Logits {
-            values: vec![0.0f32; wanted * output.rows],
-            vocab: output.rows,
-        };
+        logits.vocab = output.rows;
+        resize(&mut logits.values, wanted * output.rows);
         if wanted > 0 {
-            ops::rms_norm(&mut last, &self.weights.output_norm, c.rms_eps);
-            self.matmul.run(output, &last, wanted, &mut logits.values)?;
+            ops::rms_norm(last, &self.weights.output_norm, c.rms_eps);
+            self.matmul.run(output, last, wanted, &mut logits.values)?;
         }
-        Ok(logits)
+        Ok(())
     }
 
     /// Checks the chunks against the model and the store and lists the batch's rows.
@@ -205,7 +238,6 @@ impl LlamaModel {
             projected,
             ..
         } = buffers;
-
         h.copy_from_slice(x);
         ops::rms_norm(h, &layer.attn_norm, c.rms_eps);
         self.matmul.run_parts(
@@ -228,7 +260,6 @@ impl LlamaModel {
             let block = chunks[r.chunk].blocks[r.position / block_size];
             kv.write(index, block, r.position % block_size, k, v);
         }
-
         let (keys, values) = kv.layer(index);
         let group = c.n_head / c.n_head_kv;
         let qkv = &*qkv;
@@ -345,7 +376,7 @@ fn queries_per_task(group: usize, heads: usize, threads: usize) -> usize {
 
 /// The logits of a forward pass: one vocabulary-wide row per chunk that asked for them, in
 /// chunk order, in one buffer (a batch of 8 would otherwise copy 1.5 MB per step).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Logits {
     values: Vec<f32>,
     vocab: usize,
@@ -377,7 +408,23 @@ impl Logits {
     }
 }
 
+/// Memory a forward pass reuses: the hidden states, the rows that get logits, and one layer's
+/// activations.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    last: Vec<f32>,
+    layer: Buffers,
+}
+
+/// `v` at `len` values (contents unspecified: every user overwrites them).
+fn resize(v: &mut Vec<f32>, len: usize) {
+    v.truncate(len);
+    v.resize(len, 0.0);
+}
+
 /// Activations of one layer for a batch of `n` rows, reused by every layer of a pass.
+#[derive(Default)]
 struct Buffers {
     h: Vec<f32>,
     qkv: Vec<f32>,
@@ -389,17 +436,16 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn new(c: &LlamaConfig, n: usize) -> Self {
+    /// Sizes every buffer for `n` rows.
+    fn resize(&mut self, c: &LlamaConfig, n: usize) {
         let embd = n * c.n_embd;
-        Self {
-            h: vec![0.0; embd],
-            qkv: vec![0.0; n * (c.n_embd + 2 * c.kv_dim())],
-            attended: vec![0.0; embd],
-            projected: vec![0.0; embd],
-            gate_up: vec![0.0; n * 2 * c.n_ff],
-            act: vec![0.0; n * c.n_ff],
-            down: vec![0.0; embd],
-        }
+        resize(&mut self.h, embd);
+        resize(&mut self.qkv, n * (c.n_embd + 2 * c.kv_dim()));
+        resize(&mut self.attended, embd);
+        resize(&mut self.projected, embd);
+        resize(&mut self.gate_up, n * 2 * c.n_ff);
+        resize(&mut self.act, n * c.n_ff);
+        resize(&mut self.down, embd);
     }
 }
 

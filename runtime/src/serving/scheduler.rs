@@ -27,7 +27,7 @@ use crate::engine::{Engine, FinishReason, next_token};
 use crate::error::Error;
 use crate::json_constraint::JsonConstraint;
 use crate::kv::{Block, BlockAllocator, BlockId, KvStore, PrefixIndex};
-use crate::model::SeqChunk;
+use crate::model::{Logits, SeqChunk};
 use crate::sampling::Sampler;
 use crate::text_stream::TextStream;
 
@@ -154,6 +154,8 @@ struct Scheduler<'a> {
     kv: KvStore,
     pool: BlockAllocator,
     index: PrefixIndex,
+    /// The last forward pass's logits (one buffer reused every step).
+    logits: Logits,
     running: Vec<Active>,
     /// Preempted sequences, resumed before new requests (front first).
     preempted: VecDeque<Active>,
@@ -176,6 +178,7 @@ impl<'a> Scheduler<'a> {
             kv: engine.model().new_kv_store(config.block_size, blocks)?,
             pool: BlockAllocator::new(blocks),
             index: PrefixIndex::new(config.block_size),
+            logits: Logits::default(),
             running: Vec::new(),
             preempted: VecDeque::new(),
             waiting: VecDeque::new(),
@@ -394,11 +397,12 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         let (model, kv) = (self.engine.model(), &mut self.kv);
-        let outcome = self.engine.run(|| model.forward(&chunks, kv));
+        let logits = &mut self.logits;
+        let outcome = self.engine.run(|| model.forward_into(&chunks, kv, logits));
         self.stats.steps += 1;
         self.stats.step_tokens += plan.iter().map(|p| p.len as u64).sum::<u64>();
         let logits = match outcome {
-            Ok(logits) => logits,
+            Ok(()) => &self.logits,
             Err(error) => {
                 // Inputs are validated at admission, so this is an engine fault: fail the
                 // sequences of this pass rather than serve wrong tokens.
