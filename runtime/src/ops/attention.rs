@@ -239,10 +239,10 @@ fn attend_portable<const W: usize, C: Widen>(
     }
     for group in pairs.chunks(PAIRS_AT_ONCE) {
         // The last group is padded with copies of its last pair (recomputed, stored again).
-        let at = |i: usize| group[i.min(group.len() - 1)];
-        let four = [at(0), at(1), at(2), at(3)];
-        let sums = chunk_scores(wide, q, head_dim, kv.keys, kv.block_size, chunks, &four);
-        for (&(query, index), sums) in four.iter().zip(&sums) {
+        let padded: [(usize, usize); PAIRS_AT_ONCE] =
+            std::array::from_fn(|i| group[i.min(group.len() - 1)]);
+        let sums = chunk_scores(wide, q, head_dim, kv.keys, kv.block_size, chunks, &padded);
+        for (&(query, index), sums) in padded.iter().zip(&sums) {
             store_scores(
                 &chunks[index],
                 sums,
