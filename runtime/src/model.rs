@@ -112,7 +112,11 @@ impl LlamaModel {
         }
         let mut scratch = SCRATCH.with_borrow_mut(std::mem::take);
         let result = self.forward_with(chunks, kv, &mut scratch, logits);
-        SCRATCH.with_borrow_mut(|kept| *kept = scratch);
+        // Decode steps (a few rows) reuse the buffers; a long prefill's are not worth keeping
+        // on every thread that ever ran one.
+        if scratch.bytes() <= RETAINED_SCRATCH_BYTES {
+            SCRATCH.with_borrow_mut(|kept| *kept = scratch);
+        }
         result
     }
 
@@ -417,6 +421,30 @@ struct Scratch {
     layer: Buffers,
 }
 
+impl Scratch {
+    /// Bytes held (capacity).
+    fn bytes(&self) -> usize {
+        let b = &self.layer;
+        [
+            &self.x,
+            &self.last,
+            &b.h,
+            &b.qkv,
+            &b.attended,
+            &b.projected,
+            &b.gate_up,
+            &b.act,
+            &b.down,
+        ]
+        .iter()
+        .map(|v| v.capacity() * std::mem::size_of::<f32>())
+        .sum()
+    }
+}
+
+/// Largest forward-pass scratch a thread keeps between calls: a few dozen rows of a small model.
+const RETAINED_SCRATCH_BYTES: usize = 4 << 20;
+
 /// `v` at `len` values (contents unspecified: every user overwrites them).
 fn resize(v: &mut Vec<f32>, len: usize) {
     v.truncate(len);
@@ -459,7 +487,7 @@ fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Logits, queries_per_task};
+    use super::{Logits, Scratch, queries_per_task, resize};
 
     #[test]
     fn attention_tasks_keep_whole_groups_unless_too_few_for_the_threads() {
@@ -471,6 +499,18 @@ mod tests {
         assert_eq!(queries_per_task(8, 32, 2), 4);
         assert_eq!(queries_per_task(1, 9, 2), 1);
         assert_eq!(queries_per_task(4, 4, 8), 1);
+    }
+
+    #[test]
+    fn scratch_counts_every_buffer_it_holds() {
+        let mut scratch = Scratch::default();
+        assert_eq!(scratch.bytes(), 0);
+        resize(&mut scratch.x, 10);
+        resize(&mut scratch.layer.down, 6);
+        assert!(scratch.bytes() >= 16 * 4);
+        resize(&mut scratch.x, 2);
+        // Shrinking keeps the memory: retention is decided by capacity.
+        assert!(scratch.bytes() >= 16 * 4);
     }
 
     #[test]
