@@ -13,7 +13,8 @@ use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::error::{Error, Result};
 
-/// Values converted to f16 per slice conversion (one vectorized pass).
+/// Keys converted to f16 per slice conversion (one vectorized pass) before they are scattered
+/// to their transposed slots.
 const ROUND_CHUNK: usize = 64;
 
 /// Keys and values of `num_blocks` blocks of `block_size` positions, for every layer.
@@ -98,12 +99,7 @@ impl KvStore {
         }
         let at = block_start + slot * d;
         let values: &mut [f16] = self.values[at..at + d].reinterpret_cast_mut();
-        for (dst, src) in values
-            .chunks_mut(ROUND_CHUNK)
-            .zip(value.chunks(ROUND_CHUNK))
-        {
-            dst.convert_from_f32_slice(src);
-        }
+        values.convert_from_f32_slice(&value[..d]);
     }
 
     /// All keys and values of `layer`: keys `[block][kv_dim][slot]` (each block transposed, so
