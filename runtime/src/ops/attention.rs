@@ -4,12 +4,13 @@
 //!
 //! Keys are stored transposed within a block (`[block][kv_dim][slot]`, see `KvStore`), so the
 //! scores of [`SLOTS`] positions are that many independent running sums over the head
-//! dimension: one vector lane per position, no horizontal sums. [`PAIRS_AT_ONCE`] (query,
-//! chunk) pairs are summed interleaved, so the chains overlap even when a short context has a
-//! single chunk per query. Values stay `[block][slot][kv_dim]`; each output column is a
-//! running sum over positions, and up to [`QUERIES_AT_ONCE`] queries of a GQA group are
-//! weighted in one sweep over the values, which gives the fused multiply-adds independent
-//! chains to overlap (one query's few columns alone wait on the add latency).
+//! dimension: one vector lane per position, no horizontal sums. The queries of a GQA group go
+//! in batches of up to [`QUERIES_AT_ONCE`]: a batch's scores are summed for a few chunks at
+//! once (4 chunks for one query, 3 for two, 2 for three), each key vector widened once for
+//! the whole batch, so the chains overlap and the widening is shared. Values stay
+//! `[block][slot][kv_dim]`; each output column is a running sum over positions, and a batch
+//! weighs the values in one sweep, which again gives the fused multiply-adds independent
+//! chains (one query's few columns alone wait on the add latency).
 //!
 //! Keys and values are f16 in the store (`KvStore`) and widened to f32 as they are read
 //! (F16C on x86); at long contexts attention is bound by those reads.
@@ -24,9 +25,7 @@ use half::slice::HalfFloatSliceExt;
 
 /// Positions whose scores are computed together (one 512-bit register of f32).
 const SLOTS: usize = 16;
-/// (query, chunk) pairs whose running sums interleave.
-const PAIRS_AT_ONCE: usize = 4;
-/// Queries of a GQA group weighted in one sweep over the values.
+/// Queries of a GQA group scored and weighted together.
 const QUERIES_AT_ONCE: usize = 3;
 /// Partial sums of the softmax's f64 sum and of its max.
 const REDUCE_LANES: usize = 8;
@@ -59,8 +58,8 @@ pub struct AttentionScratch {
     /// Start of each visible position's value row, the head's offset included.
     rows: Vec<usize>,
     chunks: Vec<KeyChunk>,
-    /// (query, chunk index) pairs of the chunks whose keys fill all [`SLOTS`] lanes.
-    pairs: Vec<(usize, usize)>,
+    /// Indices of the chunks whose keys fill all [`SLOTS`] lanes.
+    full: Vec<usize>,
 }
 
 /// Up to [`SLOTS`] consecutive positions of one block: the key of dimension `d` for the chunk's
@@ -104,7 +103,7 @@ pub fn attend(
             return;
         }
     }
-    attend_portable::<32, _>(Portable, queries, head_dim, kv, out, scratch);
+    attend_portable::<32, 4, 3, 2, _>(Portable, queries, head_dim, kv, out, scratch);
 }
 
 /// Widens 16 f16 values to f32 (exactly: every f16 is an f32).
@@ -177,8 +176,9 @@ fn attend_avx512(
     out: &mut [f32],
     scratch: &mut AttentionScratch,
 ) {
-    // 3 queries x 64 columns: 12 of the 32 vector registers accumulate.
-    attend_portable::<64, _>(f16c, queries, head_dim, kv, out, scratch);
+    // Values: 3 queries x 64 columns, 12 of the 32 vector registers accumulate; scores: up to
+    // 3 queries x 4 chunks.
+    attend_portable::<64, 4, 4, 4, _>(f16c, queries, head_dim, kv, out, scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -191,14 +191,16 @@ fn attend_avx2(
     out: &mut [f32],
     scratch: &mut AttentionScratch,
 ) {
-    // 3 queries x 32 columns: 12 of the 16 vector registers accumulate.
-    attend_portable::<32, _>(f16c, queries, head_dim, kv, out, scratch);
+    // Values: 3 queries x 32 columns, 12 of the 16 vector registers accumulate; scores: 4, 3
+    // or 2 chunks (two registers each) for 1, 2 or 3 queries.
+    attend_portable::<32, 4, 3, 2, _>(f16c, queries, head_dim, kv, out, scratch);
 }
 
 /// The one body of every build; `W` is the number of output columns a sweep over the values
-/// accumulates per query (it changes the registers used, not the result).
+/// accumulates per query, `K1`..`K3` the chunks scored at once for 1..3 queries (they change
+/// the registers used, not the result).
 #[inline(always)]
-fn attend_portable<const W: usize, C: Widen>(
+fn attend_portable<const W: usize, const K1: usize, const K2: usize, const K3: usize, C: Widen>(
     wide: C,
     queries: &[f32],
     head_dim: usize,
@@ -215,7 +217,7 @@ fn attend_portable<const W: usize, C: Widen>(
         queries: q,
         rows,
         chunks,
-        pairs,
+        full,
     } = scratch;
     q.clear();
     q.extend_from_slice(queries);
@@ -224,31 +226,34 @@ fn attend_portable<const W: usize, C: Widen>(
 
     scores.clear();
     scores.resize(count * n, 0.0);
-    pairs.clear();
-    for query in 0..count {
-        let qh = &q[query * head_dim..(query + 1) * head_dim];
-        let sc = &mut scores[query * n..(query + 1) * n];
-        for (index, c) in chunks.iter().enumerate() {
-            if c.len == SLOTS {
-                pairs.push((query, index));
-            } else {
-                // A block narrower than SLOTS: lanes past it are other dimensions' keys.
-                one_chunk_scores(qh, &kv, c, scale, sc);
+    full.clear();
+    for (index, c) in chunks.iter().enumerate() {
+        if c.len == SLOTS {
+            full.push(index);
+        } else {
+            // A block narrower than SLOTS: lanes past it are other dimensions' keys.
+            for query in 0..count {
+                let qh = &q[query * head_dim..(query + 1) * head_dim];
+                one_chunk_scores(qh, &kv, c, scale, &mut scores[query * n..(query + 1) * n]);
             }
         }
     }
-    for group in pairs.chunks(PAIRS_AT_ONCE) {
-        // The last group is padded with copies of its last pair (recomputed, stored again).
-        let padded: [(usize, usize); PAIRS_AT_ONCE] =
-            std::array::from_fn(|i| group[i.min(group.len() - 1)]);
-        let sums = chunk_scores(wide, q, head_dim, kv.keys, kv.block_size, chunks, &padded);
-        for (&(query, index), sums) in padded.iter().zip(&sums) {
-            store_scores(
-                &chunks[index],
-                sums,
-                scale,
-                &mut scores[query * n..(query + 1) * n],
-            );
+    // Queries in the same batches as the value sweeps below; each batch's scores are summed
+    // for a few chunks at once, every key vector widened once for all the batch's queries.
+    let scoring = Scoring {
+        q,
+        head_dim,
+        keys: kv.keys,
+        block_size: kv.block_size,
+        chunks,
+        scale,
+        n,
+    };
+    for (first, size) in query_batches(count) {
+        match size {
+            3 => scoring.run::<3, K3, C>(wide, first, full, scores),
+            2 => scoring.run::<2, K2, C>(wide, first, full, scores),
+            _ => scoring.run::<1, K1, C>(wide, first, full, scores),
         }
     }
 
@@ -264,11 +269,7 @@ fn attend_portable<const W: usize, C: Widen>(
     }
     round_to_f16(scores, halves);
 
-    // Queries in batches of at most QUERIES_AT_ONCE, as even as possible.
-    let batches = count.div_ceil(QUERIES_AT_ONCE);
-    let mut first = 0;
-    for b in 0..batches {
-        let size = (count - first).div_ceil(batches - b).min(QUERIES_AT_ONCE);
+    for (first, size) in query_batches(count) {
         let weights = &scores[first * n..(first + size) * n];
         let outs = &mut out[first * head_dim..(first + size) * head_dim];
         match size {
@@ -276,7 +277,59 @@ fn attend_portable<const W: usize, C: Widen>(
             2 => weigh_values::<2, W, C>(wide, rows, weights, n, kv.values, head_dim, outs),
             _ => weigh_values::<1, W, C>(wide, rows, weights, n, kv.values, head_dim, outs),
         }
-        first += size;
+    }
+}
+
+/// `count` queries in batches of at most [`QUERIES_AT_ONCE`], as even as possible: (first
+/// query, batch size) each.
+fn query_batches(count: usize) -> impl Iterator<Item = (usize, usize)> {
+    let batches = count.div_ceil(QUERIES_AT_ONCE);
+    (0..batches).scan(0, move |first, b| {
+        let size = (count - *first).div_ceil(batches - b).min(QUERIES_AT_ONCE);
+        let batch = (*first, size);
+        *first += size;
+        Some(batch)
+    })
+}
+
+/// What scoring a batch of queries against the full key chunks needs.
+struct Scoring<'a> {
+    /// All the call's queries (f16-rounded), `head_dim` values each.
+    q: &'a [f32],
+    head_dim: usize,
+    keys: &'a [f16],
+    block_size: usize,
+    chunks: &'a [KeyChunk],
+    scale: f32,
+    /// Scores per query (the stride of `scores`).
+    n: usize,
+}
+
+impl Scoring<'_> {
+    /// Scores of queries `first..first + Q` against the chunks `full` (indices into
+    /// `chunks`, each [`SLOTS`] slots wide), `K` chunks at a time (the last group padded with
+    /// copies of its last chunk, recomputed and stored again).
+    #[inline(always)]
+    fn run<const Q: usize, const K: usize, C: Widen>(
+        &self,
+        wide: C,
+        first: usize,
+        full: &[usize],
+        scores: &mut [f32],
+    ) {
+        let hd = self.head_dim;
+        let qs: [&[f32]; Q] = std::array::from_fn(|i| &self.q[(first + i) * hd..][..hd]);
+        for group in full.chunks(K) {
+            let picked: [usize; K] = std::array::from_fn(|i| group[i.min(group.len() - 1)]);
+            let ats = picked.map(|index| self.chunks[index].at);
+            let sums = chunk_scores::<Q, K, C>(wide, &qs, self.keys, self.block_size, &ats);
+            for (i, per_chunk) in sums.iter().enumerate() {
+                let row = &mut scores[(first + i) * self.n..(first + i + 1) * self.n];
+                for (&index, sums) in picked.iter().zip(per_chunk) {
+                    store_scores(&self.chunks[index], sums, self.scale, row);
+                }
+            }
+        }
     }
 }
 
@@ -329,32 +382,33 @@ fn layout(kv: &KvHead<'_>, rows: &mut Vec<usize>, chunks: &mut Vec<KeyChunk>) {
     }
 }
 
-/// Running sums over the head dimension for [`PAIRS_AT_ONCE`] (query, chunk) pairs of full
-/// chunks, interleaved: pair `i`'s lane `s` is query `pairs[i].0` dotted with the key of slot
-/// `s` of chunk `pairs[i].1`.
+/// Running sums over the head dimension of `Q` queries against `K` full chunks (keys from
+/// `ats[k]` on): `[query][chunk]` lane `s` is the query dotted with the key of the chunk's slot
+/// `s`. Each chunk's keys of one dimension are widened once for all `Q` queries, and the
+/// `Q * K` sums are independent chains.
 #[inline(always)]
-fn chunk_scores<C: Widen>(
+fn chunk_scores<const Q: usize, const K: usize, C: Widen>(
     wide: C,
-    q: &[f32],
-    head_dim: usize,
+    qs: &[&[f32]; Q],
     keys: &[f16],
     block_size: usize,
-    chunks: &[KeyChunk],
-    pairs: &[(usize, usize); PAIRS_AT_ONCE],
-) -> [[f32; SLOTS]; PAIRS_AT_ONCE] {
-    let mut sums = [[0.0f32; SLOTS]; PAIRS_AT_ONCE];
-    // Each pair's query and its keys from the chunk's first one on, checked once here.
-    let qs = pairs.map(|(query, _)| &q[query * head_dim..(query + 1) * head_dim]);
-    let span = (head_dim - 1) * block_size + SLOTS;
-    let ks = pairs.map(|(_, index)| &keys[chunks[index].at..][..span]);
+    ats: &[usize; K],
+) -> [[[f32; SLOTS]; K]; Q] {
+    let head_dim = qs.first().map_or(0, |q| q.len());
+    let mut sums = [[[0.0f32; SLOTS]; K]; Q];
+    // Each chunk's keys from its first one on, checked once here.
+    let span = (head_dim.max(1) - 1) * block_size + SLOTS;
+    let ks = ats.map(|at| &keys[at..][..span]);
     for d in 0..head_dim {
         let at = d * block_size;
-        for ((sum, qh), k) in sums.iter_mut().zip(&qs).zip(&ks) {
-            // In bounds: `at + SLOTS <= span` and `d < head_dim = qh.len()`.
-            let k = wide.widen16(k[at..at + SLOTS].try_into().expect("SLOTS keys"));
+        let k: [[f32; SLOTS]; K] =
+            std::array::from_fn(|c| wide.widen16(ks[c][at..at + SLOTS].try_into().expect("keys")));
+        for (sum, qh) in sums.iter_mut().zip(qs) {
             let qd = qh[d];
-            for s in 0..SLOTS {
-                sum[s] = qd.mul_add(k[s], sum[s]);
+            for (sum, k) in sum.iter_mut().zip(&k) {
+                for s in 0..SLOTS {
+                    sum[s] = qd.mul_add(k[s], sum[s]);
+                }
             }
         }
     }
@@ -601,7 +655,7 @@ mod tests {
         };
         let mut portable = vec![0.0; hd];
         let scratch = &mut AttentionScratch::default();
-        attend_portable::<32, _>(Portable, &q, hd, kv, &mut portable, scratch);
+        attend_portable::<32, 4, 3, 2, _>(Portable, &q, hd, kv, &mut portable, scratch);
         assert_eq!(from_a, portable);
         #[cfg(target_arch = "x86_64")]
         if let Some(f16c) = F16c::detect()
