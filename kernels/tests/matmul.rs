@@ -17,7 +17,7 @@ fn isas() -> Vec<Isa> {
 }
 
 /// `(rows, k, n)` shapes: odd row counts (partial last group), one block, n = 1..=9 (tiles of
-/// 8 and 4 plus remainders).
+/// 8 and 4 plus remainders), and prefill-sized n across several 64-row activation blocks.
 fn shapes() -> Vec<(usize, usize, usize)> {
     let mut s = Vec::new();
     for (rows, k) in [
@@ -34,6 +34,8 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         }
     }
     s.push((576, 576, 2));
+    s.push((100, 64, 150));
+    s.push((33, 96, 64));
     s
 }
 
