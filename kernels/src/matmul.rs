@@ -315,16 +315,15 @@ fn matmul_f32(
     Ok(())
 }
 
-/// How far ahead of the group block being multiplied the kernels prefetch, in group blocks:
-/// into L1 ...
-/// A decode step streams ~100 MB of weights through kernels that also do a lot of arithmetic
-/// per byte at batch 8; the hardware prefetcher alone leaves the loads waiting (a 30-layer
-/// stream of distinct matrices ran 1.5x faster at batch 8 and 1.1-1.4x at batch 1 with this;
-/// 4 to 8 blocks measured alike).
+/// Group blocks ahead of the one being multiplied that the kernels prefetch into L1. A decode
+/// step streams ~100 MB of weights through kernels that also do a lot of arithmetic per byte at
+/// batch 8; the hardware prefetcher alone leaves the loads waiting (a 30-layer stream of
+/// distinct matrices ran 1.5x faster at batch 8 and 1.1-1.4x at batch 1 with this; 4 to 8
+/// blocks measured alike).
 const PREFETCH_BLOCKS: usize = 6;
-/// ... and into L2, further ahead, so the L1 prefetches find their lines close (engine decode,
-/// alternating binaries: batch 1 about 275-290 -> 330 tok/s, batch 8 785-805 -> 834-891 tok/s;
-/// 16, 32 and 64 blocks measured alike at batch 1, 16 best at batch 8).
+/// Group blocks ahead prefetched into L2, so the L1 prefetches find their lines close (engine
+/// decode, alternating binaries: batch 1 about 275-290 -> 330 tok/s, batch 8 785-805 -> 834-891
+/// tok/s; 16, 32 and 64 blocks measured alike at batch 1, 16 best at batch 8).
 const PREFETCH_L2_BLOCKS: usize = 16;
 
 /// Prefetches the group blocks [`PREFETCH_BLOCKS`] (to L1) and [`PREFETCH_L2_BLOCKS`] (to L2)
