@@ -44,7 +44,8 @@ irdl.dialect @agent {
     %a_seed = irdl.base "#builtin.integer"
     %a_stop = irdl.base "#builtin.array"
     %a_output = irdl.base "#builtin.string"
-    irdl.attributes {"node" = %a_node, "model" = %a_model, "mode" = %a_mode, "messages" = %a_messages, "max_tokens" = %a_max_tokens, "temperature" = %a_temperature, "top_p" = %a_top_p, "top_k" = %a_top_k, "seed" = %a_seed, "stop" = %a_stop, "output" = %a_output}
+    %a_constraint = irdl.base "#builtin.string"
+    irdl.attributes {"node" = %a_node, "model" = %a_model, "mode" = %a_mode, "messages" = %a_messages, "max_tokens" = %a_max_tokens, "temperature" = %a_temperature, "top_p" = %a_top_p, "top_k" = %a_top_k, "seed" = %a_seed, "stop" = %a_stop, "output" = %a_output, "constraint" = %a_constraint}
     %text_in = irdl.base @agent::@text
     %json_in = irdl.base @agent::@json
     %vec_in = irdl.base @agent::@vec

@@ -118,7 +118,8 @@ irdl.dialect @exec {
     %a_device = irdl.base "#builtin.string"
     %a_predicted_ms = irdl.base "#builtin.float"
     %a_usd = irdl.base "#builtin.float"
-    irdl.attributes {"node" = %a_node, "model" = %a_model, "max_tokens" = %a_max_tokens, "est_tokens" = %a_est_tokens, "temperature" = %a_temperature, "top_p" = %a_top_p, "top_k" = %a_top_k, "seed" = %a_seed, "stop" = %a_stop, "batch" = %a_batch, "device" = %a_device, "predicted_ms" = %a_predicted_ms, "usd" = %a_usd}
+    %a_constraint = irdl.base "#builtin.string"
+    irdl.attributes {"node" = %a_node, "model" = %a_model, "max_tokens" = %a_max_tokens, "est_tokens" = %a_est_tokens, "temperature" = %a_temperature, "top_p" = %a_top_p, "top_k" = %a_top_k, "seed" = %a_seed, "stop" = %a_stop, "batch" = %a_batch, "device" = %a_device, "predicted_ms" = %a_predicted_ms, "usd" = %a_usd, "constraint" = %a_constraint}
     %o_kv = irdl.base @exec::@kv
     irdl.operands(kv: %o_kv)
     %r_out = irdl.base @exec::@tokens

@@ -408,6 +408,7 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                                     "text"
                                 }),
                             ),
+                            a.named("constraint", a.str(&constraint_attr(&l.constraint))),
                         ]
                     },
                     block,
@@ -566,4 +567,16 @@ fn group_by_type(operands: &[(OperandKey, ValueType)]) -> (Vec<usize>, Vec<i32>)
         segments.push((order.len() - before) as i32);
     }
     (order, segments)
+}
+
+/// An llm node's output constraint as the `constraint` attribute of `agent.llm` and
+/// `exec.decode`: `{"json_schema": ...}`, `{"regex": ...}`, `{"choice": [...]}`, or empty.
+fn constraint_attr(constraint: &Option<LlmConstraint>) -> String {
+    let value = match constraint {
+        None => return String::new(),
+        Some(LlmConstraint::Schema { schema, .. }) => serde_json::json!({"json_schema": schema}),
+        Some(LlmConstraint::Regex(rx)) => serde_json::json!({"regex": rx}),
+        Some(LlmConstraint::Choice(c)) => serde_json::json!({"choice": c}),
+    };
+    value.to_string()
 }

@@ -4,6 +4,7 @@
 pub mod ast;
 pub mod condition;
 pub(crate) mod decode;
+mod output_schema;
 mod resolve;
 mod source_map;
 pub mod template;
@@ -40,6 +41,10 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<WorkflowGraph, Diagnostics> {
         diags: Vec::new(),
         src: &src,
         broken_ids: Default::default(),
+        base_dir: std::path::Path::new(file)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
     };
     let Some(workflow) = decode::workflow(&mut d, &root) else {
         return fail(d.diags);
@@ -49,6 +54,9 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<WorkflowGraph, Diagnostics> {
     let ordered = resolve::order_scopes(&mut d, &mut graph, &edges);
     if ordered {
         typecheck::check(&mut d, &mut graph);
+        if d.diags.is_empty() {
+            output_schema::infer_and_check(&mut d, &mut graph);
+        }
     }
     if d.diags.is_empty() {
         Ok(graph)

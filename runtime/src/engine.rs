@@ -3,12 +3,14 @@
 
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
 
+use crate::constraint::{Grammars, Guide, OutputConstraint, prepare_during};
 use crate::error::{Error, Result};
-use crate::json_constraint::{JsonConstraint, JsonShape};
 use crate::kv::{BlockId, KvStore};
 use crate::model::{LlamaModel, SeqChunk};
 use crate::ops::{Matmul, MatmulBackend};
@@ -59,9 +61,9 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Generation ends when the text contains one of these; the text is cut before it.
     pub stop: Vec<String>,
-    /// Constrain the output to one JSON value of this shape; generation ends when it is
-    /// complete (`output: json` nodes).
-    pub json: Option<JsonShape>,
+    /// Constrain the output to a JSON Schema, a regex or a list of choices; generation ends
+    /// when it is complete, and fails if `max_tokens` or a stop string ends it before.
+    pub constraint: Option<OutputConstraint>,
     /// Added to the logits of these token ids before sampling (OpenAI's `logit_bias`); a bias
     /// of -100 or less bans the token.
     pub logit_bias: Vec<(u32, f32)>,
@@ -75,7 +77,7 @@ impl GenerateRequest {
             max_tokens,
             sampling: SamplingParams::greedy(),
             stop: Vec::new(),
-            json: None,
+            constraint: None,
             logit_bias: Vec::new(),
         }
     }
@@ -110,6 +112,12 @@ pub struct Timings {
     pub prefill: Duration,
     /// All later forward passes and sampling.
     pub decode: Duration,
+    /// Time spent computing constraint masks (overlapped with the forward passes).
+    pub mask: Duration,
+    /// Constraint masks computed (one per sampled token under a constraint).
+    pub masks: u32,
+    /// Tokens a constraint forced without sampling (fast-forward).
+    pub forced_tokens: usize,
 }
 
 impl Timings {
@@ -139,7 +147,11 @@ pub struct Generation {
 /// A loaded model with its tokenizer, chat template and thread pool.
 pub struct Engine {
     model: LlamaModel,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
+    /// The constraint compiler for this vocabulary, built on first use.
+    grammars: OnceLock<std::result::Result<Grammars, String>>,
+    /// Whether tokens a constraint forces are appended without sampling (on by default).
+    fast_forward: AtomicBool,
     chat_template: Option<ChatTemplate>,
     pool: rayon::ThreadPool,
     context_length: usize,
@@ -162,7 +174,7 @@ impl Engine {
     pub fn load_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
         let gguf = GgufFile::open(path)?;
         let model = LlamaModel::load(&gguf, Matmul::new(options.matmul, options.threads)?)?;
-        let tokenizer = Tokenizer::from_metadata(&gguf)?;
+        let tokenizer = Arc::new(Tokenizer::from_metadata(&gguf)?);
         let marker = |id: Option<u32>| -> Result<String> {
             Ok(match id {
                 Some(id) => tokenizer.decode(&[id], true)?,
@@ -181,6 +193,8 @@ impl Engine {
         Ok(Self {
             model,
             tokenizer,
+            grammars: OnceLock::new(),
+            fast_forward: AtomicBool::new(true),
             chat_template,
             pool,
             context_length,
@@ -197,6 +211,22 @@ impl Engine {
 
     pub fn context_length(&self) -> usize {
         self.context_length
+    }
+
+    /// Turns fast-forward of forced tokens on or off (for benchmarks; on by default).
+    pub fn set_fast_forward(&self, on: bool) {
+        self.fast_forward.store(on, Ordering::Relaxed);
+    }
+
+    /// A matcher for `constraint` over this model's vocabulary (the vocabulary's token trie is
+    /// built on the first call).
+    pub fn guide(&self, constraint: &OutputConstraint) -> Result<Guide> {
+        let grammars = self
+            .grammars
+            .get_or_init(|| Grammars::new(Arc::clone(&self.tokenizer)).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::InvalidConstraint(e.clone()))?;
+        grammars.guide(constraint, self.fast_forward.load(Ordering::Relaxed))
     }
 
     /// Renders `messages` with the model's chat template, ready for the assistant's reply.
@@ -319,41 +349,74 @@ impl Engine {
         let mut finish_reason = FinishReason::Length;
         let mut stop_cut = None;
 
+        let mut guide = request
+            .constraint
+            .as_ref()
+            .map(|c| self.guide(c))
+            .transpose()?;
         let started = Instant::now();
-        let mut logits = self.run(|| sequence.forward(&self.model, &prompt_tokens))?;
+        let mut logits = {
+            let mut guides: Vec<&mut Guide> = guide.iter_mut().collect();
+            prepare_during(&mut guides, || {
+                self.run(|| sequence.forward(&self.model, &prompt_tokens))
+            })?
+        };
         let mut decode_started = None;
-        let mut json = request.json.map(JsonConstraint::new);
         while tokens.len() < request.max_tokens {
             let token = next_token(
                 &mut sampler,
-                json.as_mut(),
-                &logits,
+                guide.as_mut(),
+                &mut logits,
                 &request.logit_bias,
-                &self.tokenizer,
-            );
-            let json_done = json.as_ref().is_some_and(JsonConstraint::is_complete);
-            tokens.push(token);
-            if tokens.len() == 1 {
+            )?;
+            let end_of_generation = self.tokenizer.is_end_of_generation(token);
+            let mut step = vec![token];
+            let mut complete = false;
+            if let Some(g) = guide.as_mut() {
+                let committed = g.commit(token, end_of_generation)?;
+                complete = committed.complete;
+                let room = request.max_tokens - tokens.len() - 1;
+                timings.forced_tokens += committed.forced.len().min(room);
+                step.extend(committed.forced.into_iter().take(room));
+            }
+            tokens.extend_from_slice(&step);
+            if decode_started.is_none() {
                 timings.prefill = started.elapsed();
                 decode_started = Some(Instant::now());
             }
-            let end_of_generation = self.tokenizer.is_end_of_generation(token);
             if !end_of_generation {
-                self.tokenizer
-                    .append_token_bytes(token, false, stream.bytes_mut())?;
+                for &t in &step {
+                    self.tokenizer
+                        .append_token_bytes(t, false, stream.bytes_mut())?;
+                }
             }
             let stop = stream.find_stop();
             let last = end_of_generation
-                || json_done
+                || complete
                 || stop.is_some()
-                || tokens.len() == request.max_tokens;
+                || tokens.len() >= request.max_tokens;
+            if last
+                && !end_of_generation
+                && !complete
+                && let Some(g) = guide.as_mut()
+                && !g.is_accepting()
+            {
+                return Err(Error::IncompleteOutput {
+                    reason: if stop.is_some() {
+                        "a stop string ended it"
+                    } else {
+                        "max_tokens ran out"
+                    },
+                    tokens: tokens.len(),
+                });
+            }
             let text = if last {
                 stream.finish(stop.map(|(_, at)| at))
             } else {
                 stream.take_ready()
             };
             let control = on_token(&TokenEvent { token, text: &text });
-            if end_of_generation || json_done {
+            if end_of_generation || complete {
                 finish_reason = FinishReason::EndOfGeneration;
                 break;
             }
@@ -367,8 +430,14 @@ impl Engine {
                 break;
             }
             if !last {
-                logits = self.run(|| sequence.forward(&self.model, &[token]))?;
+                let mut guides: Vec<&mut Guide> = guide.iter_mut().collect();
+                logits = prepare_during(&mut guides, || {
+                    self.run(|| sequence.forward(&self.model, &step))
+                })?;
             }
+        }
+        if let Some(g) = &guide {
+            (timings.mask, timings.masks) = g.mask_stats();
         }
         if let Some(decode_started) = decode_started {
             timings.decode = decode_started.elapsed();
@@ -412,33 +481,26 @@ impl SoloSequence {
     }
 }
 
-/// The next token: sampled among those that keep a JSON-constrained output valid, or from all
-/// of them, after adding `bias` to the logits. A constraint no token can satisfy falls back to
-/// plain sampling (the output then fails to parse, with the text in the error).
+/// The next token: sampled after adding `bias` to the logits and masking the tokens a
+/// constraint does not allow (the logits are changed in place).
 pub(crate) fn next_token(
     sampler: &mut Sampler,
-    json: Option<&mut JsonConstraint>,
-    logits: &[f32],
+    guide: Option<&mut Guide>,
+    logits: &mut [f32],
     bias: &[(u32, f32)],
-    tokenizer: &Tokenizer,
-) -> u32 {
-    let biased;
-    let logits = if bias.is_empty() {
-        logits
-    } else {
-        biased = apply_logit_bias(logits, bias);
-        &biased[..]
-    };
-    json.and_then(|j| j.choose(logits, sampler, tokenizer))
-        .unwrap_or_else(|| sampler.sample(logits))
+) -> Result<u32> {
+    apply_logit_bias(logits, bias);
+    if let Some(guide) = guide {
+        guide.apply(logits)?;
+    }
+    Ok(sampler.sample(logits))
 }
 
 /// `logits` with `bias` added (ids outside the vocabulary are ignored; they are refused at
 /// submission); a bias of -100 or less bans the token, as OpenAI documents.
-pub(crate) fn apply_logit_bias(logits: &[f32], bias: &[(u32, f32)]) -> Vec<f32> {
-    let mut out = logits.to_vec();
+pub(crate) fn apply_logit_bias(logits: &mut [f32], bias: &[(u32, f32)]) {
     for &(id, b) in bias {
-        if let Some(l) = out.get_mut(id as usize) {
+        if let Some(l) = logits.get_mut(id as usize) {
             *l = if b <= -100.0 {
                 f32::NEG_INFINITY
             } else {
@@ -446,7 +508,6 @@ pub(crate) fn apply_logit_bias(logits: &[f32], bias: &[(u32, f32)]) -> Vec<f32> 
             };
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -455,11 +516,9 @@ mod tests {
 
     #[test]
     fn logit_bias_adds_bans_and_ignores_ids_outside_the_vocabulary() {
-        let logits = [1.0, 2.0, 3.0];
-        assert_eq!(
-            apply_logit_bias(&logits, &[(0, 2.5), (2, -100.0), (7, 50.0)]),
-            [3.5, 2.0, f32::NEG_INFINITY]
-        );
+        let mut logits = [1.0, 2.0, 3.0];
+        apply_logit_bias(&mut logits, &[(0, 2.5), (2, -100.0), (7, 50.0)]);
+        assert_eq!(logits, [3.5, 2.0, f32::NEG_INFINITY]);
     }
 
     #[test]

@@ -28,6 +28,14 @@ pub enum Error {
     #[error("invalid generation request: {0}")]
     InvalidRequest(String),
 
+    #[error("invalid output constraint: {0}")]
+    InvalidConstraint(String),
+
+    #[error(
+        "the output is incomplete: {reason} after {tokens} tokens, before it matched its schema; raise max_tokens"
+    )]
+    IncompleteOutput { reason: &'static str, tokens: usize },
+
     #[error(
         "the prompt and the tokens to generate need {needed} positions but the context holds {capacity}; shorten the prompt or lower max_tokens"
     )]

@@ -4,11 +4,11 @@
 //! the other ops (sentence embeddings, vector indexes, tools) and the workflow runtime that
 //! runs compiled plans.
 
+pub mod constraint;
 pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod index;
-pub mod json_constraint;
 pub mod kv;
 pub mod model;
 pub mod ops;

@@ -18,8 +18,8 @@ use melior::ir::operation::{OperationLike, OperationRef};
 use melior::ir::{RegionLike, ValueLike};
 use serde_json::Value as Json;
 
+use crate::constraint::OutputConstraint;
 use crate::error::{Error, Result};
-use crate::json_constraint::JsonShape;
 use crate::sampling::SamplingParams;
 use crate::value::Condition;
 
@@ -111,9 +111,10 @@ pub enum OpKind {
         max_tokens: usize,
         sampling: SamplingParams,
         stop: Vec<String>,
-        /// Set when the call's output is parsed as JSON: decoding is constrained to it (an
-        /// array when the value feeds a map).
-        json: Option<JsonShape>,
+        /// The output's constraint (the node's JSON Schema, inferred or declared, its regex
+        /// or its choices). An `output: json` decode without one is constrained to a JSON
+        /// object, or an array when the value feeds a map.
+        constraint: Option<OutputConstraint>,
     },
     Detokenize {
         json: bool,
@@ -415,17 +416,35 @@ fn constrain_json_outputs(ops: &mut [Op]) {
         shapes.push((
             decode,
             if mapped {
-                JsonShape::Array
+                OutputConstraint::JsonSchema(serde_json::json!({"type": "array"}))
             } else {
-                JsonShape::Object
+                OutputConstraint::JsonObject
             },
         ));
     }
     for (decode, shape) in shapes {
-        if let OpKind::Decode { json, .. } = &mut ops[decode].kind {
-            *json = Some(shape);
+        if let OpKind::Decode { constraint, .. } = &mut ops[decode].kind
+            && constraint.is_none()
+        {
+            *constraint = Some(shape);
         }
     }
+}
+
+/// A decode's `constraint` attribute: the JSON text of [`OutputConstraint::to_json`], or empty
+/// for none.
+fn constraint_attr(
+    op: &OperationRef<'_, '_>,
+) -> std::result::Result<Option<OutputConstraint>, String> {
+    let text = attr_str(op, "constraint");
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let value: Json = serde_json::from_str(&text)
+        .map_err(|e| format!("decode `constraint` attribute is not JSON: {e}"))?;
+    OutputConstraint::from_json(&value)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// For each op, the longest predicted time of any chain of ops that consume its result.
@@ -527,7 +546,7 @@ fn lower_op(op: &OperationRef<'_, '_>, name: &str) -> std::result::Result<Option
                 seed: attr_json(op, "seed").as_u64().unwrap_or(0),
             },
             stop: strings(&attr_json(op, "stop")),
-            json: None,
+            constraint: constraint_attr(op)?,
         },
         exec::DETOKENIZE => OpKind::Detokenize {
             json: s("output") == "json",

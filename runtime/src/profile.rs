@@ -161,7 +161,7 @@ pub fn engine_timings(engine: &Engine) -> Result<(LinearTiming, LinearTiming)> {
     let run = |words: usize, max_tokens: usize| -> Result<(usize, f64, usize, f64)> {
         let req = GenerateRequest {
             logit_bias: Vec::new(),
-            json: None,
+            constraint: None,
             prompt: Prompt::Text(text(words)),
             max_tokens,
             sampling: SamplingParams::greedy(),
@@ -262,7 +262,7 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
         let mut seqs = Vec::with_capacity(n);
         for i in 0..n {
             let request = GenerateRequest {
-                json: None,
+                constraint: None,
                 logit_bias: Vec::new(),
                 prompt: Prompt::Text(prompt(i, words)),
                 max_tokens,

@@ -436,7 +436,7 @@ mod tests {
         );
         assert_eq!(
             render_template("${1.missing}", &ops()).unwrap_err(),
-            "the json value has no field `missing` (at `missing`): {\"action\":\"calculate\",\"input\":\"2+3\",\"items\":[1,2],\"n\":3}"
+            "the json value has no field `missing` (at `missing`): {\"action\":\"calculate\",\"input\":\"2+3\",\"n\":3,\"items\":[1,2]}"
         );
         assert_eq!(
             render_template("${0.x}", &ops()).unwrap_err(),

@@ -438,14 +438,14 @@ impl<'a> Run<'a> {
                 max_tokens,
                 sampling,
                 stop,
-                json,
+                constraint,
             } => {
                 let Some(Datum::Kv(kv)) = operands.into_iter().next() else {
                     return Err(fail("decode expects a prefill's KV".to_owned()));
                 };
                 let request = GenerateRequest {
                     logit_bias: Vec::new(),
-                    json: *json,
+                    constraint: constraint.clone(),
                     prompt: Prompt::Tokens(kv.tokens.as_ref().clone()),
                     max_tokens: *max_tokens,
                     sampling: sampling.clone(),

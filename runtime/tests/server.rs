@@ -668,3 +668,102 @@ async fn models_health_and_metrics() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_format_constrains_chat_and_bad_schemas_are_400s() {
+    let server = TestServer::start(ServingConfig::default())
+        .await
+        .expect("the bundled model is missing: run scripts/setup.sh");
+    let schema = json!({"type": "object", "properties": {
+        "colour": {"enum": ["red", "green", "blue"]},
+        "count": {"type": "integer", "minimum": 1, "maximum": 9}
+    }, "required": ["colour", "count"], "additionalProperties": false});
+    let (status, body) = server
+        .post_json(
+            "/v1/chat/completions",
+            json!({
+                "messages": [{"role": "user", "content": "Pick a colour and a count."}],
+                "max_tokens": 40,
+                "temperature": 0.8,
+                "seed": 5,
+                "response_format": {"type": "json_schema",
+                    "json_schema": {"name": "pick", "schema": schema, "strict": true}}
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    let value: Value = serde_json::from_str(content).expect("JSON content");
+    assert!(
+        ["red", "green", "blue"].contains(&value["colour"].as_str().unwrap()),
+        "{value}"
+    );
+    assert!(
+        (1..=9).contains(&value["count"].as_i64().unwrap()),
+        "{value}"
+    );
+    assert_eq!(value.as_object().unwrap().len(), 2, "{value}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+
+    let (status, body) = server
+        .post_json(
+            "/v1/completions",
+            json!({"prompt": "A JSON object with a name and an age:", "max_tokens": 120,
+                   "temperature": 0, "response_format": {"type": "json_object"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["choices"][0]["text"].as_str().unwrap();
+    assert!(
+        serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()),
+        "{text}"
+    );
+
+    for (format, param, message) in [
+        (
+            json!({"type": "json_schema", "json_schema": {"name": "x",
+                   "schema": {"type": "object", "properties": {"a": {"type": "strnig"}}}}}),
+            "response_format.json_schema.schema",
+            "invalid output constraint: unsupported or invalid JSON schema: ",
+        ),
+        (
+            json!({"type": "xml"}),
+            "response_format.type",
+            "unknown type `xml`; use text, json_object or json_schema",
+        ),
+        (
+            json!({"type": "json_schema", "json_schema": {"schema": {}}}),
+            "response_format.json_schema.name",
+            "must be a non-empty string",
+        ),
+    ] {
+        let (status, body) = server
+            .post_json(
+                "/v1/chat/completions",
+                json!({"messages": [{"role": "user", "content": "x"}], "response_format": format}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["param"], param, "{body}");
+        let got = body["error"]["message"].as_str().unwrap();
+        assert!(got.contains(message), "{got}");
+    }
+
+    // A budget too small for the schema fails the call instead of closing the object.
+    let (status, body) = server
+        .post_json(
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "Pick."}], "max_tokens": 3,
+                   "response_format": {"type": "json_schema",
+                       "json_schema": {"name": "pick", "schema": schema}}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the output is incomplete: max_tokens ran out"),
+        "{body}"
+    );
+}

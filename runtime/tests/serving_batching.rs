@@ -132,7 +132,7 @@ fn seeded_sampling_with_stops_matches_generation_alone() {
         .enumerate()
         .map(|(i, p)| GenerateRequest {
             logit_bias: Vec::new(),
-            json: None,
+            constraint: None,
             prompt: Prompt::Text((*p).to_owned()),
             max_tokens: 20,
             sampling: SamplingParams {

@@ -219,7 +219,7 @@ const EXAMPLE_OUTPUTS: [(&str, &[&str]); 6] = [
 ];
 
 #[test]
-fn every_example_runs_on_its_first_input() {
+fn every_example_runs_every_shipped_input_without_a_failed_run() {
     if !model_present() {
         return;
     }
@@ -227,33 +227,40 @@ fn every_example_runs_on_its_first_input() {
     let out = agentc(&["index", "build", "examples/corpus", "-o", "indexes/corpus"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for (name, outputs) in EXAMPLE_OUTPUTS {
-        let inputs = std::fs::read_to_string(root().join(format!("examples/inputs/{name}.jsonl")))
-            .expect("every example has inputs");
-        let first: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(inputs.lines().next().expect("one input")).expect("an object");
-        let mut args = vec![
-            "run".to_owned(),
-            format!("examples/{name}.yaml"),
-            "-q".to_owned(),
-        ];
-        for (k, v) in &first {
-            let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            args.extend(["-i".to_owned(), format!("{k}={v}")]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = agentc(&args);
-        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
-        let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON outputs");
-        let keys: Vec<&str> = value
-            .as_object()
-            .expect("an object")
-            .keys()
-            .map(String::as_str)
+        let inputs = root().join(format!("examples/inputs/{name}.jsonl"));
+        let count = std::fs::read_to_string(&inputs)
+            .expect("every example has inputs")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        let out = agentc(&[
+            "run",
+            &format!("examples/{name}.yaml"),
+            "--batch",
+            inputs.to_str().unwrap(),
+            "--concurrency",
+            "4",
+            "--quiet",
+        ]);
+        let lines: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
             .collect();
-        assert_eq!(keys, outputs, "{name}");
+        assert_eq!(lines.len(), count, "{name}: {}", text(&out.stderr));
+        for line in &lines {
+            assert!(line.get("error").is_none(), "{name}: {line}");
+            let mut keys: Vec<&str> = line["outputs"]
+                .as_object()
+                .expect("outputs")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            let mut expected = outputs.to_vec();
+            expected.sort_unstable();
+            assert_eq!(keys, expected, "{name}");
+        }
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
     }
 }
 

@@ -10,7 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use super::condition::Condition;
 use super::template::Template;
-use crate::diagnostics::Span;
+use crate::diagnostics::{Pos, Span};
 
 /// A workflow file.
 #[derive(Clone, Debug, JsonSchema)]
@@ -315,6 +315,36 @@ pub struct LlmNode {
     /// `json` parses the completion as JSON (default text).
     #[schemars(with = "Option<OutputFormat>")]
     pub output: OutputFormat,
+    /// What decoding is constrained to: `schema`, `regex` or `choice` (one of them).
+    #[schemars(flatten, with = "LlmConstraintKeys")]
+    pub constraint: Option<LlmConstraint>,
+}
+
+/// The keys that constrain an llm node's output (for the workflow file's JSON Schema).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct LlmConstraintKeys {
+    /// A JSON Schema the output must match (implies `output: json`): inline, or the path of a
+    /// `.json`/`.yaml` file relative to the workflow. With `output: json` and no schema, one is
+    /// inferred from the fields later nodes read.
+    schema: Option<serde_json::Value>,
+    /// A regular expression the whole text output must match.
+    regex: Option<String>,
+    /// The text output is exactly one of these strings.
+    choice: Option<Vec<String>>,
+}
+
+/// An llm node's output constraint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LlmConstraint {
+    /// `inferred`: built by the compiler from the fields later nodes read.
+    Schema {
+        schema: serde_json::Value,
+        inferred: bool,
+        at: Pos,
+    },
+    Regex(String),
+    Choice(Vec<String>),
 }
 
 #[derive(Clone, Debug, JsonSchema)]

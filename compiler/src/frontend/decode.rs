@@ -55,6 +55,8 @@ pub struct Decoder<'s> {
     pub src: &'s SourceMap<'s>,
     /// Ids of nodes that failed to decode: references to them are not reported again.
     pub broken_ids: std::collections::HashSet<String>,
+    /// The workflow file's folder: `schema:` file paths are relative to it.
+    pub base_dir: std::path::PathBuf,
 }
 
 /// A mapping being decoded: tracks which keys were read so unknown ones can be reported.

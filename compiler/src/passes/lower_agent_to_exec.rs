@@ -576,6 +576,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                 "top_k",
                 "seed",
                 "stop",
+                "constraint",
             ],
         ));
         let out = self.build(

@@ -205,6 +205,11 @@ impl Tokenizer {
         self.tokens.get(id as usize).map(String::as_str)
     }
 
+    /// What kind of vocabulary entry `id` is (`None` outside the vocabulary).
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.token_types.get(id as usize).copied()
+    }
+
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.token_ids.get(text).copied()
     }

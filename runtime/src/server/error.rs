@@ -152,7 +152,11 @@ fn classify_engine(
             None,
             Some("context_length_exceeded"),
         ),
-        Error::InvalidRequest(_) | Error::TokenOutOfRange { .. } | Error::Inputs(_) => {
+        Error::InvalidRequest(_)
+        | Error::TokenOutOfRange { .. }
+        | Error::Inputs(_)
+        | Error::InvalidConstraint(_)
+        | Error::IncompleteOutput { .. } => {
             (StatusCode::BAD_REQUEST, "invalid_request_error", None, None)
         }
         _ => (

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ChatMessage;
+use crate::constraint::OutputConstraint;
 use crate::engine::{Engine, FinishReason, GenerateRequest, Prompt};
 use crate::sampling::SamplingParams;
 use crate::serving::Usage;
@@ -38,6 +39,9 @@ pub struct CompletionRequest {
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
+    /// `{"type": "text" | "json_object"}` or `{"type": "json_schema", "json_schema": {"name",
+    /// "schema", "strict"}}`: the output is decoded under that constraint.
+    pub response_format: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +63,9 @@ pub struct ChatRequest {
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
+    /// `{"type": "text" | "json_object"}` or `{"type": "json_schema", "json_schema": {"name",
+    /// "schema", "strict"}}`: the output is decoded under that constraint.
+    pub response_format: Option<Value>,
 }
 
 /// The fields both endpoints share (copied out of either request: `#[serde(flatten)]` would lose
@@ -237,8 +244,69 @@ impl CompletionRequest {
         };
         let mut checked = finish_check(engine, prompt, "prompt", max_tokens, sampling, stop)?;
         checked.request.logit_bias = logit_bias;
+        checked.request.constraint = response_format(self.response_format.as_ref())?;
         Ok(checked)
     }
+}
+
+/// The constraint `response_format` asks for, checked (an unsupported schema is a 400 that
+/// names what llguidance refused).
+fn response_format(format: Option<&Value>) -> Result<Option<OutputConstraint>, ApiError> {
+    let Some(format) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let kind = format.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid(
+            "response_format.type",
+            "must be \"text\", \"json_object\" or \"json_schema\"",
+        )
+    })?;
+    let constraint = match kind {
+        "text" => return Ok(None),
+        "json_object" => OutputConstraint::JsonObject,
+        "json_schema" => {
+            let spec = format.get("json_schema").ok_or_else(|| {
+                ApiError::invalid(
+                    "response_format.json_schema",
+                    "is required with type \"json_schema\": {\"name\", \"schema\", \"strict\"}",
+                )
+            })?;
+            match spec.get("name") {
+                Some(Value::String(name)) if !name.is_empty() => {}
+                _ => {
+                    return Err(ApiError::invalid(
+                        "response_format.json_schema.name",
+                        "must be a non-empty string",
+                    ));
+                }
+            }
+            match spec.get("schema") {
+                Some(schema @ Value::Object(_)) => OutputConstraint::JsonSchema(schema.clone()),
+                None => OutputConstraint::JsonObject,
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "response_format.json_schema.schema",
+                        "must be a JSON Schema object",
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::invalid(
+                "response_format.type",
+                format!("unknown type `{other}`; use text, json_object or json_schema"),
+            ));
+        }
+    };
+    constraint.validate().map_err(|e| {
+        let param = if kind == "json_schema" {
+            "response_format.json_schema.schema"
+        } else {
+            "response_format"
+        };
+        ApiError::invalid(param, e.to_string())
+    })?;
+    Ok(Some(constraint))
 }
 
 fn prompt_shape_error() -> ApiError {
@@ -315,6 +383,7 @@ impl ChatRequest {
             stop,
         )?;
         checked.request.logit_bias = logit_bias;
+        checked.request.constraint = response_format(self.response_format.as_ref())?;
         Ok(checked)
     }
 }
@@ -384,7 +453,7 @@ fn finish_check(
     Ok(Checked {
         request: GenerateRequest {
             logit_bias: Vec::new(),
-            json: None,
+            constraint: None,
             prompt: Prompt::Tokens(tokens),
             max_tokens,
             sampling,

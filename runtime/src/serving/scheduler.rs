@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 use super::{
     Pending, SequenceEvent, ServingConfig, ServingStats, Shared, SubmitOptions, Usage, lock,
 };
+use crate::constraint::{Guide, prepare_during};
 use crate::engine::{Engine, FinishReason, next_token};
 use crate::error::Error;
-use crate::json_constraint::JsonConstraint;
 use crate::kv::{Block, BlockAllocator, BlockId, KvStore, PrefixIndex};
 use crate::model::{Logits, SeqChunk};
 use crate::sampling::Sampler;
@@ -99,7 +99,8 @@ struct Active {
     /// Block ids of `blocks`, for the forward pass.
     table: Vec<BlockId>,
     sampler: Sampler,
-    json: Option<JsonConstraint>,
+    /// The output constraint's matcher, if the request has one.
+    guide: Option<Guide>,
     logit_bias: Vec<(u32, f32)>,
     stream: TextStream,
     cached_tokens: usize,
@@ -313,7 +314,7 @@ impl<'a> Scheduler<'a> {
     /// Tokenizes and checks a request; a request that can never fit fails here.
     fn validate(&self, pending: &Pending) -> Result<Active, Error> {
         let request = &pending.request;
-        let check = || -> Result<Vec<u32>, Error> {
+        let check = || -> Result<(Vec<u32>, Option<Guide>), Error> {
             if request.stop.iter().any(String::is_empty) {
                 return Err(Error::InvalidRequest(
                     "stop strings must not be empty".to_owned(),
@@ -350,9 +351,14 @@ impl<'a> Scheduler<'a> {
                     self.pool.total()
                 )));
             }
-            Ok(tokens)
+            let guide = request
+                .constraint
+                .as_ref()
+                .map(|c| self.engine.guide(c))
+                .transpose()?;
+            Ok((tokens, guide))
         };
-        check().map(|tokens| Active {
+        check().map(|(tokens, guide)| Active {
             id: pending.id,
             options: pending.options.clone(),
             submitted: pending.submitted,
@@ -365,7 +371,7 @@ impl<'a> Scheduler<'a> {
             blocks: Vec::new(),
             table: Vec::new(),
             sampler: Sampler::new(request.sampling.clone()),
-            json: request.json.map(JsonConstraint::new),
+            guide,
             logit_bias: request.logit_bias.clone(),
             stream: TextStream::new(&request.stop),
             cached_tokens: 0,
@@ -384,6 +390,16 @@ impl<'a> Scheduler<'a> {
             }
             return;
         }
+        // The masks of the sequences sampling after this pass are computed while it runs.
+        let mut guides: Vec<(usize, Guide)> = Vec::new();
+        for p in &plan {
+            let seq = &mut self.running[p.seq];
+            if p.start + p.len == seq.tokens.len()
+                && let Some(g) = seq.guide.take()
+            {
+                guides.push((p.seq, g));
+            }
+        }
         let chunks: Vec<SeqChunk<'_>> = plan
             .iter()
             .map(|p| {
@@ -398,7 +414,17 @@ impl<'a> Scheduler<'a> {
             .collect();
         let (model, kv) = (self.engine.model(), &mut self.kv);
         let logits = &mut self.logits;
-        let outcome = self.engine.run(|| model.forward_into(&chunks, kv, logits));
+        let engine = self.engine;
+        let outcome = {
+            let mut refs: Vec<&mut Guide> = guides.iter_mut().map(|(_, g)| g).collect();
+            prepare_during(&mut refs, || {
+                engine.run(|| model.forward_into(&chunks, kv, logits))
+            })
+        };
+        drop(chunks);
+        for (i, g) in guides {
+            self.running[i].guide = Some(g);
+        }
         self.stats.steps += 1;
         self.stats.step_tokens += plan.iter().map(|p| p.len as u64).sum::<u64>();
         let logits = match outcome {
@@ -483,25 +509,29 @@ impl<'a> Scheduler<'a> {
         let mut plan = Vec::new();
         let mut budget = self.config.step_token_budget;
         let bs = self.config.block_size;
-        // Decodes first: one token each for sequences that have sampled a token.
+        // Decodes first: the sampled token (and any tokens a constraint forced after it) of
+        // each sequence past its prompt.
         for i in 0..self.running.len() {
             let seq = &self.running[i];
-            if !seq.started || seq.remaining() != 1 || seq.computed < seq.prompt_len {
+            if !seq.started || seq.remaining() == 0 || seq.computed < seq.prompt_len {
                 continue;
             }
             if budget == 0 {
                 break;
             }
-            if seq.computed == seq.blocks.len() * bs && !self.grow(i) {
-                return Err(self.victim());
+            let len = seq.remaining().min(budget);
+            let needed = (seq.computed + len).div_ceil(bs);
+            while self.running[i].blocks.len() < needed {
+                if !self.grow(i) {
+                    return Err(self.victim());
+                }
             }
-            let seq = &self.running[i];
             plan.push(Planned {
                 seq: i,
-                start: seq.computed,
-                len: 1,
+                start: self.running[i].computed,
+                len,
             });
-            budget -= 1;
+            budget -= len;
         }
         // Then prompt chunks (and recomputation of preempted sequences), in admission order.
         for i in 0..self.running.len() {
@@ -517,8 +547,7 @@ impl<'a> Scheduler<'a> {
                 }
             }
             let seq = &self.running[i];
-            let decoding = seq.remaining() == 1 && seq.computed >= seq.prompt_len;
-            if seq.remaining() == 0 || decoding {
+            if seq.remaining() == 0 || plan.iter().any(|p| p.seq == i) {
                 continue;
             }
             let len = seq.remaining().min(budget);
@@ -685,37 +714,61 @@ impl<'a> Scheduler<'a> {
     }
 }
 
-/// Samples `seq`'s next token from `logits`, streams it, and says whether the sequence ends
-/// (with the stop string's byte offset when one ended it). Mirrors `Engine::generate_streaming`.
+/// Samples `seq`'s next token from `logits` (with the tokens its constraint then forces),
+/// streams it, and says whether the sequence ends (with the stop string's byte offset when one
+/// ended it). Mirrors `Engine::generate_streaming`.
 fn sample(
     engine: &Engine,
     seq: &mut Active,
     logits: &[f32],
 ) -> Result<Option<(FinishReason, Option<usize>)>, Error> {
     let tokenizer = engine.tokenizer();
+    let mut logits = logits.to_vec();
     let token = next_token(
         &mut seq.sampler,
-        seq.json.as_mut(),
-        logits,
+        seq.guide.as_mut(),
+        &mut logits,
         &seq.logit_bias,
-        tokenizer,
-    );
-    let json_done = seq.json.as_ref().is_some_and(JsonConstraint::is_complete);
-    seq.tokens.push(token);
+    )?;
     let end_of_generation = tokenizer.is_end_of_generation(token);
+    let start = seq.tokens.len();
+    seq.tokens.push(token);
+    let mut complete = false;
+    if let Some(g) = seq.guide.as_mut() {
+        let committed = g.commit(token, end_of_generation)?;
+        complete = committed.complete;
+        let room = seq.max_tokens - seq.generated();
+        seq.tokens.extend(committed.forced.into_iter().take(room));
+    }
     if !end_of_generation {
-        tokenizer.append_token_bytes(token, false, seq.stream.bytes_mut())?;
+        for &t in &seq.tokens[start..] {
+            tokenizer.append_token_bytes(t, false, seq.stream.bytes_mut())?;
+        }
     }
     let stop = seq.stream.find_stop();
-    let last =
-        end_of_generation || json_done || stop.is_some() || seq.generated() == seq.max_tokens;
+    let last = end_of_generation || complete || stop.is_some() || seq.generated() >= seq.max_tokens;
+    if last
+        && !end_of_generation
+        && !complete
+        && let Some(g) = seq.guide.as_mut()
+        && !g.is_accepting()
+    {
+        return Err(Error::IncompleteOutput {
+            reason: if stop.is_some() {
+                "a stop string ended it"
+            } else {
+                "max_tokens ran out"
+            },
+            tokens: seq.generated(),
+        });
+    }
     let text = if last {
         seq.stream.finish(stop.map(|(_, at)| at))
     } else {
         seq.stream.take_ready()
     };
     let _ = seq.events.send(SequenceEvent::Token { token, text });
-    Ok(if end_of_generation || json_done {
+    Ok(if end_of_generation || complete {
         Some((FinishReason::EndOfGeneration, None))
     } else if let Some((index, at)) = stop {
         Some((FinishReason::Stop(index), Some(at)))

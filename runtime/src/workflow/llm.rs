@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde_json::Value as Json;
 
+use crate::constraint::OutputConstraint;
+
 use super::{Datum, Kv, NodeError, Run, RunEvent, lock};
 use crate::engine::{GenerateRequest, Prompt};
 use crate::plan::Op;
@@ -125,6 +127,17 @@ impl<'a> Run<'a> {
         if !request.stop.is_empty() {
             body["stop"] = serde_json::json!(request.stop);
         }
+        // llama.cpp's server constrains to a JSON Schema with its own grammar engine.
+        match &request.constraint {
+            Some(OutputConstraint::JsonSchema(schema)) => body["json_schema"] = schema.clone(),
+            Some(OutputConstraint::JsonObject) => {
+                body["json_schema"] = serde_json::json!({"type": "object"})
+            }
+            Some(OutputConstraint::Choice(choices)) => {
+                body["json_schema"] = serde_json::json!({"enum": choices})
+            }
+            Some(OutputConstraint::Regex(_)) | None => {}
+        }
         let url = format!("{}/completions", remote.base_url);
         let response = remote
             .client
@@ -173,16 +186,11 @@ impl<'a> Run<'a> {
     }
 }
 
-/// A model's reply as JSON: the whole text; else, if `max_tokens` cut a JSON value short, that
-/// value closed; else the first parseable `{...}` or `[...]` in it (small models often wrap JSON
-/// in prose or code fences).
+/// A model's reply as JSON: the whole text; else the first parseable `{...}` or `[...]` in it
+/// (a remote server's unconstrained reply may wrap JSON in prose or code fences). A value cut
+/// short is never closed here: constrained decoding fails instead.
 pub fn parse_model_json(text: &str) -> std::result::Result<Json, String> {
     if let Ok(json) = serde_json::from_str(text.trim()) {
-        return Ok(json);
-    }
-    if let Some(json) = crate::json_constraint::complete_json_prefix(text)
-        .and_then(|closed| serde_json::from_str(&closed).ok())
-    {
         return Ok(json);
     }
     for (start, c) in text.char_indices() {

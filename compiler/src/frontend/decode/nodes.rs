@@ -20,6 +20,9 @@ pub const LLM_KEYS: &[&str] = &[
     "seed",
     "stop",
     "output",
+    "schema",
+    "regex",
+    "choice",
 ];
 pub const EMBED_KEYS: &[&str] = &["id", "kind", "model", "input"];
 pub const RETRIEVE_KEYS: &[&str] = &["id", "kind", "index", "query", "k"];
@@ -191,9 +194,10 @@ fn llm(d: &mut Decoder, f: &mut Fields, label: &str) -> Option<LlmNode> {
             })
             .unwrap_or_default(),
     });
-    let output = f
-        .get("output")
-        .and_then(|n| d.choice(n, &format!("output of {label}"), &["text", "json"]));
+    let output_node = f.get("output");
+    let output =
+        output_node.and_then(|n| d.choice(n, &format!("output of {label}"), &["text", "json"]));
+    let constraint = llm_constraint(d, f, label, output, output_node.map(|n| n.span.start));
     if prompt.is_none() && messages.is_none() {
         return None;
     }
@@ -207,12 +211,149 @@ fn llm(d: &mut Decoder, f: &mut Fields, label: &str) -> Option<LlmNode> {
         top_k: top_k.unwrap_or(0) as u32,
         seed: seed.unwrap_or(0),
         stop: stop.unwrap_or_default(),
-        output: if output == Some("json") {
+        output: if output == Some("json")
+            || matches!(constraint, Some(LlmConstraint::Schema { .. }))
+        {
             OutputFormat::Json
         } else {
             OutputFormat::Text
         },
+        constraint,
     })
+}
+
+/// `schema:` (inline, or a `.json`/`.yaml` file relative to the workflow), `regex:` or
+/// `choice:` of an llm node; at most one of them.
+fn llm_constraint(
+    d: &mut Decoder,
+    f: &mut Fields,
+    label: &str,
+    output: Option<&str>,
+    output_at: Option<crate::diagnostics::Pos>,
+) -> Option<LlmConstraint> {
+    let keys: Vec<&str> = ["schema", "regex", "choice"]
+        .into_iter()
+        .filter(|k| f.has(k))
+        .collect();
+    if keys.len() > 1 {
+        for k in &keys {
+            f.get(k);
+        }
+        d.err_hint(
+            f.pos,
+            format!("{label} has both `{}` and `{}`", keys[0], keys[1]),
+            "an llm node's output takes one constraint: `schema`, `regex` or `choice`",
+        );
+        return None;
+    }
+    if let Some(n) = f.get("schema") {
+        if output == Some("text") {
+            d.err_hint(
+                output_at.unwrap_or(n.span.start),
+                format!("{label} has a `schema` but `output: text`"),
+                "a schema describes JSON output: write `output: json` or drop `output`",
+            );
+            return None;
+        }
+        let schema = match &n.kind {
+            YKind::Scalar { value, .. } => schema_file(d, n, value, label)?,
+            YKind::Map(_) => to_json(n),
+            YKind::Seq(_) => {
+                d.err(
+                    n.span.start,
+                    format!("schema of {label} must be a mapping (a JSON Schema) or a file path"),
+                );
+                return None;
+            }
+        };
+        return Some(LlmConstraint::Schema {
+            schema,
+            inferred: false,
+            at: n.span.start,
+        });
+    }
+    let text_only = |d: &mut Decoder, key: &str, at| {
+        if output == Some("json") {
+            d.err_hint(
+                output_at.unwrap_or(at),
+                format!("{label} has `{key}` and `output: json`"),
+                format!("`{key}` constrains text output; use `schema` for JSON"),
+            );
+            false
+        } else {
+            true
+        }
+    };
+    if let Some(n) = f.get("regex") {
+        let rx = d.string(n, &format!("regex of {label}"))?;
+        if !text_only(d, "regex", n.span.start) {
+            return None;
+        }
+        return Some(LlmConstraint::Regex(rx));
+    }
+    if let Some(n) = f.get("choice") {
+        let items = d.list(n, &format!("choice of {label}"))?;
+        let choices: Vec<String> = items
+            .iter()
+            .filter_map(|i| d.string(i, "a choice"))
+            .collect();
+        if !text_only(d, "choice", n.span.start) {
+            return None;
+        }
+        if choices.is_empty() || choices.iter().any(String::is_empty) {
+            d.err(
+                n.span.start,
+                format!("choice of {label} needs at least one choice, and no empty one"),
+            );
+            return None;
+        }
+        return Some(LlmConstraint::Choice(choices));
+    }
+    None
+}
+
+/// A schema file named by `schema: path` (JSON, or YAML unless it ends in `.json`), relative to
+/// the workflow's folder.
+fn schema_file(d: &mut Decoder, n: &YNode, path: &str, label: &str) -> Option<serde_json::Value> {
+    let full = d.base_dir.join(path);
+    let text = match std::fs::read_to_string(&full) {
+        Ok(text) => text,
+        Err(e) => {
+            d.err_hint(
+                n.span.start,
+                format!("schema of {label}: cannot read {}: {e}", full.display()),
+                "`schema` takes an inline JSON Schema or a path relative to the workflow file",
+            );
+            return None;
+        }
+    };
+    let parsed = if path.ends_with(".json") {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        crate::frontend::yaml::parse(&text)
+            .map(|root| to_json(&root))
+            .map_err(|e| e.message.clone())
+    };
+    match parsed {
+        Ok(v @ serde_json::Value::Object(_)) => Some(v),
+        Ok(_) => {
+            d.err(
+                n.span.start,
+                format!(
+                    "schema of {label}: {} is not a JSON Schema object",
+                    full.display()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            d.err(
+                n.span.start,
+                format!("schema of {label}: {} does not parse: {e}", full.display()),
+            );
+            None
+        }
+    }
 }
 
 fn message(d: &mut Decoder, node: &YNode) -> Option<Message> {
