@@ -31,7 +31,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn story_schema() -> OutputConstraint {
     OutputConstraint::JsonSchema(json!({
         "type": "object",
-        "properties": {"story": {"type": "string", "minLength": 280, "maxLength": 320}},
+        "properties": {"story": {"type": "string", "minLength": 200, "maxLength": 240}},
         "required": ["story"], "additionalProperties": false
     }))
 }
@@ -85,7 +85,7 @@ fn request(engine: &Engine, constraint: Option<OutputConstraint>, seed: u64) -> 
     };
     GenerateRequest {
         prompt,
-        max_tokens: 120,
+        max_tokens: 240,
         sampling: SamplingParams {
             temperature: 0.7,
             top_k: 40,
@@ -110,8 +110,16 @@ fn batch1(engine: &Engine, constraint: Option<OutputConstraint>) -> BoxResult<(f
     Ok((median(rates), last))
 }
 
-/// Median tokens/s summed over `CONCURRENT` sequences served together.
-fn batch8(engine: &Arc<Engine>, constraint: Option<OutputConstraint>) -> BoxResult<f64> {
+/// Median tokens/s summed over `CONCURRENT` sequences served together, and each run's
+/// sequence lengths. With `lengths`, sequence i of run r generates exactly `lengths[r][i]`
+/// tokens (so an unconstrained batch has the same shape as the constrained one it is compared
+/// with: the batch shrinks as the same sequences end).
+fn batch8(
+    engine: &Arc<Engine>,
+    constraint: Option<OutputConstraint>,
+    lengths: Option<&[Vec<usize>]>,
+) -> BoxResult<(f64, Vec<Vec<usize>>)> {
+    let mut all_lengths = Vec::new();
     let serving = ServingEngine::start(Arc::clone(engine), ServingConfig::default())?;
     let mut rates = Vec::new();
     for run in 0..RUNS {
@@ -119,13 +127,15 @@ fn batch8(engine: &Arc<Engine>, constraint: Option<OutputConstraint>) -> BoxResu
         let sequences: Vec<_> = (0..CONCURRENT)
             .map(|i| {
                 let seed = (run * CONCURRENT + i) as u64;
-                serving.submit(
-                    request(engine, constraint.clone(), seed),
-                    SubmitOptions::default(),
-                )
+                let mut request = request(engine, constraint.clone(), seed);
+                if let Some(lengths) = lengths {
+                    request.max_tokens = lengths[run][i];
+                }
+                serving.submit(request, SubmitOptions::default())
             })
             .collect::<Result<_, _>>()?;
         let mut tokens = 0;
+        let mut run_lengths = Vec::new();
         let mut first_token: Option<Duration> = None;
         for mut sequence in sequences {
             loop {
@@ -135,6 +145,7 @@ fn batch8(engine: &Arc<Engine>, constraint: Option<OutputConstraint>) -> BoxResu
                     }
                     Some(SequenceEvent::Finished { usage, .. }) => {
                         tokens += usage.completion_tokens;
+                        run_lengths.push(usage.completion_tokens);
                         break;
                     }
                     Some(SequenceEvent::Failed(e)) => return Err(e.into()),
@@ -146,9 +157,10 @@ fn batch8(engine: &Arc<Engine>, constraint: Option<OutputConstraint>) -> BoxResu
         // Decode rate: after the (shared) prefill that produced the first tokens.
         let decode = started.elapsed() - first_token.unwrap_or_default();
         rates.push((tokens - CONCURRENT) as f64 / decode.as_secs_f64());
+        all_lengths.push(run_lengths);
     }
     serving.shutdown();
-    Ok(median(rates))
+    Ok((median(rates), all_lengths))
 }
 
 fn main() -> BoxResult<()> {
@@ -170,8 +182,8 @@ fn main() -> BoxResult<()> {
     let (plain1, _) = batch1(&engine, None)?;
     let (schema1, t) = batch1(&engine, Some(story_schema()))?;
     let mask_us = t.mask.as_secs_f64() * 1e6 / f64::from(t.masks.max(1));
-    let plain8 = batch8(&engine, None)?;
-    let schema8 = batch8(&engine, Some(story_schema()))?;
+    let (schema8, lengths) = batch8(&engine, Some(story_schema()), None)?;
+    let (plain8, _) = batch8(&engine, None, Some(&lengths))?;
     engine.set_fast_forward(false);
     let (no_ff, t_no_ff) = batch1(&engine, Some(long_keys_schema()))?;
     engine.set_fast_forward(true);
