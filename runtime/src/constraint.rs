@@ -105,6 +105,20 @@ impl OutputConstraint {
     /// Checks the constraint without a tokenizer: an unsupported schema feature, a bad regex or
     /// an empty choice list is an [`Error::InvalidConstraint`] that names it.
     pub fn validate(&self) -> Result<()> {
+        self.check_choices()?;
+        match GrammarInit::Serialized(self.grammar()).validate(None, ParserLimits::default()) {
+            llguidance::earley::ValidationResult::Error(e) => {
+                Err(Error::InvalidConstraint(describe(self, &e)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl OutputConstraint {
+    /// A choice list must have choices, none of them empty (the grammar compiler would accept
+    /// an empty alternative).
+    fn check_choices(&self) -> Result<()> {
         if let OutputConstraint::Choice(choices) = self
             && (choices.is_empty() || choices.iter().any(String::is_empty))
         {
@@ -112,12 +126,7 @@ impl OutputConstraint {
                 "`choice` needs at least one choice, and no empty one".to_owned(),
             ));
         }
-        match GrammarInit::Serialized(self.grammar()).validate(None, ParserLimits::default()) {
-            llguidance::earley::ValidationResult::Error(e) => {
-                Err(Error::InvalidConstraint(describe(self, &e)))
-            }
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -250,7 +259,8 @@ impl Grammars {
 
     /// A matcher for one sequence.
     pub fn guide(&self, constraint: &OutputConstraint, fast_forward: bool) -> Result<Guide> {
-        constraint.validate()?;
+        // Compiling the parser validates the grammar too: no separate `validate` pass.
+        constraint.check_choices()?;
         let parser = self
             .factory
             .create_parser(constraint.grammar())
@@ -310,6 +320,11 @@ impl Guide {
     pub fn apply(&mut self, logits: &mut [f32]) -> Result<()> {
         self.prepare();
         let mask = self.mask.as_ref().ok_or_else(|| self.failure())?;
+        if mask.is_zero() {
+            return Err(Error::InvalidConstraint(
+                "no token of the vocabulary can continue the constrained output".to_owned(),
+            ));
+        }
         let words = mask.as_slice();
         for (chunk, &word) in logits.chunks_mut(32).zip(words) {
             if word == u32::MAX {
@@ -325,17 +340,18 @@ impl Guide {
         if logits.len() > covered {
             logits[covered..].fill(f32::NEG_INFINITY);
         }
-        if logits.iter().all(|l| *l == f32::NEG_INFINITY) {
-            return Err(Error::InvalidConstraint(
-                "no token of the vocabulary can continue the constrained output".to_owned(),
-            ));
-        }
         Ok(())
     }
 
     /// Commits the sampled `token` (an end-of-generation token ends the output) and, with
-    /// fast-forward on, the tokens the grammar then forces.
-    pub fn commit(&mut self, token: u32, end_of_generation: bool) -> Result<Committed> {
+    /// fast-forward on, the tokens the grammar then forces, at most `room` of them (what is left
+    /// of `max_tokens`).
+    pub fn commit(
+        &mut self,
+        token: u32,
+        end_of_generation: bool,
+        room: usize,
+    ) -> Result<Committed> {
         self.mask = None;
         if end_of_generation {
             return Ok(Committed {
@@ -352,11 +368,12 @@ impl Guide {
                 forced: Vec::new(),
             });
         }
-        let forced = if self.fast_forward {
+        let mut forced = if self.fast_forward {
             self.matcher.consume_ff_tokens()
         } else {
             Vec::new()
         };
+        forced.truncate(room);
         Ok(Committed {
             complete: self.matcher.is_stopped(),
             forced,
@@ -380,6 +397,38 @@ impl Guide {
                 .unwrap_or_else(|| "the constrained output has ended".to_owned()),
         )
     }
+}
+
+/// Commits `token` to `guide`, if there is one (see [`Guide::commit`]).
+pub(crate) fn commit(
+    guide: Option<&mut Guide>,
+    token: u32,
+    end_of_generation: bool,
+    room: usize,
+) -> Result<Committed> {
+    guide.map_or(Ok(Committed::default()), |g| {
+        g.commit(token, end_of_generation, room)
+    })
+}
+
+/// Fails a generation that ends (by `max_tokens`, or a stop string when `by_stop`) while its
+/// constrained output is still incomplete: an unfinished object is never passed on.
+pub(crate) fn ensure_complete(
+    guide: Option<&mut Guide>,
+    by_stop: bool,
+    tokens: usize,
+) -> Result<()> {
+    if guide.is_none_or(|g| g.is_accepting()) {
+        return Ok(());
+    }
+    Err(Error::IncompleteOutput {
+        reason: if by_stop {
+            "a stop string ended it"
+        } else {
+            "max_tokens ran out"
+        },
+        tokens,
+    })
 }
 
 /// Computes the masks of `guides` on a helper thread while `forward` runs on this one.

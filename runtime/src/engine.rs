@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
 
-use crate::constraint::{Grammars, Guide, OutputConstraint, prepare_during};
+use crate::constraint::{
+    Grammars, Guide, OutputConstraint, commit, ensure_complete, prepare_during,
+};
 use crate::error::{Error, Result};
 use crate::kv::{BlockId, KvStore};
 use crate::model::{LlamaModel, SeqChunk};
@@ -362,23 +364,22 @@ impl Engine {
             })?
         };
         let mut decode_started = None;
+        let mut scratch = Vec::new();
         while tokens.len() < request.max_tokens {
             let token = next_token(
                 &mut sampler,
                 guide.as_mut(),
-                &mut logits,
+                &logits,
                 &request.logit_bias,
+                &mut scratch,
             )?;
             let end_of_generation = self.tokenizer.is_end_of_generation(token);
+            let room = request.max_tokens - tokens.len() - 1;
+            let committed = commit(guide.as_mut(), token, end_of_generation, room)?;
+            let complete = committed.complete;
+            timings.forced_tokens += committed.forced.len();
             let mut step = vec![token];
-            let mut complete = false;
-            if let Some(g) = guide.as_mut() {
-                let committed = g.commit(token, end_of_generation)?;
-                complete = committed.complete;
-                let room = request.max_tokens - tokens.len() - 1;
-                timings.forced_tokens += committed.forced.len().min(room);
-                step.extend(committed.forced.into_iter().take(room));
-            }
+            step.extend(committed.forced);
             tokens.extend_from_slice(&step);
             if decode_started.is_none() {
                 timings.prefill = started.elapsed();
@@ -395,20 +396,8 @@ impl Engine {
                 || complete
                 || stop.is_some()
                 || tokens.len() >= request.max_tokens;
-            if last
-                && !end_of_generation
-                && !complete
-                && let Some(g) = guide.as_mut()
-                && !g.is_accepting()
-            {
-                return Err(Error::IncompleteOutput {
-                    reason: if stop.is_some() {
-                        "a stop string ended it"
-                    } else {
-                        "max_tokens ran out"
-                    },
-                    tokens: tokens.len(),
-                });
+            if last && !end_of_generation && !complete {
+                ensure_complete(guide.as_mut(), stop.is_some(), tokens.len())?;
             }
             let text = if last {
                 stream.finish(stop.map(|(_, at)| at))
@@ -482,18 +471,25 @@ impl SoloSequence {
 }
 
 /// The next token: sampled after adding `bias` to the logits and masking the tokens a
-/// constraint does not allow (the logits are changed in place).
+/// constraint does not allow. Only then are the logits copied (into `scratch`): an unbiased,
+/// unconstrained sample reads them in place.
 pub(crate) fn next_token(
     sampler: &mut Sampler,
     guide: Option<&mut Guide>,
-    logits: &mut [f32],
+    logits: &[f32],
     bias: &[(u32, f32)],
+    scratch: &mut Vec<f32>,
 ) -> Result<u32> {
-    apply_logit_bias(logits, bias);
-    if let Some(guide) = guide {
-        guide.apply(logits)?;
+    if bias.is_empty() && guide.is_none() {
+        return Ok(sampler.sample(logits));
     }
-    Ok(sampler.sample(logits))
+    scratch.clear();
+    scratch.extend_from_slice(logits);
+    apply_logit_bias(scratch, bias);
+    if let Some(guide) = guide {
+        guide.apply(scratch)?;
+    }
+    Ok(sampler.sample(scratch))
 }
 
 /// `logits` with `bias` added (ids outside the vocabulary are ignored; they are refused at

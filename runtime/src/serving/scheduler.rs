@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::{
     Pending, SequenceEvent, ServingConfig, ServingStats, Shared, SubmitOptions, Usage, lock,
 };
-use crate::constraint::{Guide, prepare_during};
+use crate::constraint::{Guide, commit, ensure_complete, prepare_during};
 use crate::engine::{Engine, FinishReason, next_token};
 use crate::error::Error;
 use crate::kv::{Block, BlockAllocator, BlockId, KvStore, PrefixIndex};
@@ -157,6 +157,8 @@ struct Scheduler<'a> {
     index: PrefixIndex,
     /// The last forward pass's logits (one buffer reused every step).
     logits: Logits,
+    /// Logits copied for biasing and masking (one buffer reused every sample).
+    scratch: Vec<f32>,
     running: Vec<Active>,
     /// Preempted sequences, resumed before new requests (front first).
     preempted: VecDeque<Active>,
@@ -180,6 +182,7 @@ impl<'a> Scheduler<'a> {
             pool: BlockAllocator::new(blocks),
             index: PrefixIndex::new(config.block_size),
             logits: Logits::default(),
+            scratch: Vec::new(),
             running: Vec::new(),
             preempted: VecDeque::new(),
             waiting: VecDeque::new(),
@@ -467,7 +470,7 @@ impl<'a> Scheduler<'a> {
                 continue;
             };
             next_row += 1;
-            match sample(self.engine, seq, row) {
+            match sample(self.engine, seq, row, &mut self.scratch) {
                 Ok(Some((reason, cut))) => done.push((p.seq, Some((reason, cut)))),
                 Ok(None) => {}
                 Err(error) => {
@@ -721,25 +724,23 @@ fn sample(
     engine: &Engine,
     seq: &mut Active,
     logits: &[f32],
+    scratch: &mut Vec<f32>,
 ) -> Result<Option<(FinishReason, Option<usize>)>, Error> {
     let tokenizer = engine.tokenizer();
-    let mut logits = logits.to_vec();
     let token = next_token(
         &mut seq.sampler,
         seq.guide.as_mut(),
-        &mut logits,
+        logits,
         &seq.logit_bias,
+        scratch,
     )?;
     let end_of_generation = tokenizer.is_end_of_generation(token);
     let start = seq.tokens.len();
     seq.tokens.push(token);
-    let mut complete = false;
-    if let Some(g) = seq.guide.as_mut() {
-        let committed = g.commit(token, end_of_generation)?;
-        complete = committed.complete;
-        let room = seq.max_tokens - seq.generated();
-        seq.tokens.extend(committed.forced.into_iter().take(room));
-    }
+    let room = seq.max_tokens - seq.generated();
+    let committed = commit(seq.guide.as_mut(), token, end_of_generation, room)?;
+    let complete = committed.complete;
+    seq.tokens.extend(committed.forced);
     if !end_of_generation {
         for &t in &seq.tokens[start..] {
             tokenizer.append_token_bytes(t, false, seq.stream.bytes_mut())?;
@@ -747,20 +748,9 @@ fn sample(
     }
     let stop = seq.stream.find_stop();
     let last = end_of_generation || complete || stop.is_some() || seq.generated() >= seq.max_tokens;
-    if last
-        && !end_of_generation
-        && !complete
-        && let Some(g) = seq.guide.as_mut()
-        && !g.is_accepting()
-    {
-        return Err(Error::IncompleteOutput {
-            reason: if stop.is_some() {
-                "a stop string ended it"
-            } else {
-                "max_tokens ran out"
-            },
-            tokens: seq.generated(),
-        });
+    if last && !end_of_generation && !complete {
+        let generated = seq.generated();
+        ensure_complete(seq.guide.as_mut(), stop.is_some(), generated)?;
     }
     let text = if last {
         seq.stream.finish(stop.map(|(_, at)| at))
