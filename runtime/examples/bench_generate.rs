@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokens.truncate(prompt_tokens);
     let request = GenerateRequest {
         logit_bias: Vec::new(),
+        logprobs: None,
         constraint: None,
         prompt: Prompt::Tokens(tokens),
         max_tokens: decode_tokens,

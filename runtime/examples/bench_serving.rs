@@ -59,6 +59,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn greedy(tokens: Vec<u32>, max_tokens: usize) -> GenerateRequest {
     GenerateRequest {
         logit_bias: Vec::new(),
+        logprobs: None,
         constraint: None,
         prompt: Prompt::Tokens(tokens),
         max_tokens,

@@ -16,8 +16,8 @@ use agentc_runtime::{
 };
 use serde_json::json;
 
-/// Runs per figure; the median is printed.
-const RUNS: usize = 5;
+/// Pairs per figure; medians are printed.
+const RUNS: usize = 7;
 const CONCURRENT: usize = 8;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -95,72 +95,146 @@ fn request(engine: &Engine, constraint: Option<OutputConstraint>, seed: u64) -> 
         stop: Vec::new(),
         constraint,
         logit_bias,
+        logprobs: None,
     }
 }
 
-/// Median batch-1 decode tokens/s, and the last run's timings.
-fn batch1(engine: &Engine, constraint: Option<OutputConstraint>) -> BoxResult<(f64, Timings)> {
-    let mut rates = Vec::new();
+/// One figure: the medians of each side's rate and of the per-pair ratios.
+struct Paired {
+    constrained: f64,
+    baseline: f64,
+    /// Median of constrained/baseline over pairs measured back to back.
+    ratio: f64,
+    /// The lowest and highest pair ratios.
+    range: (f64, f64),
+}
+
+impl Paired {
+    fn new(pairs: &[(f64, f64)]) -> Self {
+        let ratios: Vec<f64> = pairs.iter().map(|(c, b)| c / b).collect();
+        Self {
+            constrained: median(pairs.iter().map(|p| p.0).collect()),
+            baseline: median(pairs.iter().map(|p| p.1).collect()),
+            ratio: median(ratios.clone()),
+            range: (
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            ),
+        }
+    }
+
+    fn row(&self, figure: &str, target: &str) -> String {
+        format!(
+            "| {figure} | {:.1} tok/s | {:.1} tok/s | {:.2}x ({:.2}-{:.2}) | {target} |",
+            self.constrained, self.baseline, self.ratio, self.range.0, self.range.1
+        )
+    }
+}
+
+/// Batch-1 decode tokens/s of `constrained` against `baseline`, measured pair by pair with the
+/// order alternating (this machine drifts), the same seed in both halves of a pair; and the
+/// last constrained run's timings. Each side says whether fast-forward is on.
+fn batch1(
+    engine: &Engine,
+    constrained: (&OutputConstraint, bool),
+    baseline: (Option<&OutputConstraint>, bool),
+) -> BoxResult<(Paired, Timings)> {
+    let mut pairs = Vec::new();
     let mut last = Timings::default();
     for run in 0..RUNS {
-        let generation = engine.generate(&request(engine, constraint.clone(), run as u64))?;
-        rates.push(generation.timings.decode_tokens_per_second());
-        last = generation.timings;
+        let mut one = |constraint: Option<&OutputConstraint>, fast_forward: bool| {
+            engine.set_fast_forward(fast_forward);
+            engine.generate(&request(engine, constraint.cloned(), run as u64))
+        };
+        let (c, b) = if run % 2 == 0 {
+            let c = one(Some(constrained.0), constrained.1)?;
+            (c, one(baseline.0, baseline.1)?)
+        } else {
+            let b = one(baseline.0, baseline.1)?;
+            (one(Some(constrained.0), constrained.1)?, b)
+        };
+        pairs.push((
+            c.timings.decode_tokens_per_second(),
+            b.timings.decode_tokens_per_second(),
+        ));
+        last = c.timings;
     }
-    Ok((median(rates), last))
+    engine.set_fast_forward(true);
+    Ok((Paired::new(&pairs), last))
 }
 
-/// Median tokens/s summed over `CONCURRENT` sequences served together, and each run's
-/// sequence lengths. With `lengths`, sequence i of run r generates exactly `lengths[r][i]`
-/// tokens (so an unconstrained batch has the same shape as the constrained one it is compared
-/// with: the batch shrinks as the same sequences end).
-fn batch8(
-    engine: &Arc<Engine>,
-    constraint: Option<OutputConstraint>,
-    lengths: Option<&[Vec<usize>]>,
-) -> BoxResult<(f64, Vec<Vec<usize>>)> {
-    let mut all_lengths = Vec::new();
-    let serving = ServingEngine::start(Arc::clone(engine), ServingConfig::default())?;
-    let mut rates = Vec::new();
-    for run in 0..RUNS {
-        let started = Instant::now();
-        let sequences: Vec<_> = (0..CONCURRENT)
-            .map(|i| {
-                let seed = (run * CONCURRENT + i) as u64;
-                let mut request = request(engine, constraint.clone(), seed);
-                if let Some(lengths) = lengths {
-                    request.max_tokens = lengths[run][i];
+/// Tokens/s summed over `CONCURRENT` sequences served together, and their lengths. With
+/// `lengths`, sequence i generates exactly `lengths[i]` tokens (so an unconstrained batch has
+/// the shape of the constrained one it is compared with: the batch shrinks as the same
+/// sequences end).
+fn batch8_run(
+    serving: &ServingEngine,
+    engine: &Engine,
+    constraint: Option<&OutputConstraint>,
+    run: usize,
+    lengths: Option<&[usize]>,
+) -> BoxResult<(f64, Vec<usize>)> {
+    let started = Instant::now();
+    let sequences: Vec<_> = (0..CONCURRENT)
+        .map(|i| {
+            let seed = (run * CONCURRENT + i) as u64;
+            let mut request = request(engine, constraint.cloned(), seed);
+            if let Some(lengths) = lengths {
+                request.max_tokens = lengths[i];
+            }
+            serving.submit(request, SubmitOptions::default())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut tokens = 0;
+    let mut run_lengths = Vec::new();
+    let mut first_token: Option<Duration> = None;
+    for mut sequence in sequences {
+        loop {
+            match sequence.blocking_next() {
+                Some(SequenceEvent::Token { .. }) => {
+                    first_token.get_or_insert_with(|| started.elapsed());
                 }
-                serving.submit(request, SubmitOptions::default())
-            })
-            .collect::<Result<_, _>>()?;
-        let mut tokens = 0;
-        let mut run_lengths = Vec::new();
-        let mut first_token: Option<Duration> = None;
-        for mut sequence in sequences {
-            loop {
-                match sequence.blocking_next() {
-                    Some(SequenceEvent::Token { .. }) => {
-                        first_token.get_or_insert_with(|| started.elapsed());
-                    }
-                    Some(SequenceEvent::Finished { usage, .. }) => {
-                        tokens += usage.completion_tokens;
-                        run_lengths.push(usage.completion_tokens);
-                        break;
-                    }
-                    Some(SequenceEvent::Failed(e)) => return Err(e.into()),
-                    Some(SequenceEvent::Started { .. }) => {}
-                    None => return Err("sequence ended without finishing".into()),
+                Some(SequenceEvent::Finished { usage, .. }) => {
+                    tokens += usage.completion_tokens;
+                    run_lengths.push(usage.completion_tokens);
+                    break;
                 }
+                Some(SequenceEvent::Failed(e)) => return Err(e.into()),
+                Some(SequenceEvent::Started { .. }) => {}
+                None => return Err("sequence ended without finishing".into()),
             }
         }
-        // Decode rate: after the (shared) prefill that produced the first tokens.
-        let decode = started.elapsed() - first_token.unwrap_or_default();
-        rates.push((tokens - CONCURRENT) as f64 / decode.as_secs_f64());
-        all_lengths.push(run_lengths);
+    }
+    // Decode rate: after the (shared) prefill that produced the first tokens.
+    let decode = started.elapsed() - first_token.unwrap_or_default();
+    Ok((
+        (tokens - CONCURRENT) as f64 / decode.as_secs_f64(),
+        run_lengths,
+    ))
+}
+
+/// Batch-8 constrained against unconstrained, pair by pair with the order alternating; the
+/// unconstrained half takes the lengths of the latest constrained batch.
+fn batch8(engine: &Arc<Engine>, constraint: &OutputConstraint) -> BoxResult<Paired> {
+    let serving = ServingEngine::start(Arc::clone(engine), ServingConfig::default())?;
+    let mut pairs = Vec::new();
+    let mut lengths = Vec::new();
+    for run in 0..RUNS {
+        let pair = if run % 2 == 0 {
+            let (c, l) = batch8_run(&serving, engine, Some(constraint), run, None)?;
+            lengths = l;
+            let (b, _) = batch8_run(&serving, engine, None, run, Some(&lengths))?;
+            (c, b)
+        } else {
+            let (b, _) = batch8_run(&serving, engine, None, run, Some(&lengths))?;
+            let (c, l) = batch8_run(&serving, engine, Some(constraint), run, None)?;
+            lengths = l;
+            (c, b)
+        };
+        pairs.push(pair);
     }
     serving.shutdown();
-    Ok((median(rates), all_lengths))
+    Ok(Paired::new(&pairs))
 }
 
 fn main() -> BoxResult<()> {
@@ -179,30 +253,39 @@ fn main() -> BoxResult<()> {
     // Build the vocabulary's token trie before timing anything.
     engine.guide(&story_schema())?;
 
-    let (plain1, _) = batch1(&engine, None)?;
-    let (schema1, t) = batch1(&engine, Some(story_schema()))?;
+    let story = story_schema();
+    let long_keys = long_keys_schema();
+    let (one, t) = batch1(&engine, (&story, true), (None, true))?;
     let mask_us = t.mask.as_secs_f64() * 1e6 / f64::from(t.masks.max(1));
-    let (schema8, lengths) = batch8(&engine, Some(story_schema()), None)?;
-    let (plain8, _) = batch8(&engine, None, Some(&lengths))?;
-    engine.set_fast_forward(false);
-    let (no_ff, t_no_ff) = batch1(&engine, Some(long_keys_schema()))?;
-    engine.set_fast_forward(true);
-    let (ff, t_ff) = batch1(&engine, Some(long_keys_schema()))?;
+    let eight = batch8(&engine, &story)?;
+    let (ff, t_ff) = batch1(&engine, (&long_keys, true), (Some(&long_keys), false))?;
     let long_mask_us = t_ff.mask.as_secs_f64() * 1e6 / f64::from(t_ff.masks.max(1));
+    engine.set_fast_forward(false);
+    let t_no_ff = engine
+        .generate(&request(&engine, Some(long_keys), 0))?
+        .timings;
+    engine.set_fast_forward(true);
 
-    println!("| figure | constrained | baseline | ratio | target |");
+    println!(
+        "{RUNS} pairs per figure, each measured back to back in alternating order; medians, \
+         with the lowest and highest pair ratio"
+    );
+    println!("| figure | constrained | baseline | ratio (pair range) | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| batch-1 decode, schema vs unconstrained | {schema1:.1} tok/s | {plain1:.1} tok/s | {:.2}x | >= 0.95x |",
-        schema1 / plain1
+        "{}",
+        one.row("batch-1 decode, schema vs unconstrained", ">= 0.95x")
     );
     println!(
-        "| batch-8 decode (summed), schema vs unconstrained | {schema8:.1} tok/s | {plain8:.1} tok/s | {:.2}x | >= 0.95x |",
-        schema8 / plain8
+        "{}",
+        eight.row(
+            "batch-8 decode (summed), schema vs unconstrained",
+            ">= 0.95x"
+        )
     );
     println!(
-        "| long fixed keys, fast-forward on vs off | {ff:.1} tok/s | {no_ff:.1} tok/s | {:.2}x | >= 1.3x |",
-        ff / no_ff
+        "{}",
+        ff.row("long fixed keys, fast-forward on vs off", ">= 1.3x")
     );
     println!(
         "mask per token: {mask_us:.1} us (free-text string), {long_mask_us:.1} us (long-keys schema); \

@@ -33,6 +33,9 @@ pub enum OutputConstraint {
     Regex(String),
     /// Exactly one of these strings.
     Choice(Vec<String>),
+    /// Text of this llguidance Lark grammar, which may inline JSON Schemas with `%json {...}`
+    /// (tool calls in a model's own format are written this way).
+    Lark(String),
 }
 
 impl OutputConstraint {
@@ -44,6 +47,7 @@ impl OutputConstraint {
             OutputConstraint::JsonSchema(schema) => json!({"json_schema": schema}),
             OutputConstraint::Regex(rx) => json!({"regex": rx}),
             OutputConstraint::Choice(choices) => json!({"choice": choices}),
+            OutputConstraint::Lark(grammar) => json!({"lark": grammar}),
         }
     }
 
@@ -52,7 +56,7 @@ impl OutputConstraint {
         let bad = || {
             Error::InvalidConstraint(format!(
                 "expected {{\"json_schema\": ...}}, {{\"regex\": \"...\"}}, {{\"choice\": [...]}} \
-                 or {{\"json_object\": true}}, found {value}"
+                 {{\"lark\": \"...\"}} or {{\"json_object\": true}}, found {value}"
             ))
         };
         let map = value.as_object().filter(|m| m.len() == 1).ok_or_else(bad)?;
@@ -61,6 +65,7 @@ impl OutputConstraint {
             "json_object" => OutputConstraint::JsonObject,
             "json_schema" => OutputConstraint::JsonSchema(inner.clone()),
             "regex" => OutputConstraint::Regex(inner.as_str().ok_or_else(bad)?.to_owned()),
+            "lark" => OutputConstraint::Lark(inner.as_str().ok_or_else(bad)?.to_owned()),
             "choice" => OutputConstraint::Choice(
                 inner
                     .as_array()
@@ -99,6 +104,7 @@ impl OutputConstraint {
                     .collect();
                 TopLevelGrammar::from_lark(format!("start: {}", alternatives.join(" | ")))
             }
+            OutputConstraint::Lark(grammar) => TopLevelGrammar::from_lark(grammar.clone()),
         }
     }
 
@@ -143,15 +149,114 @@ fn compact(mut schema: Json) -> Json {
     schema
 }
 
-/// llguidance's message, prefixed by what was being compiled.
+/// llguidance's message, prefixed by what was being compiled and, for a JSON Schema, the JSON
+/// pointer of the subschema that fails.
 fn describe(constraint: &OutputConstraint, message: &str) -> String {
+    let message = message.lines().next().unwrap_or(message);
     let what = match constraint {
-        OutputConstraint::JsonObject | OutputConstraint::JsonSchema(_) => "JSON schema",
+        OutputConstraint::JsonObject => "JSON schema",
+        OutputConstraint::JsonSchema(schema) => {
+            return match failing_subschema(schema, message) {
+                Some(pointer) => {
+                    format!("unsupported or invalid JSON schema at `{pointer}`: {message}")
+                }
+                None => format!("unsupported or invalid JSON schema: {message}"),
+            };
+        }
         OutputConstraint::Regex(_) => "regex",
         OutputConstraint::Choice(_) => "choice list",
+        OutputConstraint::Lark(_) => "grammar",
     };
-    let message = message.lines().next().unwrap_or(message);
     format!("unsupported or invalid {what}: {message}")
+}
+
+/// Keywords whose value is one subschema, and those whose value maps names or indexes to
+/// subschemas.
+const SUBSCHEMA: [&str; 9] = [
+    "items",
+    "additionalProperties",
+    "additionalItems",
+    "contains",
+    "propertyNames",
+    "not",
+    "if",
+    "then",
+    "else",
+];
+const SUBSCHEMAS: [&str; 8] = [
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "prefixItems",
+    "anyOf",
+    "oneOf",
+    "allOf",
+];
+/// Past this many subschemas the search gives up (it runs only on the error path).
+const MAX_SUBSCHEMAS: usize = 256;
+
+/// The JSON pointer of the deepest subschema of `schema` that fails to compile on its own with
+/// `message` (the whole schema's error); `None` when only the whole schema fails that way (a
+/// `$ref` that resolves elsewhere, a conflict between siblings).
+fn failing_subschema(schema: &Json, message: &str) -> Option<String> {
+    let mut found = Vec::new();
+    collect_subschemas(schema, String::new(), &mut found);
+    // Deepest first: a pointer is never shorter than a parent's.
+    found.sort_by_key(|(pointer, _)| std::cmp::Reverse(pointer.matches('/').count()));
+    found.into_iter().find_map(|(pointer, sub)| {
+        let grammar = TopLevelGrammar::from_json_schema(sub.clone());
+        match GrammarInit::Serialized(grammar).validate(None, ParserLimits::default()) {
+            llguidance::earley::ValidationResult::Error(e) if e.lines().next() == Some(message) => {
+                Some(pointer)
+            }
+            _ => None,
+        }
+    })
+}
+
+fn collect_subschemas<'a>(schema: &'a Json, pointer: String, out: &mut Vec<(String, &'a Json)>) {
+    let Some(map) = schema.as_object() else {
+        return;
+    };
+    if out.len() >= MAX_SUBSCHEMAS {
+        return;
+    }
+    for (key, value) in map {
+        let here = format!("{pointer}/{}", escape_pointer(key));
+        if SUBSCHEMA.contains(&key.as_str()) && value.is_object() {
+            collect_subschemas(value, here.clone(), out);
+            out.push((here, value));
+        } else if SUBSCHEMAS.contains(&key.as_str()) {
+            let children: Vec<(String, &Json)> = match value {
+                Json::Object(m) => m.iter().map(|(k, v)| (escape_pointer(k), v)).collect(),
+                Json::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i.to_string(), v))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (name, child) in children.into_iter().filter(|(_, c)| c.is_object()) {
+                let child_pointer = format!("{here}/{name}");
+                collect_subschemas(child, child_pointer.clone(), out);
+                out.push((child_pointer, child));
+            }
+        } else if key == "items"
+            && let Json::Array(items) = value
+        {
+            for (i, child) in items.iter().enumerate().filter(|(_, c)| c.is_object()) {
+                let child_pointer = format!("{here}/{i}");
+                collect_subschemas(child, child_pointer.clone(), out);
+                out.push((child_pointer, child));
+            }
+        }
+    }
+}
+
+/// RFC 6901: `~` is written `~0` and `/` is written `~1`.
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// The model's vocabulary as llguidance sees it.
@@ -478,8 +583,25 @@ mod tests {
         .validate()
         .unwrap_err()
         .to_string();
-        assert!(err.contains("unsupported or invalid JSON schema"), "{err}");
-        assert!(err.contains("strnig"), "{err}");
+        assert_eq!(
+            err,
+            "invalid output constraint: unsupported or invalid JSON schema at `/properties/a`: \
+             Invalid type: strnig"
+        );
+        let err = OutputConstraint::JsonSchema(json!({"type": "object", "properties": {
+            "list": {"type": "array", "items": {"anyOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"a/b": {"type": "string", "if": {}}}}
+            ]}}
+        }}))
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "invalid output constraint: unsupported or invalid JSON schema at \
+             `/properties/list/items/anyOf/1/properties/a~1b`: Unimplemented keys: [\"if\"]"
+        );
         let err = OutputConstraint::Regex("(unclosed".to_owned())
             .validate()
             .unwrap_err()

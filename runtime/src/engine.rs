@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer};
+use agentc_model::{ChatMessage, ChatTemplate, GgufFile, LlamaConfig, Tokenizer, ToolSupport};
 
 use crate::constraint::{
     Grammars, Guide, OutputConstraint, commit, ensure_complete, prepare_during,
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::kv::{BlockId, KvStore};
 use crate::model::{LlamaModel, SeqChunk};
 use crate::ops::{Matmul, MatmulBackend};
-use crate::sampling::{Sampler, SamplingParams};
+use crate::sampling::{MAX_TOP_LOGPROBS, Sampler, SamplingParams, TokenLogprob};
 use crate::text_stream::TextStream;
 
 /// llama.cpp's benchmark setting on the 2-core development machine; callers size it to theirs.
@@ -32,6 +32,9 @@ pub struct EngineOptions {
     pub context_length: Option<usize>,
     /// Which code runs the matmuls (the fast kernels by default).
     pub matmul: MatmulBackend,
+    /// A Jinja chat template to use instead of the model's `tokenizer.chat_template` (for a
+    /// model file without one, or one whose template lacks tool calling).
+    pub chat_template: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +43,7 @@ impl Default for EngineOptions {
             threads: DEFAULT_THREADS,
             context_length: None,
             matmul: MatmulBackend::default(),
+            chat_template: None,
         }
     }
 }
@@ -69,9 +73,22 @@ pub struct GenerateRequest {
     /// Added to the logits of these token ids before sampling (OpenAI's `logit_bias`); a bias
     /// of -100 or less bans the token.
     pub logit_bias: Vec<(u32, f32)>,
+    /// Report each generated token's log-probability with this many alternatives (at most
+    /// [`MAX_TOP_LOGPROBS`]); `None` reports none.
+    pub logprobs: Option<usize>,
 }
 
 impl GenerateRequest {
+    /// Refuses more log-probability alternatives than [`MAX_TOP_LOGPROBS`].
+    pub(crate) fn check_logprobs(&self) -> Result<()> {
+        match self.logprobs {
+            Some(top) if top > MAX_TOP_LOGPROBS => Err(Error::InvalidRequest(format!(
+                "at most {MAX_TOP_LOGPROBS} log-probability alternatives per token, asked for {top}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Greedy generation of up to `max_tokens` tokens from `text`.
     pub fn greedy(text: impl Into<String>, max_tokens: usize) -> Self {
         Self {
@@ -81,6 +98,7 @@ impl GenerateRequest {
             stop: Vec::new(),
             constraint: None,
             logit_bias: Vec::new(),
+            logprobs: None,
         }
     }
 }
@@ -142,6 +160,8 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     /// The generated text without end-of-generation markers, cut before a stop string.
     pub text: String,
+    /// One per generated token but an end-of-generation one, when the request asked for them.
+    pub logprobs: Vec<TokenLogprob>,
     pub finish_reason: FinishReason,
     pub timings: Timings,
 }
@@ -184,8 +204,11 @@ impl Engine {
             })
         };
         let ids = tokenizer.special_ids();
-        let chat_template =
-            ChatTemplate::from_metadata(&gguf, &marker(ids.bos)?, &marker(ids.eos)?)?;
+        let (bos, eos) = (marker(ids.bos)?, marker(ids.eos)?);
+        let chat_template = match &options.chat_template {
+            Some(source) => Some(ChatTemplate::new(source, &bos, &eos)?),
+            None => ChatTemplate::from_metadata(&gguf, &bos, &eos)?,
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads.max(1))
             .build()?;
@@ -233,12 +256,34 @@ impl Engine {
 
     /// Renders `messages` with the model's chat template, ready for the assistant's reply.
     pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
-        let template = self.chat_template.as_ref().ok_or_else(|| {
+        self.render_chat_with_tools(messages, None)
+    }
+
+    /// Renders `messages` with `tools` (OpenAI function definitions) given to the template.
+    pub fn render_chat_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<String> {
+        Ok(self.template()?.render_with_tools(messages, tools, true)?)
+    }
+
+    /// What the chat template does with tools (nothing, without a template).
+    pub fn tool_support(&self) -> ToolSupport {
+        self.chat_template
+            .as_ref()
+            .map(ChatTemplate::tool_support)
+            .unwrap_or_default()
+    }
+
+    fn template(&self) -> Result<&ChatTemplate> {
+        self.chat_template.as_ref().ok_or_else(|| {
             Error::InvalidRequest(
-                "the model has no chat template (tokenizer.chat_template)".to_owned(),
+                "the model has no chat template (tokenizer.chat_template); give one with \
+                 --chat-template-file"
+                    .to_owned(),
             )
-        })?;
-        Ok(template.render(messages, true)?)
+        })
     }
 
     /// The token ids a prompt becomes.
@@ -327,6 +372,7 @@ impl Engine {
                 "stop strings must not be empty".to_owned(),
             ));
         }
+        request.check_logprobs()?;
         let prompt_tokens = self.prompt_tokens(&request.prompt)?;
         if prompt_tokens.is_empty() {
             return Err(Error::InvalidRequest(
@@ -350,6 +396,7 @@ impl Engine {
         let mut stream = TextStream::new(&request.stop);
         let mut finish_reason = FinishReason::Length;
         let mut stop_cut = None;
+        let mut logprobs = Vec::new();
 
         let mut guide = request
             .constraint
@@ -366,17 +413,24 @@ impl Engine {
         let mut decode_started = None;
         let mut scratch = Vec::new();
         while tokens.len() < request.max_tokens {
-            let token = next_token(
+            let (token, sampled) = next_token(
                 &mut sampler,
                 guide.as_mut(),
                 &logits,
                 &request.logit_bias,
                 &mut scratch,
+                request.logprobs,
             )?;
             let end_of_generation = self.tokenizer.is_end_of_generation(token);
             let room = request.max_tokens - tokens.len() - 1;
             let committed = commit(guide.as_mut(), token, end_of_generation, room)?;
             let complete = committed.complete;
+            logprobs.extend(step_logprobs(
+                sampled,
+                &committed.forced,
+                request.logprobs.unwrap_or(0),
+                end_of_generation,
+            ));
             timings.forced_tokens += committed.forced.len();
             let mut step = vec![token];
             step.extend(committed.forced);
@@ -436,6 +490,7 @@ impl Engine {
             prompt_tokens,
             tokens,
             text: stream.text(stop_cut),
+            logprobs,
             finish_reason,
             timings,
         })
@@ -473,23 +528,49 @@ impl SoloSequence {
 /// The next token: sampled after adding `bias` to the logits and masking the tokens a
 /// constraint does not allow. Only then are the logits copied (into `scratch`): an unbiased,
 /// unconstrained sample reads them in place.
+/// With `logprobs` (the number of alternatives), also the token's log-probability under the
+/// biased, masked logits.
 pub(crate) fn next_token(
     sampler: &mut Sampler,
     guide: Option<&mut Guide>,
     logits: &[f32],
     bias: &[(u32, f32)],
     scratch: &mut Vec<f32>,
-) -> Result<u32> {
-    if bias.is_empty() && guide.is_none() {
-        return Ok(sampler.sample(logits));
+    logprobs: Option<usize>,
+) -> Result<(u32, Option<TokenLogprob>)> {
+    let dist: &[f32] = if bias.is_empty() && guide.is_none() {
+        logits
+    } else {
+        scratch.clear();
+        scratch.extend_from_slice(logits);
+        apply_logit_bias(scratch, bias);
+        if let Some(guide) = guide {
+            guide.apply(scratch)?;
+        }
+        scratch
+    };
+    let token = sampler.sample(dist);
+    Ok((
+        token,
+        logprobs.map(|top| TokenLogprob::from_logits(dist, token, top)),
+    ))
+}
+
+/// One step's log-probabilities: the sampled token's, then one per token the constraint
+/// forced after it. An end-of-generation token is not part of the output, so it has none.
+pub(crate) fn step_logprobs(
+    sampled: Option<TokenLogprob>,
+    forced: &[u32],
+    top: usize,
+    end_of_generation: bool,
+) -> Vec<TokenLogprob> {
+    match sampled {
+        Some(_) if end_of_generation => Vec::new(),
+        Some(first) => std::iter::once(first)
+            .chain(forced.iter().map(|&t| TokenLogprob::forced(t, top)))
+            .collect(),
+        None => Vec::new(),
     }
-    scratch.clear();
-    scratch.extend_from_slice(logits);
-    apply_logit_bias(scratch, bias);
-    if let Some(guide) = guide {
-        guide.apply(scratch)?;
-    }
-    Ok(sampler.sample(scratch))
 }
 
 /// `logits` with `bias` added (ids outside the vocabulary are ignored; they are refused at

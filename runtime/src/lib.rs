@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use index::{Hit, Index, IndexSpec, Metric, Passage};
 pub use ops::MatmulBackend;
 pub use plan::Program;
-pub use sampling::SamplingParams;
+pub use sampling::{SamplingParams, TokenLogprob};
 pub use server::{AppState, model_id_from_path, router};
 pub use serving::{
     Sequence, SequenceEvent, ServingConfig, ServingEngine, ServingStats, SubmitError,

@@ -161,6 +161,7 @@ pub fn engine_timings(engine: &Engine) -> Result<(LinearTiming, LinearTiming)> {
     let run = |words: usize, max_tokens: usize| -> Result<(usize, f64, usize, f64)> {
         let req = GenerateRequest {
             logit_bias: Vec::new(),
+            logprobs: None,
             constraint: None,
             prompt: Prompt::Text(text(words)),
             max_tokens,
@@ -264,6 +265,7 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
             let request = GenerateRequest {
                 constraint: None,
                 logit_bias: Vec::new(),
+                logprobs: None,
                 prompt: Prompt::Text(prompt(i, words)),
                 max_tokens,
                 sampling: if sampled {

@@ -160,6 +160,62 @@ fn nucleus(candidates: &mut [Candidate], total: f64, top_p: f64, sorted: bool) -
     }
 }
 
+/// Most alternatives a request may ask for per token (OpenAI's limit for `top_logprobs`).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// One generated token's log-probability and the most likely tokens at its position, under
+/// the distribution it was drawn from: the model's logits after `logit_bias` and the output
+/// constraint's mask, before temperature, top-k and top-p (a token the constraint forced has
+/// log-probability 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    /// Up to the requested number of (token, log-probability), most likely first (lower id
+    /// first among equals).
+    pub top: Vec<(u32, f32)>,
+}
+
+impl TokenLogprob {
+    /// `token` under `logits`, with its `top` most likely alternatives.
+    pub fn from_logits(logits: &[f32], token: u32, top: usize) -> Self {
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
+        let log_z = max + sum.ln() as f32;
+        let logprob = |l: f32| (l - log_z).max(f32::MIN);
+        // The best `top` by insertion into a short sorted list: `top` is at most 20.
+        let mut best: Vec<(u32, f32)> = Vec::with_capacity(top + 1);
+        if top > 0 {
+            for (id, &l) in logits.iter().enumerate() {
+                if l == f32::NEG_INFINITY || (best.len() == top && l <= best[top - 1].1) {
+                    continue;
+                }
+                let at = best.partition_point(|&(_, b)| b >= l);
+                best.insert(at, (id as u32, l));
+                best.truncate(top);
+            }
+        }
+        Self {
+            token,
+            logprob: logits.get(token as usize).map_or(f32::MIN, |&l| logprob(l)),
+            top: best.into_iter().map(|(id, l)| (id, logprob(l))).collect(),
+        }
+    }
+
+    /// A token the output constraint forced: the only one allowed, so certain.
+    pub fn forced(token: u32, top: usize) -> Self {
+        Self {
+            token,
+            logprob: 0.0,
+            top: if top > 0 {
+                vec![(token, 0.0)]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// The index of the largest logit, the lowest index among equals (as a stable sort gives).
 pub fn argmax(logits: &[f32]) -> u32 {
     // The maximum over independent lanes (vectorizes; `f32::max` skips NaN), then its first
@@ -202,6 +258,25 @@ impl SplitMix64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_logprobs_are_log_softmax_with_the_best_alternatives_first() {
+        let logits = [1.0f32, 3.0, f32::NEG_INFINITY, 3.0, 0.0];
+        let z: f32 = logits.iter().map(|l| l.exp()).sum();
+        let lp = TokenLogprob::from_logits(&logits, 0, 3);
+        assert_eq!(lp.token, 0);
+        assert!((lp.logprob - (1.0 - z.ln())).abs() < 1e-6, "{lp:?}");
+        let ids: Vec<u32> = lp.top.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids, [1, 3, 0]);
+        assert!((lp.top[0].1 - (3.0 - z.ln())).abs() < 1e-6);
+        assert_eq!(lp.top[0].1, lp.top[1].1);
+        // A masked token is as unlikely as f32 can say, and never an alternative.
+        let masked = TokenLogprob::from_logits(&logits, 2, 5);
+        assert_eq!(masked.logprob, f32::MIN);
+        assert_eq!(masked.top.len(), 4);
+        assert!(TokenLogprob::from_logits(&logits, 1, 0).top.is_empty());
+        assert_eq!(TokenLogprob::forced(7, 2).top, [(7, 0.0)]);
+    }
+
     use super::*;
 
     #[test]

@@ -10,6 +10,7 @@ mod metrics;
 mod openai;
 mod routes;
 mod sse;
+mod tool_calls;
 mod workflows;
 
 use std::future::Future;

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Engine, FinishReason, GenerateRequest};
 use crate::error::Error;
+use crate::sampling::TokenLogprob;
 
 /// How the serving engine batches, caches and admits work.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,10 +104,13 @@ pub enum SequenceEvent {
         cached_tokens: usize,
         queued: Duration,
     },
-    /// One generated token and the text that became final with it (may be empty).
+    /// One sampled token and the text that became final with it (may be empty), with the
+    /// log-probabilities of it and the tokens the constraint forced after it when the request
+    /// asked for them.
     Token {
         token: u32,
         text: String,
+        logprobs: Vec<TokenLogprob>,
     },
     Finished {
         reason: FinishReason,

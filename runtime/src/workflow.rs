@@ -445,6 +445,7 @@ impl<'a> Run<'a> {
                 };
                 let request = GenerateRequest {
                     logit_bias: Vec::new(),
+                    logprobs: None,
                     constraint: constraint.clone(),
                     prompt: Prompt::Tokens(kv.tokens.as_ref().clone()),
                     max_tokens: *max_tokens,

@@ -72,6 +72,7 @@ fn kernel_matmuls_agree_with_the_reference_matmul() {
         threads: 2,
         context_length: Some(256),
         matmul,
+        chat_template: None,
     };
     let fast = Engine::load_with(&path, &options(MatmulBackend::Kernels)).expect("loads");
     let reference = Engine::load_with(&path, &options(MatmulBackend::Reference)).expect("loads");

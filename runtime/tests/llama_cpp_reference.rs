@@ -76,6 +76,7 @@ fn greedy_generation_matches_llama_cpp() {
         let expected = ids(&case["generated_tokens"]);
         let request = GenerateRequest {
             logit_bias: Vec::new(),
+            logprobs: None,
             constraint: None,
             prompt: Prompt::Text(text.to_owned()),
             max_tokens,

@@ -33,7 +33,7 @@ fn collect(mut sequence: agentc_runtime::Sequence) -> (Vec<u32>, String, FinishR
     }
     loop {
         match sequence.blocking_next() {
-            Some(SequenceEvent::Token { token, text }) => {
+            Some(SequenceEvent::Token { token, text, .. }) => {
                 tokens.push(token);
                 streamed.push_str(&text);
             }

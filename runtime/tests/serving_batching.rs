@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use agentc_runtime::{
     Engine, FinishReason, GenerateRequest, Prompt, SamplingParams, Sequence, SequenceEvent,
-    ServingConfig, ServingEngine, SubmitOptions, Usage,
+    ServingConfig, ServingEngine, SubmitOptions, TokenLogprob, Usage,
 };
 
 fn engine() -> Option<Arc<Engine>> {
@@ -27,6 +27,7 @@ fn engine() -> Option<Arc<Engine>> {
 struct Outcome {
     tokens: Vec<u32>,
     text: String,
+    logprobs: Vec<TokenLogprob>,
     reason: FinishReason,
     usage: Usage,
     started_cached: usize,
@@ -39,11 +40,17 @@ fn collect(mut sequence: Sequence) -> Outcome {
     };
     let mut tokens = Vec::new();
     let mut streamed = String::new();
+    let mut all_logprobs = Vec::new();
     loop {
         match sequence.blocking_next() {
-            Some(SequenceEvent::Token { token, text }) => {
+            Some(SequenceEvent::Token {
+                token,
+                text,
+                logprobs,
+            }) => {
                 tokens.push(token);
                 streamed.push_str(&text);
+                all_logprobs.extend(logprobs);
             }
             Some(SequenceEvent::Finished {
                 reason,
@@ -55,6 +62,7 @@ fn collect(mut sequence: Sequence) -> Outcome {
                 return Outcome {
                     tokens,
                     text,
+                    logprobs: all_logprobs,
                     reason,
                     usage,
                     started_cached,
@@ -89,6 +97,20 @@ fn assert_served_like_alone(
         assert_eq!(got.tokens, want.tokens, "request {i}: tokens");
         assert_eq!(got.text, want.text, "request {i}: text");
         assert_eq!(got.reason, want.finish_reason, "request {i}: finish reason");
+        assert_eq!(
+            got.logprobs.len(),
+            want.logprobs.len(),
+            "request {i}: logprobs"
+        );
+        for (g, w) in got.logprobs.iter().zip(&want.logprobs) {
+            assert_eq!(g.token, w.token, "request {i}: logprob token");
+            assert!(
+                (g.logprob - w.logprob).abs() < 1e-3,
+                "request {i}: {g:?} vs {w:?}"
+            );
+            let ids = |lp: &TokenLogprob| lp.top.iter().map(|&(id, _)| id).collect::<Vec<_>>();
+            assert_eq!(ids(g), ids(w), "request {i}: alternatives");
+        }
         assert_eq!(got.usage.prompt_tokens, want.prompt_tokens.len());
     }
     (outcomes, serving)
@@ -132,6 +154,8 @@ fn seeded_sampling_with_stops_matches_generation_alone() {
         .enumerate()
         .map(|(i, p)| GenerateRequest {
             logit_bias: Vec::new(),
+            // Half of them report log-probabilities with 3 alternatives.
+            logprobs: (i % 2 == 1).then_some(3),
             constraint: None,
             prompt: Prompt::Text((*p).to_owned()),
             max_tokens: 20,

@@ -186,6 +186,7 @@ fn request(prompt: Prompt, constraint: OutputConstraint, seed: u64) -> GenerateR
         stop: Vec::new(),
         constraint: Some(constraint),
         logit_bias: Vec::new(),
+        logprobs: None,
     }
 }
 

@@ -76,6 +76,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let request = GenerateRequest {
         logit_bias: Vec::new(),
+        logprobs: None,
         constraint: None,
         prompt,
         max_tokens: args.max_tokens,

@@ -254,19 +254,21 @@ pub(super) fn runner_with_engines(
         if model.kind != "llm" {
             continue;
         }
-        let serving = engine_for(&model.path, engines, config, threads)
+        let serving = engine_for(&model.path, engines, config, threads, None)
             .with_context(|| format!("cannot load model `{name}` from {}", model.path.display()))?;
         llms.insert(name.clone(), serving);
     }
     Ok(WorkflowRunner::new(program, llms)?)
 }
 
-/// The serving engine of the model file at `path`, started on first use.
+/// The serving engine of the model file at `path`, started on first use (with
+/// `chat_template` instead of the file's own, if given).
 pub(super) fn engine_for(
     path: &Path,
     engines: &mut HashMap<PathBuf, ServingEngine>,
     config: &ServingConfig,
     threads: usize,
+    chat_template: Option<String>,
 ) -> anyhow::Result<ServingEngine> {
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if let Some(s) = engines.get(&key) {
@@ -274,6 +276,7 @@ pub(super) fn engine_for(
     }
     let options = EngineOptions {
         threads,
+        chat_template,
         ..EngineOptions::default()
     };
     let engine = Engine::load_with(&key, &options)?;

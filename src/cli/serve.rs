@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// its extension).
     #[arg(long, env = "AGENTC_SERVED_MODEL_NAME")]
     pub served_model_name: Option<String>,
+    /// A Jinja chat template file to use for --model instead of the one in the model file
+    /// (for example one that defines tool calling).
+    #[arg(long, value_name = "FILE", requires = "model")]
+    pub chat_template_file: Option<PathBuf>,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -83,8 +87,25 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         batching: !args.no_batching,
         ..ServingConfig::default()
     };
-    // Workflows first: their LLM models and the served model share engines by file.
+    // The served model first when it has its own chat template; then the workflows' models,
+    // which share engines with it by file.
     let mut engines: HashMap<PathBuf, ServingEngine> = HashMap::new();
+    if let (Some(model), Some(file)) = (&args.model, &args.chat_template_file) {
+        let template = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot read --chat-template-file {}: {e}",
+                    file.display()
+                );
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        if let Err(e) = engine_for(model, &mut engines, &config, args.threads, Some(template)) {
+            eprintln!("error: cannot load {}: {e:#}", model.display());
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    }
     let mut runners = Vec::new();
     let mut _plans = Vec::new();
     let programs = args
@@ -133,7 +154,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: no --model given and the workflows use no LLM model");
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let serving = match engine_for(&model, &mut engines, &config, args.threads) {
+    let serving = match engine_for(&model, &mut engines, &config, args.threads, None) {
         Ok(serving) => serving,
         Err(e) => {
             eprintln!("error: cannot load {}: {e:#}", model.display());

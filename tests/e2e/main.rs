@@ -3,6 +3,7 @@
 mod cli;
 mod compile;
 mod examples;
+mod openai_client;
 mod place;
 mod run;
 mod runtime_specs;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::root;
 
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -16,7 +16,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Starts `agentc serve --port 0 ARGS...`; the server (killed on drop) and its address.
-fn serve(args: &[&str]) -> (KillOnDrop, String) {
+pub(crate) fn serve(args: &[&str]) -> (KillOnDrop, String) {
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_agentc"))
             .args(["serve", "--port", "0"])

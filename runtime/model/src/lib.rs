@@ -12,5 +12,5 @@ pub use gguf::{GgmlType, GgufFile, MetadataLookup, MetadataValue, TensorInfo};
 pub mod chat_template;
 pub mod tokenizer;
 
-pub use chat_template::{ChatMessage, ChatTemplate};
+pub use chat_template::{ChatMessage, ChatTemplate, ToolSupport};
 pub use tokenizer::Tokenizer;

@@ -53,6 +53,10 @@ pub enum ApiError {
     /// The serving engine ended a sequence without a final event.
     #[error("the serving engine stopped before the request finished")]
     EngineStopped,
+    /// The model's reply could not be read as the tool calls its format promises; it is not
+    /// passed on.
+    #[error("the model's tool call cannot be parsed: {0}")]
+    MalformedToolCall(String),
 }
 
 impl ApiError {
@@ -110,7 +114,7 @@ impl ApiError {
             Self::Submit(SubmitError::Invalid(error)) | Self::Engine(error) => {
                 classify_engine(error)
             }
-            Self::EngineStopped => (
+            Self::EngineStopped | Self::MalformedToolCall(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 None,

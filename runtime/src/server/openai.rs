@@ -3,16 +3,18 @@
 
 use std::hash::{BuildHasher, RandomState};
 
+use agentc_model::ToolSupport;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::ChatMessage;
 use crate::constraint::OutputConstraint;
 use crate::engine::{Engine, FinishReason, GenerateRequest, Prompt};
-use crate::sampling::SamplingParams;
+use crate::sampling::{MAX_TOP_LOGPROBS, SamplingParams, TokenLogprob};
 use crate::serving::Usage;
 
 use super::error::ApiError;
+use super::tool_calls::{ToolCallOut, ToolPlan};
 
 /// OpenAI's default `max_tokens` for `/v1/completions`.
 pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
@@ -42,6 +44,8 @@ pub struct CompletionRequest {
     /// `{"type": "text" | "json_object"}` or `{"type": "json_schema", "json_schema": {"name",
     /// "schema", "strict"}}`: the output is decoded under that constraint.
     pub response_format: Option<Value>,
+    /// Return each output token's log-probability with this many alternatives (0 to 20).
+    pub logprobs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +70,16 @@ pub struct ChatRequest {
     /// `{"type": "text" | "json_object"}` or `{"type": "json_schema", "json_schema": {"name",
     /// "schema", "strict"}}`: the output is decoded under that constraint.
     pub response_format: Option<Value>,
+    /// `[{"type": "function", "function": {"name", "description", "parameters"}}]`.
+    pub tools: Option<Value>,
+    /// `"none"`, `"auto"` (the default with tools), `"required"` or
+    /// `{"type": "function", "function": {"name"}}`.
+    pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
+    /// Return each output token's log-probability.
+    pub logprobs: Option<bool>,
+    /// With `logprobs`, this many most likely alternatives per token (0 to 20).
+    pub top_logprobs: Option<u64>,
 }
 
 /// The fields both endpoints share (copied out of either request: `#[serde(flatten)]` would lose
@@ -109,11 +123,32 @@ pub struct StreamOptions {
 #[derive(Debug, Deserialize)]
 pub struct ChatMessageIn {
     pub role: String,
-    /// A string or an array of `{"type": "text", "text": ...}` parts.
+    /// A string or an array of `{"type": "text", "text": ...}` parts; may be null in an
+    /// assistant turn with `tool_calls`.
+    #[serde(default)]
     pub content: Value,
+    /// An assistant turn's calls: `[{"id", "type": "function", "function": {"name",
+    /// "arguments"}}]`, the arguments a JSON string.
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    /// A `tool` turn: the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
-const ROLES: [&str; 4] = ["system", "user", "assistant", "developer"];
+#[derive(Debug, Deserialize)]
+pub struct ToolCallIn {
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub function: FunctionCallIn,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionCallIn {
+    pub name: String,
+    pub arguments: String,
+}
+
+const ROLES: [&str; 5] = ["system", "user", "assistant", "developer", "tool"];
 
 impl SamplingFields {
     /// `logit_bias` as (token id, bias) pairs, checked against a vocabulary of `vocab_size`.
@@ -216,6 +251,8 @@ impl SamplingFields {
 #[derive(Debug)]
 pub struct Checked {
     pub request: GenerateRequest,
+    /// The tools a chat reply may call.
+    pub tools: Option<ToolPlan>,
 }
 
 impl CompletionRequest {
@@ -245,6 +282,10 @@ impl CompletionRequest {
         let mut checked = finish_check(engine, prompt, "prompt", max_tokens, sampling, stop)?;
         checked.request.logit_bias = logit_bias;
         checked.request.constraint = response_format(self.response_format.as_ref())?;
+        checked.request.logprobs = self
+            .logprobs
+            .map(|n| top_logprobs("logprobs", n))
+            .transpose()?;
         Ok(checked)
     }
 }
@@ -346,27 +387,31 @@ impl ChatRequest {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "must not be empty"));
         }
-        let messages = self
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, message)| {
-                if !ROLES.contains(&message.role.as_str()) {
+        let support = engine.tool_support();
+        let messages = chat_messages(&self.messages, support)?;
+        let tools = ToolPlan::from_request(
+            self.tools.as_ref(),
+            self.tool_choice.as_ref(),
+            self.parallel_tool_calls,
+            support,
+        )?;
+        let mut constraint = response_format(self.response_format.as_ref())?;
+        let prompt = match &tools {
+            Some(plan) => {
+                if constraint.is_some() {
                     return Err(ApiError::invalid(
-                        format!("messages[{i}].role"),
-                        format!(
-                            "unknown role `{}`; use one of {}",
-                            message.role,
-                            ROLES.join(", ")
-                        ),
+                        "response_format",
+                        "cannot be combined with tools; use tool_choice \"none\" or drop \
+                         response_format",
                     ));
                 }
-                Ok(ChatMessage::new(
-                    message.role.as_str(),
-                    message_text(&message.content, i)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                constraint = Some(plan.constraint());
+                let messages = plan.instruct(messages);
+                let tools = plan.template_tools();
+                Prompt::Text(engine.render_chat_with_tools(&messages, tools.as_deref())?)
+            }
+            None => Prompt::Chat(messages),
+        };
         let (sampling, stop) = self.sampling().check()?;
         let logit_bias = self.sampling().logit_bias(engine.config().vocab_size)?;
         let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
@@ -374,18 +419,134 @@ impl ChatRequest {
             (None, Some(n)) => Some(positive("max_tokens", n)?),
             (None, None) => None,
         };
-        let mut checked = finish_check(
-            engine,
-            Prompt::Chat(messages),
-            "messages",
-            max_tokens,
-            sampling,
-            stop,
-        )?;
+        let logprobs = match (self.logprobs, self.top_logprobs) {
+            (Some(true), top) => Some(top_logprobs("top_logprobs", top.unwrap_or(0))?),
+            (_, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "top_logprobs",
+                    "needs \"logprobs\": true",
+                ));
+            }
+            _ => None,
+        };
+        let mut checked = finish_check(engine, prompt, "messages", max_tokens, sampling, stop)?;
         checked.request.logit_bias = logit_bias;
-        checked.request.constraint = response_format(self.response_format.as_ref())?;
+        checked.request.constraint = constraint;
+        checked.request.logprobs = logprobs;
+        checked.tools = tools;
         Ok(checked)
     }
+}
+
+/// A `top_logprobs` count, checked.
+fn top_logprobs(param: &str, n: u64) -> Result<usize, ApiError> {
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= MAX_TOP_LOGPROBS)
+        .ok_or_else(|| {
+            ApiError::invalid(param, format!("must be 0 to {MAX_TOP_LOGPROBS}, got {n}"))
+        })
+}
+
+/// The request's messages as the template sees them. Tool calls and tool results go to a
+/// template that renders them as they are; to one that does not, calls become the generic
+/// format's JSON in the assistant's text and results become user turns holding
+/// `{"tool_response": ...}`.
+fn chat_messages(
+    messages: &[ChatMessageIn],
+    support: ToolSupport,
+) -> Result<Vec<ChatMessage>, ApiError> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let role = message.role.as_str();
+            if !ROLES.contains(&role) {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].role"),
+                    format!("unknown role `{role}`; use one of {}", ROLES.join(", ")),
+                ));
+            }
+            let text = match (&message.content, role) {
+                (Value::Null, "assistant") if message.tool_calls.is_some() => String::new(),
+                (content, _) => message_text(content, i)?,
+            };
+            let mut out = ChatMessage::new(role, text);
+            match (role, &message.tool_calls, &message.tool_call_id) {
+                ("assistant", Some(calls), _) => {
+                    let mut parsed = Vec::with_capacity(calls.len());
+                    for (j, call) in calls.iter().enumerate() {
+                        let param = |f: &str| format!("messages[{i}].tool_calls[{j}]{f}");
+                        if call.kind.as_deref().is_some_and(|k| k != "function") {
+                            return Err(ApiError::invalid(param(".type"), "must be \"function\""));
+                        }
+                        let arguments: Value = serde_json::from_str(&call.function.arguments)
+                            .ok()
+                            .filter(Value::is_object)
+                            .ok_or_else(|| {
+                                ApiError::invalid(
+                                    param(".function.arguments"),
+                                    "must be a JSON object, serialized",
+                                )
+                            })?;
+                        names.push((call.id.clone(), call.function.name.clone()));
+                        parsed.push(json!({"id": call.id, "type": "function", "function": {
+                            "name": call.function.name, "arguments": arguments
+                        }}));
+                    }
+                    if support.tool_calls {
+                        out.tool_calls = Some(parsed);
+                    } else {
+                        let calls: Vec<Value> = parsed
+                            .iter()
+                            .map(|c| {
+                                json!({"name": c["function"]["name"],
+                                "arguments": c["function"]["arguments"]})
+                            })
+                            .collect();
+                        let call_text = json!({"tool_calls": calls}).to_string();
+                        out.content = if out.content.is_empty() {
+                            call_text
+                        } else {
+                            format!("{}\n{call_text}", out.content)
+                        };
+                    }
+                }
+                (_, Some(_), _) => {
+                    return Err(ApiError::invalid(
+                        format!("messages[{i}].tool_calls"),
+                        "only assistant turns have tool calls",
+                    ));
+                }
+                ("tool", None, Some(id)) => {
+                    let name = names
+                        .iter()
+                        .rev()
+                        .find(|(call, _)| call == id)
+                        .map(|(_, name)| name.clone());
+                    if support.tool_responses {
+                        out.tool_call_id = Some(id.clone());
+                        out.name = name;
+                    } else {
+                        out.role = "user".to_owned();
+                        out.content = json!({"tool_response": {
+                            "tool_call_id": id, "name": name, "content": out.content
+                        }})
+                        .to_string();
+                    }
+                }
+                ("tool", None, None) => {
+                    return Err(ApiError::invalid(
+                        format!("messages[{i}].tool_call_id"),
+                        "is required in a tool turn",
+                    ));
+                }
+                _ => {}
+            }
+            Ok(out)
+        })
+        .collect()
 }
 
 fn message_text(content: &Value, index: usize) -> Result<String, ApiError> {
@@ -453,12 +614,14 @@ fn finish_check(
     Ok(Checked {
         request: GenerateRequest {
             logit_bias: Vec::new(),
+            logprobs: None,
             constraint: None,
             prompt: Prompt::Tokens(tokens),
             max_tokens,
             sampling,
             stop,
         },
+        tools: None,
     })
 }
 
@@ -513,8 +676,123 @@ pub struct Completion {
 pub struct CompletionChoice {
     pub text: String,
     pub index: u32,
-    pub logprobs: Option<()>,
+    pub logprobs: Option<CompletionLogprobs>,
     pub finish_reason: Option<&'static str>,
+}
+
+/// `/v1/completions` log-probabilities (the legacy layout: parallel arrays).
+#[derive(Debug, Default, Serialize)]
+pub struct CompletionLogprobs {
+    pub tokens: Vec<String>,
+    pub token_logprobs: Vec<f32>,
+    pub top_logprobs: Vec<TopLogprobMap>,
+    /// Each token's offset in the choice's text, in characters.
+    pub text_offset: Vec<usize>,
+}
+
+impl CompletionLogprobs {
+    /// `logprobs` in this layout; `offset` is where the first token's text starts, and
+    /// advances past the tokens.
+    pub fn new(engine: &Engine, logprobs: &[TokenLogprob], offset: &mut usize) -> Self {
+        let mut out = Self::default();
+        for lp in logprobs {
+            let text = String::from_utf8_lossy(&token_bytes(engine, lp.token)).into_owned();
+            out.text_offset.push(*offset);
+            *offset += text.chars().count();
+            out.tokens.push(text);
+            out.token_logprobs.push(lp.logprob);
+            out.top_logprobs.push(TopLogprobMap(
+                lp.top
+                    .iter()
+                    .map(|&(id, l)| {
+                        let t = String::from_utf8_lossy(&token_bytes(engine, id)).into_owned();
+                        (t, l)
+                    })
+                    .collect(),
+            ));
+        }
+        out
+    }
+}
+
+/// `{"token text": logprob}`, most likely first (serialized as a map, keeping `f32`
+/// precision as `token_logprobs` does).
+#[derive(Debug, Default)]
+pub struct TopLogprobMap(Vec<(String, f32)>);
+
+impl Serialize for TopLogprobMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (token, logprob) in &self.0 {
+            map.serialize_entry(token, logprob)?;
+        }
+        map.end()
+    }
+}
+
+/// Chat log-probabilities: one entry per output token.
+#[derive(Debug, Serialize)]
+pub struct ChatLogprobs {
+    pub content: Vec<ChatTokenLogprob>,
+    pub refusal: Option<()>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatTokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+    /// The token's UTF-8 bytes (a token may hold part of a character).
+    pub bytes: Vec<u8>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+}
+
+impl ChatLogprobs {
+    pub fn new(engine: &Engine, logprobs: &[TokenLogprob]) -> Self {
+        let top = |id: u32, logprob: f32| {
+            let bytes = token_bytes(engine, id);
+            TopLogprob {
+                token: String::from_utf8_lossy(&bytes).into_owned(),
+                logprob,
+                bytes,
+            }
+        };
+        Self {
+            content: logprobs
+                .iter()
+                .map(|lp| {
+                    let TopLogprob {
+                        token,
+                        logprob,
+                        bytes,
+                    } = top(lp.token, lp.logprob);
+                    ChatTokenLogprob {
+                        token,
+                        logprob,
+                        bytes,
+                        top_logprobs: lp.top.iter().map(|&(id, l)| top(id, l)).collect(),
+                    }
+                })
+                .collect(),
+            refusal: None,
+        }
+    }
+}
+
+/// A token's bytes as text shows it (a control token as its name, `<|im_end|>`).
+fn token_bytes(engine: &Engine, id: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // Ids come from the engine's own vocabulary, so this cannot fail; if it did, the token
+    // would show as empty rather than fail the response.
+    let _ = engine.tokenizer().append_token_bytes(id, true, &mut bytes);
+    bytes
 }
 
 #[derive(Debug, Serialize)]
@@ -531,14 +809,17 @@ pub struct ChatCompletion {
 pub struct ChatChoice {
     pub index: u32,
     pub message: AssistantMessage,
-    pub logprobs: Option<()>,
+    pub logprobs: Option<ChatLogprobs>,
     pub finish_reason: &'static str,
 }
 
 #[derive(Debug, Serialize)]
 pub struct AssistantMessage {
     pub role: &'static str,
-    pub content: String,
+    /// Null when the reply only calls tools.
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -556,7 +837,7 @@ pub struct ChatChunk {
 pub struct ChatChunkChoice {
     pub index: u32,
     pub delta: Delta,
-    pub logprobs: Option<()>,
+    pub logprobs: Option<ChatLogprobs>,
     pub finish_reason: Option<&'static str>,
 }
 
@@ -566,6 +847,16 @@ pub struct Delta {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A streamed tool call: each is sent whole, in one chunk.
+#[derive(Debug, Serialize)]
+pub struct ToolCallDelta {
+    pub index: usize,
+    #[serde(flatten)]
+    pub call: ToolCallOut,
 }
 
 #[derive(Debug, Serialize)]

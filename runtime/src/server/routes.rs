@@ -9,13 +9,14 @@ use axum::response::{IntoResponse, Response};
 use super::error::{ApiError, JsonBody};
 use super::metrics::RequestTracker;
 use super::openai::{
-    AssistantMessage, ChatChoice, ChatCompletion, ChatRequest, Checked, Completion,
-    CompletionChoice, CompletionRequest, ModelCard, ModelList, finish_reason,
+    AssistantMessage, ChatChoice, ChatCompletion, ChatLogprobs, ChatRequest, Checked, Completion,
+    CompletionChoice, CompletionLogprobs, CompletionRequest, ModelCard, ModelList, finish_reason,
 };
 use super::sse::{StreamKind, event_stream};
 use super::{AppState, unix_seconds};
 use crate::engine::FinishReason;
-use crate::serving::{Sequence, SequenceEvent, SubmitError, SubmitOptions, Usage};
+use crate::sampling::TokenLogprob;
+use crate::serving::{Sequence, SequenceEvent, ServingEngine, SubmitError, SubmitOptions, Usage};
 
 pub async fn completions(
     State(state): State<AppState>,
@@ -24,14 +25,16 @@ pub async fn completions(
     let arrived = Instant::now();
     state.check_model(body.model.as_deref())?;
     let checked = body.check(state.serving().engine())?;
+    let logprobs = checked.request.logprobs.is_some();
     let mut running = Running::start(&state, checked, arrived, "cmpl").await?;
     if body.stream {
         let kind = StreamKind::Completion {
             include_usage: body.sampling().include_usage,
         };
-        return Ok(event_stream(running, kind).into_response());
+        return Ok(event_stream(running, kind, None, logprobs).into_response());
     }
-    let (reason, usage, text) = running.finish().await?;
+    let (reason, usage, text, token_logprobs) = running.finish().await?;
+    let engine = state.serving().engine();
     Ok(axum::Json(Completion {
         id: running.id,
         object: "text_completion",
@@ -40,7 +43,7 @@ pub async fn completions(
         choices: vec![CompletionChoice {
             text,
             index: 0,
-            logprobs: None,
+            logprobs: logprobs.then(|| CompletionLogprobs::new(engine, &token_logprobs, &mut 0)),
             finish_reason: Some(finish_reason(&reason)),
         }],
         usage: Some(usage.into()),
@@ -54,15 +57,42 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
     state.check_model(body.model.as_deref())?;
-    let checked = body.check(state.serving().engine())?;
+    let mut checked = body.check(state.serving().engine())?;
+    let logprobs = checked.request.logprobs.is_some();
+    let tools = checked.tools.take();
     let mut running = Running::start(&state, checked, arrived, "chatcmpl").await?;
     if body.stream {
         let kind = StreamKind::Chat {
             include_usage: body.sampling().include_usage,
         };
-        return Ok(event_stream(running, kind).into_response());
+        return Ok(event_stream(running, kind, tools, logprobs).into_response());
     }
-    let (reason, usage, text) = running.finish().await?;
+    let (reason, usage, text, token_logprobs) = running.finish().await?;
+    let (message, finish) = match &tools {
+        Some(plan) => {
+            let reply = plan.parse(&text, &running.id)?;
+            let finish = if reply.calls.is_empty() {
+                finish_reason(&reason)
+            } else {
+                "tool_calls"
+            };
+            let message = AssistantMessage {
+                role: "assistant",
+                content: reply.content,
+                tool_calls: (!reply.calls.is_empty()).then_some(reply.calls),
+            };
+            (message, finish)
+        }
+        None => {
+            let message = AssistantMessage {
+                role: "assistant",
+                content: Some(text),
+                tool_calls: None,
+            };
+            (message, finish_reason(&reason))
+        }
+    };
+    let engine = state.serving().engine();
     Ok(axum::Json(ChatCompletion {
         id: running.id,
         object: "chat.completion",
@@ -70,12 +100,9 @@ pub async fn chat_completions(
         model: state.model_id().to_owned(),
         choices: vec![ChatChoice {
             index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content: text,
-            },
-            logprobs: None,
-            finish_reason: finish_reason(&reason),
+            message,
+            logprobs: logprobs.then(|| ChatLogprobs::new(engine, &token_logprobs)),
+            finish_reason: finish,
         }],
         usage: usage.into(),
     })
@@ -118,8 +145,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// What a running sequence produced next.
 #[derive(Debug)]
 pub enum Step {
-    /// Text that became final (may be empty).
-    Token(String),
+    /// Text that became final (may be empty), and the step's token log-probabilities if the
+    /// request asked for them.
+    Token {
+        text: String,
+        logprobs: Vec<TokenLogprob>,
+    },
     Finished {
         reason: FinishReason,
         usage: Usage,
@@ -136,6 +167,8 @@ pub struct Running {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// The engine that runs it (its tokenizer shows log-probabilities' tokens).
+    pub serving: ServingEngine,
 }
 
 impl Running {
@@ -161,6 +194,7 @@ impl Running {
             tracker: RequestTracker::new(state.metrics().clone(), arrived),
             created: unix_seconds(),
             model: state.model_id().to_owned(),
+            serving: state.serving().clone(),
         };
         match running.sequence.next().await {
             Some(SequenceEvent::Started {
@@ -193,9 +227,9 @@ impl Running {
         loop {
             let event = self.sequence.next().await;
             return match event {
-                Some(SequenceEvent::Token { text, .. }) => {
+                Some(SequenceEvent::Token { text, logprobs, .. }) => {
                     self.tracker.token();
-                    Some(Ok(Step::Token(text)))
+                    Some(Ok(Step::Token { text, logprobs }))
                 }
                 Some(SequenceEvent::Finished {
                     reason,
@@ -224,16 +258,19 @@ impl Running {
         }
     }
 
-    /// Reads the sequence to its end: finish reason, usage and text.
-    async fn finish(&mut self) -> Result<(FinishReason, Usage, String), ApiError> {
+    /// Reads the sequence to its end: finish reason, usage, text and log-probabilities.
+    async fn finish(
+        &mut self,
+    ) -> Result<(FinishReason, Usage, String, Vec<TokenLogprob>), ApiError> {
+        let mut all = Vec::new();
         loop {
             match self.next().await {
-                Some(Ok(Step::Token(_))) => {}
+                Some(Ok(Step::Token { logprobs, .. })) => all.extend(logprobs),
                 Some(Ok(Step::Finished {
                     reason,
                     usage,
                     text,
-                })) => return Ok((reason, usage, text)),
+                })) => return Ok((reason, usage, text, all)),
                 Some(Err(error)) => return Err(error),
                 None => return Err(ApiError::EngineStopped),
             }

@@ -24,7 +24,7 @@ use super::{
     Pending, SequenceEvent, ServingConfig, ServingStats, Shared, SubmitOptions, Usage, lock,
 };
 use crate::constraint::{Guide, commit, ensure_complete, prepare_during};
-use crate::engine::{Engine, FinishReason, next_token};
+use crate::engine::{Engine, FinishReason, next_token, step_logprobs};
 use crate::error::Error;
 use crate::kv::{Block, BlockAllocator, BlockId, KvStore, PrefixIndex};
 use crate::model::{Logits, SeqChunk};
@@ -102,6 +102,8 @@ struct Active {
     /// The output constraint's matcher, if the request has one.
     guide: Option<Guide>,
     logit_bias: Vec<(u32, f32)>,
+    /// Alternatives to report with each token's log-probability; `None`: no log-probabilities.
+    logprobs: Option<usize>,
     stream: TextStream,
     cached_tokens: usize,
     /// Whether it holds its blocks (after its prefix lookup); false again after preemption.
@@ -323,6 +325,7 @@ impl<'a> Scheduler<'a> {
                     "stop strings must not be empty".to_owned(),
                 ));
             }
+            request.check_logprobs()?;
             let tokens = self.engine.prompt_tokens(&request.prompt)?;
             if tokens.is_empty() {
                 return Err(Error::InvalidRequest(
@@ -376,6 +379,7 @@ impl<'a> Scheduler<'a> {
             sampler: Sampler::new(request.sampling.clone()),
             guide,
             logit_bias: request.logit_bias.clone(),
+            logprobs: request.logprobs,
             stream: TextStream::new(&request.stop),
             cached_tokens: 0,
             started: false,
@@ -727,12 +731,13 @@ fn sample(
     scratch: &mut Vec<f32>,
 ) -> Result<Option<(FinishReason, Option<usize>)>, Error> {
     let tokenizer = engine.tokenizer();
-    let token = next_token(
+    let (token, sampled) = next_token(
         &mut seq.sampler,
         seq.guide.as_mut(),
         logits,
         &seq.logit_bias,
         scratch,
+        seq.logprobs,
     )?;
     let end_of_generation = tokenizer.is_end_of_generation(token);
     let start = seq.tokens.len();
@@ -740,6 +745,12 @@ fn sample(
     let room = seq.max_tokens - seq.generated();
     let committed = commit(seq.guide.as_mut(), token, end_of_generation, room)?;
     let complete = committed.complete;
+    let logprobs = step_logprobs(
+        sampled,
+        &committed.forced,
+        seq.logprobs.unwrap_or(0),
+        end_of_generation,
+    );
     seq.tokens.extend(committed.forced);
     if !end_of_generation {
         for &t in &seq.tokens[start..] {
@@ -757,7 +768,11 @@ fn sample(
     } else {
         seq.stream.take_ready()
     };
-    let _ = seq.events.send(SequenceEvent::Token { token, text });
+    let _ = seq.events.send(SequenceEvent::Token {
+        token,
+        text,
+        logprobs,
+    });
     Ok(if end_of_generation || complete {
         Some((FinishReason::EndOfGeneration, None))
     } else if let Some((index, at)) = stop {

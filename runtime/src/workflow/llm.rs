@@ -136,7 +136,8 @@ impl<'a> Run<'a> {
             Some(OutputConstraint::Choice(choices)) => {
                 body["json_schema"] = serde_json::json!({"enum": choices})
             }
-            Some(OutputConstraint::Regex(_)) | None => {}
+            // Workflows carry no Lark grammars; llama.cpp takes GBNF, not Rust regexes.
+            Some(OutputConstraint::Regex(_) | OutputConstraint::Lark(_)) | None => {}
         }
         let url = format!("{}/completions", remote.base_url);
         let response = remote
