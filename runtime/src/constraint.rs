@@ -374,6 +374,7 @@ impl Grammars {
             matcher: Matcher::new(Ok(parser)),
             mask: None,
             fast_forward,
+            lazy: false,
             mask_time: Duration::ZERO,
             masks: 0,
         })
@@ -386,6 +387,9 @@ pub struct Guide {
     /// The allowed tokens for the next sample, computed ahead.
     mask: Option<SimpleVob>,
     fast_forward: bool,
+    /// Check the unmasked sample first and compute the mask only if it is refused (see
+    /// [`Guide::set_lazy`]).
+    lazy: bool,
     mask_time: Duration,
     masks: u32,
 }
@@ -409,9 +413,41 @@ pub struct Committed {
 }
 
 impl Guide {
-    /// Computes the mask for the next token (once; later calls reuse it). Meant to run while
-    /// the forward pass computes the logits it applies to.
+    /// Lazy masking: the token is first sampled from the unmasked logits and kept if the
+    /// grammar allows it (a check of one token, a few microseconds); only a refused sample
+    /// computes the mask and is drawn again from the masked logits. For greedy decoding and
+    /// for plain temperature sampling (no top-k, no top-p) the result has exactly the masked
+    /// distribution: a token t the grammar allows is drawn with p(t) + (1 - p(A)) p(t) / p(A)
+    /// = p(t) / p(A). Top-k and top-p truncate differently before and after a mask, so those
+    /// requests, and requests that report log-probabilities (of the masked distribution),
+    /// stay eager: their masks are computed during the forward pass.
+    pub fn set_lazy(&mut self, lazy: bool) {
+        self.lazy = lazy;
+    }
+
+    pub fn is_lazy(&self) -> bool {
+        self.lazy
+    }
+
+    /// Whether the grammar allows `token` next (an end-of-generation token: whether the output
+    /// is complete).
+    pub fn allows(&mut self, token: u32) -> bool {
+        if let Some(mask) = &self.mask {
+            return mask.is_allowed(token);
+        }
+        self.matcher.validate_tokens(&[token]).is_ok_and(|n| n == 1)
+    }
+
+    /// Computes the mask for the next token ahead, unless the guide is lazy. Meant to run
+    /// while the forward pass computes the logits it applies to.
     pub fn prepare(&mut self) {
+        if !self.lazy {
+            self.compute_mask();
+        }
+    }
+
+    /// Computes the mask for the next token (once; later calls reuse it).
+    fn compute_mask(&mut self) {
         if self.mask.is_none() && !self.matcher.is_stopped() {
             let started = Instant::now();
             self.mask = self.matcher.compute_mask().ok();
@@ -423,7 +459,7 @@ impl Guide {
     /// Sets every token the constraint does not allow to -inf. Fails when no token is allowed
     /// or the matcher is in error.
     pub fn apply(&mut self, logits: &mut [f32]) -> Result<()> {
-        self.prepare();
+        self.compute_mask();
         let mask = self.mask.as_ref().ok_or_else(|| self.failure())?;
         if mask.is_zero() {
             return Err(Error::InvalidConstraint(
@@ -536,12 +572,13 @@ pub(crate) fn ensure_complete(
     })
 }
 
-/// Computes the masks of `guides` on a helper thread while `forward` runs on this one.
+/// Computes the masks of `guides` on a helper thread while `forward` runs on this one (lazy
+/// guides compute theirs only if their sample is refused, so they need no helper).
 pub(crate) fn prepare_during<R: Send>(
     guides: &mut [&mut Guide],
     forward: impl FnOnce() -> R + Send,
 ) -> R {
-    if guides.is_empty() {
+    if guides.iter().all(|g| g.is_lazy()) {
         return forward();
     }
     std::thread::scope(|s| {

@@ -174,6 +174,9 @@ pub struct Engine {
     grammars: OnceLock<std::result::Result<Grammars, String>>,
     /// Whether tokens a constraint forces are appended without sampling (on by default).
     fast_forward: AtomicBool,
+    /// Whether constraint masks are computed only when an unmasked sample is refused (on by
+    /// default; see `Guide::set_lazy`).
+    lazy_masks: AtomicBool,
     chat_template: Option<ChatTemplate>,
     pool: rayon::ThreadPool,
     context_length: usize,
@@ -220,6 +223,7 @@ impl Engine {
             tokenizer,
             grammars: OnceLock::new(),
             fast_forward: AtomicBool::new(true),
+            lazy_masks: AtomicBool::new(true),
             chat_template,
             pool,
             context_length,
@@ -252,6 +256,27 @@ impl Engine {
             .as_ref()
             .map_err(|e| Error::InvalidConstraint(e.clone()))?;
         grammars.guide(constraint, self.fast_forward.load(Ordering::Relaxed))
+    }
+
+    /// A matcher for `request`'s constraint, lazy where that leaves its sampling distribution
+    /// unchanged (see [`Guide::set_lazy`]).
+    pub(crate) fn guide_for(
+        &self,
+        constraint: &OutputConstraint,
+        request: &GenerateRequest,
+    ) -> Result<Guide> {
+        let mut guide = self.guide(constraint)?;
+        let s = &request.sampling;
+        let exact = s.is_greedy() || (s.top_k == 0 && s.top_p >= 1.0);
+        guide.set_lazy(
+            self.lazy_masks.load(Ordering::Relaxed) && exact && request.logprobs.is_none(),
+        );
+        Ok(guide)
+    }
+
+    /// Turns lazy masking (on by default) on or off, for benchmarks.
+    pub fn set_lazy_masks(&self, on: bool) {
+        self.lazy_masks.store(on, Ordering::Relaxed);
     }
 
     /// Renders `messages` with the model's chat template, ready for the assistant's reply.
@@ -401,7 +426,7 @@ impl Engine {
         let mut guide = request
             .constraint
             .as_ref()
-            .map(|c| self.guide(c))
+            .map(|c| self.guide_for(c, request))
             .transpose()?;
         let started = Instant::now();
         let mut logits = {
@@ -538,21 +563,42 @@ pub(crate) fn next_token(
     scratch: &mut Vec<f32>,
     logprobs: Option<usize>,
 ) -> Result<(u32, Option<TokenLogprob>)> {
-    let dist: &[f32] = if bias.is_empty() && guide.is_none() {
-        logits
-    } else {
+    let biased = |scratch: &mut Vec<f32>| {
         scratch.clear();
         scratch.extend_from_slice(logits);
         apply_logit_bias(scratch, bias);
-        if let Some(guide) = guide {
-            guide.apply(scratch)?;
-        }
-        scratch
     };
-    let token = sampler.sample(dist);
+    let Some(guide) = guide else {
+        let dist: &[f32] = if bias.is_empty() {
+            logits
+        } else {
+            biased(scratch);
+            scratch
+        };
+        let token = sampler.sample(dist);
+        return Ok((
+            token,
+            logprobs.map(|top| TokenLogprob::from_logits(dist, token, top)),
+        ));
+    };
+    if guide.is_lazy() && logprobs.is_none() {
+        let dist: &[f32] = if bias.is_empty() {
+            logits
+        } else {
+            biased(scratch);
+            scratch
+        };
+        let token = sampler.sample(dist);
+        if guide.allows(token) {
+            return Ok((token, None));
+        }
+    }
+    biased(scratch);
+    guide.apply(scratch)?;
+    let token = sampler.sample(scratch);
     Ok((
         token,
-        logprobs.map(|top| TokenLogprob::from_logits(dist, token, top)),
+        logprobs.map(|top| TokenLogprob::from_logits(scratch, token, top)),
     ))
 }
 

@@ -360,7 +360,7 @@ impl<'a> Scheduler<'a> {
             let guide = request
                 .constraint
                 .as_ref()
-                .map(|c| self.engine.guide(c))
+                .map(|c| self.engine.guide_for(c, request))
                 .transpose()?;
             Ok((tokens, guide))
         };
