@@ -32,6 +32,38 @@ const EXIT_INFEASIBLE: u8 = 3;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on standard error are written: `text` for people, `json` (one object
+    /// per line) for machines. `RUST_LOG` chooses what is logged (default: `info` for agentc,
+    /// `warn` for libraries).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "AGENTC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What is logged when `RUST_LOG` is not set.
+const DEFAULT_LOG_FILTER: &str =
+    "warn,agentc=info,agentc_runtime=info,agentc_compiler=info,agentc_placement=info";
+
+/// Installs the log subscriber: `RUST_LOG` filters (default [`DEFAULT_LOG_FILTER`]), lines go
+/// to standard error (standard output carries results).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    // A second initialization (never in the binary) is harmless: the first subscriber stays.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    cli::init_logging(args.log_format);
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -36,11 +36,7 @@ fn threads() -> usize {
 fn engine() -> Option<Arc<Engine>> {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh",
-            path.display()
-        );
+    if !agentc_runtime::bundled::present(&path) {
         return None;
     }
     let options = EngineOptions {

@@ -24,7 +24,7 @@ pub mod value;
 pub mod weights;
 pub mod workflow;
 
-pub use agentc_model::ChatMessage;
+pub use agentc_model::{ChatMessage, bundled};
 pub use embed::EmbeddingModel;
 pub use engine::{
     DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Prompt,

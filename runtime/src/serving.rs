@@ -319,6 +319,7 @@ impl ServingEngine {
         }
         let waiting = queue.pending.len() + shared.waiting.load(Ordering::Relaxed);
         if waiting >= shared.config.max_waiting {
+            tracing::warn!(waiting, "request rejected: the serving queue is full");
             return Err(SubmitError::Overloaded { waiting });
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);

@@ -226,8 +226,28 @@ impl WorkflowRunner {
         &self.program
     }
 
-    /// Runs the workflow once on `inputs`, sending progress to `events` if given.
+    /// Runs the workflow once on `inputs`, sending progress to `events` if given. Logs the
+    /// run's start and end (callers put the run's id in a span around it).
     pub async fn run(
+        &self,
+        inputs: &serde_json::Map<String, Json>,
+        events: Option<mpsc::UnboundedSender<RunEvent>>,
+    ) -> Result<RunOutcome> {
+        let workflow = self.program.name.as_str();
+        tracing::info!(workflow, "run started");
+        let result = self.run_logged(inputs, events).await;
+        match &result {
+            Ok(outcome) => tracing::info!(
+                workflow,
+                elapsed_ms = outcome.stats.elapsed_ms.round(),
+                "run finished"
+            ),
+            Err(error) => tracing::warn!(workflow, %error, "run failed"),
+        }
+        result
+    }
+
+    async fn run_logged(
         &self,
         inputs: &serde_json::Map<String, Json>,
         events: Option<mpsc::UnboundedSender<RunEvent>>,

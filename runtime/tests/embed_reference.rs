@@ -20,11 +20,7 @@ fn repo_root() -> PathBuf {
 
 fn model_dir() -> Option<PathBuf> {
     let dir = repo_root().join("models/all-MiniLM-L6-v2");
-    if !dir.join("model.safetensors").exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh to fetch the bundled models",
-            dir.display()
-        );
+    if !agentc_runtime::bundled::present(&dir.join("model.safetensors")) {
         return None;
     }
     Some(dir)

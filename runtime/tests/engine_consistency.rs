@@ -9,11 +9,7 @@ use agentc_runtime::{Engine, EngineOptions, GenerateRequest, MatmulBackend};
 fn model_path() -> Option<PathBuf> {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh to fetch the bundled models",
-            path.display()
-        );
+    if !agentc_runtime::bundled::present(&path) {
         return None;
     }
     Some(path)

@@ -34,11 +34,7 @@ fn repo_root() -> PathBuf {
 
 fn load_engine() -> Option<Engine> {
     let path = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh to fetch the bundled models",
-            path.display()
-        );
+    if !agentc_runtime::bundled::present(&path) {
         return None;
     }
     Some(Engine::load(&path).expect("the bundled model loads"))

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use agentc_placement::{Cluster, DeviceClass, HardwareCatalog};
 use agentc_runtime::{
@@ -357,7 +358,10 @@ async fn run_once(
             }
         }
     });
-    let result = runner.run(&inputs, Some(events)).await;
+    let result = runner
+        .run(&inputs, Some(events))
+        .instrument(tracing::info_span!("run", id = "run-0"))
+        .await;
     let _ = progress.await;
     match result {
         Ok(outcome) => {
@@ -475,7 +479,8 @@ pub(super) async fn run_lines(
     let started = Instant::now();
     let mut results = futures::stream::iter(lines.into_iter().enumerate().map(|(i, inputs)| {
         let runner = Arc::clone(runner);
-        async move { (i, runner.run(&inputs, None).await) }
+        let span = tracing::info_span!("run", id = %format!("run-{i}"));
+        async move { (i, runner.run(&inputs, None).instrument(span).await) }
     }))
     .buffered(concurrency.max(1));
     let mut summary = BatchSummary::default();

@@ -240,11 +240,7 @@ fn serve_answers_a_completion_over_http() {
     use std::process::{Command, Stdio};
 
     let model = crate::root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !model.exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh",
-            model.display()
-        );
+    if !agentc_runtime::bundled::present(&model) {
         return;
     }
     let mut child = KillOnDrop(

@@ -4,13 +4,7 @@
 use super::{agentc, root, text};
 
 fn model_present() -> bool {
-    let present = root()
-        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .exists();
-    if !present {
-        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
-    }
-    present
+    agentc_runtime::bundled::present(&root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 }
 
 #[test]
@@ -407,4 +401,101 @@ outputs:
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A workflow whose only tool call goes to a tool that always fails, with the examples'
+/// calculator as its fallback; `name` names the workflow.
+pub(crate) fn failing_tool_workflow(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let calculator = root().join("examples/tools/calculator.py");
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name: {name}
+description: One calculator call whose first choice is broken.
+inputs:
+  expr: {{type: text, max_len: 64}}
+tools:
+  broken:
+    kind: subprocess
+    command: [python3, -c, "import sys; sys.exit('broken on purpose')"]
+    args:
+      expression: {{type: string}}
+    timeout_ms: 5000
+    fallbacks: [calculator]
+  calculator:
+    kind: subprocess
+    command: [python3, "{}"]
+    args:
+      expression: {{type: string}}
+    timeout_ms: 5000
+sla: {{p95_ms: 20000}}
+nodes:
+  - id: calc
+    kind: tool
+    tool: broken
+    args:
+      expression: ${{inputs.expr}}
+outputs:
+  value: ${{calc}}
+"#,
+            calculator.display()
+        ),
+    )
+    .expect("writes the workflow");
+    path
+}
+
+#[test]
+fn a_failing_tool_is_logged_as_a_warning_with_its_error_and_reroute() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workflow = failing_tool_workflow(dir.path(), "calc_a");
+    let out = agentc(&[
+        "run",
+        workflow.to_str().unwrap(),
+        "--input",
+        "expr=2+3",
+        "--quiet",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON outputs");
+    assert_eq!(outputs, serde_json::json!({"value": {"value": 5}}));
+    let line = |needle: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{stderr}"))
+    };
+    let failed = line("tool failed");
+    assert!(failed.contains(" WARN run{id=\"run-0\"}"), "{failed}");
+    assert!(failed.contains("broken on purpose"), "{failed}");
+    assert!(failed.contains("tool=broken"), "{failed}");
+    let reroute = line("rerouting tool call");
+    assert!(reroute.contains(" WARN "), "{reroute}");
+    assert!(reroute.contains("from=broken to=calculator"), "{reroute}");
+
+    // Machines get one JSON object per line, with the run's span.
+    let out = agentc(&[
+        "--log-format",
+        "json",
+        "run",
+        workflow.to_str().unwrap(),
+        "--input",
+        "expr=2+3",
+        "--quiet",
+    ]);
+    let stderr = text(&out.stderr);
+    let warning: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("tool failed"))
+        })
+        .unwrap_or_else(|| panic!("no JSON warning in:\n{stderr}"));
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["fields"]["tool"], "broken");
+    assert_eq!(warning["span"]["id"], "run-0");
 }

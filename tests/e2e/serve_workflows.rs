@@ -69,11 +69,7 @@ fn json(body: &str) -> serde_json::Value {
 
 #[test]
 fn workflow_runs_over_http() {
-    if !root()
-        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .exists()
-    {
-        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+    if !agentc_runtime::bundled::present(&root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")) {
         return;
     }
     let (_server, address) = serve(&["--workflow", "examples/multi_chain_reasoning.yaml"]);
@@ -170,11 +166,7 @@ fn workflow_runs_over_http() {
 /// agentc's own OpenAI server it gives exactly the outputs of the in-process run.
 #[test]
 fn the_http_orchestrator_baseline_matches_the_in_process_run() {
-    if !root()
-        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .exists()
-    {
-        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+    if !agentc_runtime::bundled::present(&root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")) {
         return;
     }
     let (_server, address) = serve(&["--model", "models/SmolLM2-135M-Instruct.Q4_1.gguf"]);
@@ -201,11 +193,7 @@ fn the_http_orchestrator_baseline_matches_the_in_process_run() {
 /// LLM sequences stop.
 #[test]
 fn a_disconnected_client_cancels_its_run() {
-    if !root()
-        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .exists()
-    {
-        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+    if !agentc_runtime::bundled::present(&root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")) {
         return;
     }
     let (_server, address) = serve(&["--workflow", "examples/multi_chain_reasoning.yaml"]);
@@ -248,4 +236,56 @@ fn a_disconnected_client_cancels_its_run() {
         "{metrics}"
     );
     assert!(!metrics.contains("outcome=\"succeeded\""), "{metrics}");
+}
+
+/// Two workflows that declare a tool of the same name: `/metrics` labels tool series by workflow,
+/// so no series appears twice.
+#[test]
+fn metrics_have_no_duplicate_series_when_workflows_share_a_tool_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = super::run::failing_tool_workflow(dir.path(), "calc_a");
+    let b = super::run::failing_tool_workflow(dir.path(), "calc_b");
+    let (_server, address) = serve(&[
+        "--model",
+        "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "--workflow",
+        a.to_str().unwrap(),
+        "--workflow",
+        b.to_str().unwrap(),
+    ]);
+    for name in ["calc_a", "calc_b"] {
+        let (status, body) = request(
+            &address,
+            "POST",
+            &format!("/v1/workflows/{name}/runs"),
+            r#"{"inputs": {"expr": "6*7"}}"#,
+        );
+        assert!(status.contains("200"), "{status}: {body}");
+        assert_eq!(json(&body)["outputs"]["value"]["value"], 42, "{body}");
+    }
+    let (_, metrics) = request(&address, "GET", "/metrics", "");
+    let mut series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.rsplit_once(' ').expect("series value").0)
+        .collect();
+    let total = series.len();
+    series.sort_unstable();
+    series.dedup();
+    assert_eq!(series.len(), total, "duplicate series in:\n{metrics}");
+    for workflow in ["calc_a", "calc_b"] {
+        for (tool, event, n) in [
+            ("broken", "calls", 1),
+            ("calculator", "successes", 1),
+            ("broken", "reroutes", 1),
+        ] {
+            let line = format!(
+                "agentc:tool_events_total{{workflow=\"{workflow}\",tool=\"{tool}\",event=\"{event}\"}} {n}"
+            );
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "no {line:?} in:\n{metrics}"
+            );
+        }
+    }
 }

@@ -10,11 +10,7 @@ const MAX_RATIO: f64 = 2.0;
 
 #[test]
 fn simulated_p50_and_throughput_are_within_2x_of_a_real_run() {
-    if !root()
-        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .exists()
-    {
-        eprintln!("SKIPPED: the bundled model is absent; run scripts/setup.sh");
+    if !agentc_runtime::bundled::present(&root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

@@ -9,6 +9,7 @@ pub mod gguf;
 pub use config::{LlamaConfig, RopeStyle};
 pub use error::{Error, Result};
 pub use gguf::{GgmlType, GgufFile, MetadataLookup, MetadataValue, TensorInfo};
+pub mod bundled;
 pub mod chat_template;
 pub mod tokenizer;
 

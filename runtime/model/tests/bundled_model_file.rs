@@ -8,11 +8,7 @@ use agentc_model::{Error, GgmlType, GgufFile, LlamaConfig, MetadataLookup, RopeS
 fn bundled_model() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh to fetch the bundled models",
-            path.display()
-        );
+    if !agentc_model::bundled::present(&path) {
         return None;
     }
     Some(path)

@@ -13,11 +13,7 @@ fn repo_root() -> PathBuf {
 /// The bundled model, or `None` (with a visible note) when `models/` has not been set up.
 fn bundled_model() -> Option<GgufFile> {
     let path = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.exists() {
-        eprintln!(
-            "SKIPPED: {} is absent; run scripts/setup.sh to fetch the bundled models",
-            path.display()
-        );
+    if !agentc_model::bundled::present(&path) {
         return None;
     }
     Some(GgufFile::open(&path).expect("the bundled model opens"))

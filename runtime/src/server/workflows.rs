@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -102,6 +103,10 @@ impl WorkflowState {
         Arc::clone(&self.inner.admission)
             .try_acquire_owned()
             .map_err(|_| {
+                tracing::warn!(
+                    max_runs = self.inner.max_runs,
+                    "workflow run rejected: as many runs as --max-runs are in flight"
+                );
                 self.count("", "rejected");
                 ApiError::Submit(crate::serving::SubmitError::Overloaded {
                     waiting: self.inner.max_runs,
@@ -162,7 +167,8 @@ impl WorkflowState {
         out.push_str(
             "# HELP agentc:tool_events_total Tool calls, failures by kind, reroutes and circuit-breaker openings.\n# TYPE agentc:tool_events_total counter\n",
         );
-        for runner in self.inner.runners.values() {
+        // Labelled by workflow: two workflows may declare tools of the same name.
+        for (workflow, runner) in &self.inner.runners {
             for (tool, c) in runner.tools().metrics().snapshot() {
                 for (event, n) in [
                     ("calls", c.calls),
@@ -172,13 +178,13 @@ impl WorkflowState {
                 ] {
                     let _ = writeln!(
                         out,
-                        "agentc:tool_events_total{{tool=\"{tool}\",event=\"{event}\"}} {n}"
+                        "agentc:tool_events_total{{workflow=\"{workflow}\",tool=\"{tool}\",event=\"{event}\"}} {n}"
                     );
                 }
                 for (kind, n) in &c.failures {
                     let _ = writeln!(
                         out,
-                        "agentc:tool_events_total{{tool=\"{tool}\",event=\"failures\",kind=\"{kind}\"}} {n}"
+                        "agentc:tool_events_total{{workflow=\"{workflow}\",tool=\"{tool}\",event=\"failures\",kind=\"{kind}\"}} {n}"
                     );
                 }
             }
@@ -256,8 +262,9 @@ async fn start_run(
         &id,
         json!({"id": id, "workflow": name, "status": "running"}),
     );
+    let span = tracing::info_span!("run", id = %id);
     if !request.stream {
-        let result = runner.run(&request.inputs, None).await;
+        let result = runner.run(&request.inputs, None).instrument(span).await;
         drop(permit);
         let record = state.finish(&id, &name, &result);
         return Ok(match result {
@@ -275,7 +282,10 @@ async fn start_run(
         let state = state.clone();
         let (id, name) = (id.clone(), name.clone());
         tokio::spawn(async move {
-            let result = runner.run(&request.inputs, Some(events)).await;
+            let result = runner
+                .run(&request.inputs, Some(events))
+                .instrument(span)
+                .await;
             drop(permit);
             let _ = done.send(state.finish(&id, &name, &result));
         })
