@@ -6,6 +6,7 @@
 //! Errors become HTTP statuses in one place, `ApiError`'s `IntoResponse`.
 
 mod error;
+mod logprobs;
 mod metrics;
 mod openai;
 mod routes;
