@@ -315,12 +315,62 @@ impl Engine {
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
         Ok(match prompt {
             Prompt::Text(text) => self.tokenizer.encode(text, true, true)?,
-            Prompt::Chat(messages) => {
-                self.tokenizer
-                    .encode(&self.render_chat(messages)?, true, true)?
-            }
+            Prompt::Chat(messages) => self.chat_tokens(messages, None)?,
             Prompt::Tokens(ids) => ids.clone(),
         })
+    }
+
+    /// The token ids of `messages` rendered with the chat template (and `tools`). The
+    /// template's own control tokens are parsed; message text never is: `<|im_end|>` typed by a
+    /// user is plain text, so no message can forge a turn. Where a message holds control-token
+    /// text, each message's content is rendered as a placeholder and tokenized on its own.
+    pub fn chat_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+    ) -> Result<Vec<u32>> {
+        if messages
+            .iter()
+            .all(|m| self.tokenizer.control_text_in(&m.content).is_none())
+        {
+            let text = self.render_chat_with_tools(messages, tools)?;
+            return Ok(self.tokenizer.encode(&text, true, true)?);
+        }
+        // Private-use characters: no template writes them, and no control token contains them.
+        let marker = |i: usize| format!("\u{E000}{i}\u{E001}");
+        let masked: Vec<ChatMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ChatMessage {
+                content: marker(i),
+                ..m.clone()
+            })
+            .collect();
+        let text = self.render_chat_with_tools(&masked, tools)?;
+        let mut pieces: Vec<(&str, bool)> = Vec::new();
+        let mut rest = text.as_str();
+        for (i, message) in messages.iter().enumerate() {
+            let mark = marker(i);
+            let at = rest
+                .find(&mark)
+                .filter(|_| text.matches(&mark).count() == 1);
+            let Some(at) = at else {
+                let control = self
+                    .tokenizer
+                    .control_text_in(&message.content)
+                    .unwrap_or("");
+                return Err(Error::InvalidRequest(format!(
+                    "message {i} contains the control token text `{control}`, and the chat \
+                     template does not render message text as it is, so it cannot be kept as \
+                     plain text; remove it from the message"
+                )));
+            };
+            pieces.push((&rest[..at], true));
+            pieces.push((&message.content, false));
+            rest = &rest[at + mark.len()..];
+        }
+        pieces.push((rest, true));
+        Ok(self.tokenizer.encode_pieces(&pieces, true)?)
     }
 
     /// Logits after `tokens`, from a fresh sequence (for tests and scoring).

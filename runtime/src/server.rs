@@ -5,6 +5,7 @@
 //! same `axum::Router`. [`serve`] runs a router on a listener until a shutdown future resolves.
 //! Errors become HTTP statuses in one place, `ApiError`'s `IntoResponse`.
 
+mod auth;
 mod error;
 mod logprobs;
 mod metrics;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 
 use crate::serving::ServingEngine;
 
+pub use auth::{ApiKeys, require_api_keys};
 pub use error::{ApiError, JsonBody, parse_json};
 pub use metrics::{Metrics, RequestTracker};
 pub use workflows::{RunRequest, WorkflowState, workflow_router};
@@ -112,8 +114,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes::models))
         .route("/health", get(routes::health))
         .route("/metrics", get(routes::metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
+
+/// The largest request body read (a bigger one is answered 413 before it is parsed).
+pub const MAX_BODY_BYTES: usize = 10 << 20;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.
 pub async fn serve(

@@ -71,11 +71,39 @@ pub struct ServeArgs {
     /// (for example one that defines tool calling).
     #[arg(long, value_name = "FILE", requires = "model")]
     pub chat_template_file: Option<PathBuf>,
+    /// A file of API keys, one per line: every request but `GET /health` must send
+    /// `Authorization: Bearer KEY` with one of them. Required to listen on a non-loopback
+    /// address.
+    #[arg(long, env = "AGENTC_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.threads == 0 {
         eprintln!("error: --threads must be at least 1");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let keys = match &args.api_key_file {
+        Some(file) => match agentc_runtime::server::ApiKeys::load(file) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                eprintln!("error: --api-key-file: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        },
+        None => None,
+    };
+    let loopback = args.host == "localhost"
+        || args
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if keys.is_none() && !loopback {
+        eprintln!(
+            "error: --host {} is reachable from other machines; give --api-key-file so that \
+             only clients with a key are served",
+            args.host
+        );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let config = ServingConfig {
@@ -167,7 +195,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| agentc_runtime::model_id_from_path(&model));
     let workflows = WorkflowState::new(runners, args.max_runs.max(1));
     let state = AppState::with_workflows(serving.clone(), model_id, workflows.clone());
-    let app = agentc_runtime::router(state).merge(workflow_router(workflows));
+    let mut app = agentc_runtime::router(state).merge(workflow_router(workflows));
+    if let Some(keys) = keys {
+        app = agentc_runtime::server::require_api_keys(app, keys);
+    }
 
     // The HTTP side is light; the forward pass runs on the engine's own thread pool.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,7 +9,6 @@ mod run;
 mod runtime_specs;
 mod serve_workflows;
 mod simulate;
-mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

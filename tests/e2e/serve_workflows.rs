@@ -41,6 +41,18 @@ pub(crate) fn serve(args: &[&str]) -> (KillOnDrop, String) {
 
 /// One HTTP/1.1 request with `connection: close`: (status line, raw body).
 fn request(address: &str, method: &str, path: &str, body: &str) -> (String, String) {
+    request_with_key(address, method, path, body, None)
+}
+
+/// [`request`] with `Authorization: Bearer KEY` when `key` is given.
+fn request_with_key(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    key: Option<&str>,
+) -> (String, String) {
+    let auth = key.map_or(String::new(), |k| format!("authorization: Bearer {k}\r\n"));
     let mut socket = std::net::TcpStream::connect(address).expect("connects");
     socket
         .set_read_timeout(Some(Duration::from_secs(120)))
@@ -48,7 +60,7 @@ fn request(address: &str, method: &str, path: &str, body: &str) -> (String, Stri
     write!(
         socket,
         "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+         {auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("sends");
@@ -236,6 +248,21 @@ fn a_disconnected_client_cancels_its_run() {
         "{metrics}"
     );
     assert!(!metrics.contains("outcome=\"succeeded\""), "{metrics}");
+    assert!(
+        metrics.contains(
+            "agentc:workflow_runs_total{workflow=\"multi_chain_reasoning\",outcome=\"cancelled\"} 1"
+        ),
+        "{metrics}"
+    );
+    // Its record ends in a final state.
+    let id = seen
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no run id in {seen}"));
+    let (status, record) = request(&address, "GET", &format!("/v1/runs/{id}"), "");
+    assert!(status.contains("200"), "{status}: {record}");
+    assert_eq!(json(&record)["status"], "cancelled", "{record}");
 }
 
 /// Two workflows that declare a tool of the same name: `/metrics` labels tool series by workflow,
@@ -288,4 +315,49 @@ fn metrics_have_no_duplicate_series_when_workflows_share_a_tool_name() {
             );
         }
     }
+}
+
+/// With `--api-key-file`, every route but `/health` needs one of the keys; without keys the
+/// server refuses to listen beyond loopback.
+#[test]
+fn api_keys_guard_the_server_and_are_required_off_loopback() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "# test keys\nsk-test-0123456789abcdef\n").expect("writes");
+    let (_server, address) = serve(&[
+        "--model",
+        "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "--api-key-file",
+        keys.to_str().unwrap(),
+    ]);
+    let body = r#"{"prompt": "Hi", "max_tokens": 1}"#;
+    let (status, text) = request(&address, "POST", "/v1/completions", body);
+    assert!(status.contains("401"), "{status}: {text}");
+    assert_eq!(json(&text)["error"]["code"], "invalid_api_key");
+    let (status, _) = request_with_key(&address, "POST", "/v1/completions", body, Some("sk-wrong"));
+    assert!(status.contains("401"), "{status}");
+    let (status, _) = request(&address, "GET", "/v1/models", "");
+    assert!(status.contains("401"), "{status}");
+    let (status, text) = request_with_key(
+        &address,
+        "POST",
+        "/v1/completions",
+        body,
+        Some("sk-test-0123456789abcdef"),
+    );
+    assert!(status.contains("200"), "{status}: {text}");
+    let (status, _) = request(&address, "GET", "/health", "");
+    assert!(status.contains("200"), "{status}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentc"))
+        .args(["serve", "--host", "0.0.0.0", "--port", "0", "--model"])
+        .arg(root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .output()
+        .expect("agentc runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--host 0.0.0.0 is reachable from other machines; give --api-key-file"),
+        "{stderr}"
+    );
 }

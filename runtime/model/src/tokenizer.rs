@@ -245,6 +245,38 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Tokenizes consecutive pieces of one text, each with its own `parse_special`; BOS/EOS are
+    /// added around the whole as [`Tokenizer::encode`] adds them. Chat prompts use it so that
+    /// the template's control tokens are parsed and message text never is.
+    pub fn encode_pieces(&self, pieces: &[(&str, bool)], add_special: bool) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        if add_special
+            && self.add_bos
+            && let Some(bos) = self.special_ids.bos
+        {
+            ids.push(bos);
+        }
+        for &(text, parse_special) in pieces {
+            ids.extend(self.encode(text, false, parse_special)?);
+        }
+        if add_special
+            && self.add_eos
+            && let Some(eos) = self.special_ids.eos
+        {
+            ids.push(eos);
+        }
+        Ok(ids)
+    }
+
+    /// The first control token whose text appears in `text` (`<|im_end|>` in a user's message).
+    pub fn control_text_in<'a>(&'a self, text: &str) -> Option<&'a str> {
+        self.special_tokens
+            .iter()
+            .filter(|&&id| self.token_types[id as usize] != TokenType::UserDefined)
+            .map(|&id| self.tokens[id as usize].as_str())
+            .find(|special| !special.is_empty() && text.contains(special))
+    }
+
     /// Appends the bytes token `id` stands for, as `llama_token_to_piece(id, special)`: control
     /// tokens are rendered only when `render_special` is set.
     pub fn append_token_bytes(

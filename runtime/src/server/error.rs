@@ -53,6 +53,9 @@ pub enum ApiError {
     /// The serving engine ended a sequence without a final event.
     #[error("the serving engine stopped before the request finished")]
     EngineStopped,
+    /// The body is over [`crate::server::MAX_BODY_BYTES`].
+    #[error("the request body is over the limit of {} MiB", crate::server::MAX_BODY_BYTES >> 20)]
+    BodyTooLarge,
     /// The model's reply could not be read as the tool calls its format promises; it is not
     /// passed on.
     #[error("the model's tool call cannot be parsed: {0}")]
@@ -84,6 +87,12 @@ impl ApiError {
             Self::InvalidParam { param, .. } => {
                 (StatusCode::BAD_REQUEST, INVALID, Some(param.clone()), None)
             }
+            Self::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID,
+                None,
+                Some("request_too_large"),
+            ),
             Self::ContextLengthExceeded { param, .. } => (
                 StatusCode::BAD_REQUEST,
                 INVALID,
@@ -195,9 +204,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| ApiError::InvalidBody {
-                message: format!("cannot read the request body: {}", rejection.body_text()),
-                param: None,
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::BodyTooLarge
+                } else {
+                    ApiError::InvalidBody {
+                        message: format!("cannot read the request body: {}", rejection.body_text()),
+                        param: None,
+                    }
+                }
             })?;
         parse_json(&bytes).map(JsonBody)
     }

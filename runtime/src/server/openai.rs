@@ -17,6 +17,14 @@ use super::error::ApiError;
 pub use super::logprobs::{ChatLogprobs, CompletionLogprobs};
 use super::tool_calls::{ToolCallOut, ToolPlan};
 
+/// Caps on what one request may carry: every stop string is searched for after every token, and
+/// every list costs work before generation starts.
+pub const MAX_STOP_STRINGS: usize = 16;
+pub const MAX_STOP_BYTES: usize = 256;
+pub const MAX_MESSAGES: usize = 2048;
+pub const MAX_TOOLS: usize = 128;
+pub const MAX_LOGIT_BIAS: usize = 1024;
+
 /// OpenAI's default `max_tokens` for `/v1/completions`.
 pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
 /// OpenAI's default temperature and top_p.
@@ -156,6 +164,12 @@ impl SamplingFields {
     fn logit_bias(&self, vocab_size: usize) -> Result<Vec<(u32, f32)>, ApiError> {
         let entries = match &self.logit_bias {
             None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Object(entries)) if entries.len() > MAX_LOGIT_BIAS => {
+                return Err(ApiError::invalid(
+                    "logit_bias",
+                    format!("at most {MAX_LOGIT_BIAS} entries, got {}", entries.len()),
+                ));
+            }
             Some(Value::Object(entries)) => entries,
             Some(_) => {
                 return Err(ApiError::invalid(
@@ -237,6 +251,21 @@ impl SamplingFields {
         };
         if stop.iter().any(String::is_empty) {
             return Err(ApiError::invalid("stop", "stop strings must not be empty"));
+        }
+        if stop.len() > MAX_STOP_STRINGS {
+            return Err(ApiError::invalid(
+                "stop",
+                format!(
+                    "at most {MAX_STOP_STRINGS} stop strings, got {}",
+                    stop.len()
+                ),
+            ));
+        }
+        if let Some(i) = stop.iter().position(|s| s.len() > MAX_STOP_BYTES) {
+            return Err(ApiError::invalid(
+                format!("stop[{i}]"),
+                format!("at most {MAX_STOP_BYTES} bytes"),
+            ));
         }
         let sampling = SamplingParams {
             temperature,
@@ -388,6 +417,15 @@ impl ChatRequest {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "must not be empty"));
         }
+        if self.messages.len() > MAX_MESSAGES {
+            return Err(ApiError::invalid(
+                "messages",
+                format!(
+                    "at most {MAX_MESSAGES} messages, got {}",
+                    self.messages.len()
+                ),
+            ));
+        }
         let support = engine.tool_support();
         let messages = chat_messages(&self.messages, support)?;
         let tools = ToolPlan::from_request(
@@ -409,7 +447,7 @@ impl ChatRequest {
                 constraint = Some(plan.constraint());
                 let messages = plan.instruct(messages);
                 let tools = plan.template_tools();
-                Prompt::Text(engine.render_chat_with_tools(&messages, tools.as_deref())?)
+                Prompt::Tokens(engine.chat_tokens(&messages, tools.as_deref())?)
             }
             None => Prompt::Chat(messages),
         };

@@ -22,6 +22,7 @@ use crate::constraint::OutputConstraint;
 use agentc_model::ToolSupport;
 
 use super::error::ApiError;
+use super::openai::MAX_TOOLS;
 
 const CALL_OPEN: &str = "<tool_call>";
 const CALL_CLOSE: &str = "</tool_call>";
@@ -99,6 +100,12 @@ impl ToolPlan {
     ) -> Result<Option<Self>, ApiError> {
         let tools = match tools {
             None | Some(Json::Null) => Vec::new(),
+            Some(Json::Array(items)) if items.len() > MAX_TOOLS => {
+                return Err(ApiError::invalid(
+                    "tools",
+                    format!("at most {MAX_TOOLS} tools, got {}", items.len()),
+                ));
+            }
             Some(Json::Array(items)) => items
                 .iter()
                 .enumerate()

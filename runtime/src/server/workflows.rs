@@ -213,6 +213,7 @@ pub fn workflow_router(state: WorkflowState) -> Router {
         .route("/v1/workflows", get(list))
         .route("/v1/workflows/{name}/runs", post(start_run))
         .route("/v1/runs/{id}", get(get_run))
+        .layer(axum::extract::DefaultBodyLimit::max(super::MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -264,7 +265,9 @@ async fn start_run(
     );
     let span = tracing::info_span!("run", id = %id);
     if !request.stream {
+        let mut guard = CancelledUnlessFinished::new(&state, &id, &name);
         let result = runner.run(&request.inputs, None).instrument(span).await;
+        guard.finished = true;
         drop(permit);
         let record = state.finish(&id, &name, &result);
         return Ok(match result {
@@ -282,10 +285,12 @@ async fn start_run(
         let state = state.clone();
         let (id, name) = (id.clone(), name.clone());
         tokio::spawn(async move {
+            let mut guard = CancelledUnlessFinished::new(&state, &id, &name);
             let result = runner
                 .run(&request.inputs, Some(events))
                 .instrument(span)
                 .await;
+            guard.finished = true;
             drop(permit);
             let _ = done.send(state.finish(&id, &name, &result));
         })
@@ -297,6 +302,41 @@ async fn start_run(
         AbortOnDrop(task.abort_handle()),
     )
     .into_response())
+}
+
+/// Records a run as cancelled if it is dropped before it finished (its client went away), so
+/// that no record stays "running".
+struct CancelledUnlessFinished {
+    state: WorkflowState,
+    id: String,
+    workflow: String,
+    finished: bool,
+}
+
+impl CancelledUnlessFinished {
+    fn new(state: &WorkflowState, id: &str, workflow: &str) -> Self {
+        Self {
+            state: state.clone(),
+            id: id.to_owned(),
+            workflow: workflow.to_owned(),
+            finished: false,
+        }
+    }
+}
+
+impl Drop for CancelledUnlessFinished {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        tracing::info!(id = %self.id, workflow = %self.workflow, "run cancelled: the client went away");
+        self.state.count(&self.workflow, "cancelled");
+        self.state.record(
+            &self.id,
+            json!({"id": self.id, "workflow": self.workflow, "status": "cancelled",
+                   "error": "the client disconnected before the run finished"}),
+        );
+    }
 }
 
 /// Aborts the run's task when the stream that owns it is dropped (the client went away).

@@ -2,8 +2,29 @@
 //! (calibrating with `agentc profile` first) and simulates the same configuration; the predicted
 //! p50 latency and throughput must be within a factor of two of the measured ones. The machine
 //! may be shared, so the bound is generous; docs/placement.md has the exact figures.
+//!
+//! A test binary of its own: cargo runs test binaries one at a time, so the device profile it
+//! calibrates with and the runs it measures see the same machine, not one shared with the
+//! end-to-end tests running in parallel (which made the ratio swing past 2x).
 
-use super::{agentc, root, text};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn agentc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("agentc runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 
 /// How far a prediction may be from the measurement, as a ratio either way.
 const MAX_RATIO: f64 = 2.0;
