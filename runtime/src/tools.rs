@@ -147,8 +147,11 @@ const FALLBACK_LANG: &str = "C.UTF-8";
 impl ToolRunner {
     /// A runner for the tools of a workflow in `base_dir`.
     pub fn new(base_dir: &Path) -> Result<Self> {
+        // Redirects are never followed: a tool's answer comes from the tool's own URL, not from
+        // wherever (an internal address) a 3xx points.
         let http = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::ToolSetup(e.to_string()))?;
         let var = |name: &str, fallback: &str| {

@@ -52,6 +52,20 @@ const SCRIPTS: &[(&str, &str)] = &[
          else:\n    sys.exit(1)\n",
     ),
     (
+        "hog.py",
+        "import sys\nsys.stdin.read()\nblob = bytearray(4 << 30)\nprint('allocated')\n",
+    ),
+    (
+        "scribble.py",
+        "import sys\nsys.stdin.read()\nf = open('big', 'wb')\nfor _ in range(200):\n    \
+         f.write(b'x' * (1 << 20))\nf.close()\nprint('{}')\n",
+    ),
+    (
+        "refuse.py",
+        "import json, sys\nsys.stdin.read()\njson.dump({'error': 'not a number'}, sys.stdout)\n\
+         sys.exit(1)\n",
+    ),
+    (
         "answer.py",
         "import json, sys\nsys.stdin.read()\njson.dump({'by': sys.argv[1]}, sys.stdout)\n",
     ),
@@ -424,6 +438,58 @@ async fn breaker_opens_after_repeated_failures_and_half_opens_after_cool_down() 
     assert_eq!(call.tool, "flaky");
     assert!(call.failed.is_empty());
     assert_eq!(r.breaker_state("flaky"), Some(BreakerState::Closed));
+}
+
+/// Every tool process runs under memory and file-size limits: allocating 4 GiB fails inside the
+/// tool, writing 200 MiB fails past 64 MiB; the call fails with what happened.
+#[tokio::test]
+async fn tools_run_under_memory_and_file_size_limits() {
+    let f = Fixture::new();
+    let err = f
+        .run(&f.tool("hog", "hog.py", &[]), json!({}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("MemoryError"), "{err}");
+    assert!(err.is_health_failure());
+    let err = f
+        .run(&f.tool("scribble", "scribble.py", &[]), json!({}))
+        .await
+        .unwrap_err();
+    // Python ignores SIGXFSZ, so the write fails with EFBIG instead of killing it.
+    assert!(err.to_string().contains("File too large"), "{err}");
+}
+
+/// The tool protocol's refusal (`{"error": ...}` and a non-zero exit) is the tool answering
+/// one caller's bad input: it never opens the breaker, so one client cannot switch a tool off for
+/// everyone. Timeouts are the tool being unhealthy: three open it.
+#[tokio::test]
+async fn refused_input_leaves_the_breaker_closed_and_timeouts_open_it() {
+    let f = Fixture::new();
+    let config = BreakerConfig {
+        failure_threshold: 3,
+        cool_down: Duration::from_secs(60),
+    };
+    let mut slow = f.tool("slow", "hang.py", &[]);
+    slow.timeout_ms = 300;
+    let r = router(vec![f.tool("strict", "refuse.py", &[]), slow], &f, config);
+    for _ in 0..5 {
+        let err = r.call("strict", &json!({"x": 1})).await.unwrap_err();
+        assert!(err.to_string().contains("not a number"), "{err}");
+    }
+    assert_eq!(r.breaker_state("strict"), Some(BreakerState::Closed));
+    let m = r.metrics().snapshot();
+    assert_eq!(m["strict"].calls, 5);
+    assert_eq!(m["strict"].failures_of(FailureKind::Exit), 5);
+    assert_eq!(m["strict"].breaker_opens, 0);
+
+    let pids = f.path("pids");
+    let args = json!({"pids": pids.to_str().expect("utf-8")});
+    for _ in 0..3 {
+        r.call("slow", &args).await.unwrap_err();
+    }
+    assert_eq!(r.breaker_state("slow"), Some(BreakerState::Open));
+    let err = r.call("slow", &args).await.unwrap_err();
+    assert!(err.to_string().contains("circuit breaker is open"), "{err}");
 }
 
 #[tokio::test]

@@ -86,6 +86,13 @@ async fn serve(mut stream: TcpStream) {
         "/garbled" => respond(&mut stream, "200 OK", b"<html>oops</html>").await,
         "/big" => respond(&mut stream, "200 OK", &vec![b' '; BIG_BODY_BYTES]).await,
         "/hang" => tokio::time::sleep(Duration::from_secs(60)).await,
+        "/redirect" => {
+            let head = "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/internal-secret\r\n\
+                        content-length: 0\r\nconnection: close\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+        "/bad-request" => respond(&mut stream, "400 Bad Request", b"no such city").await,
         _ => respond(&mut stream, "404 Not Found", b"").await,
     }
 }
@@ -134,6 +141,33 @@ async fn server_error_is_a_failure_with_status_and_body() {
     let err = runner().run(&spec, &json!({})).await.unwrap_err();
     assert_eq!(err.to_string(), "answered HTTP 500: \"database down\"");
     assert_eq!(err.kind(), FailureKind::HttpStatus);
+}
+
+/// A redirect is never followed (a tool could be sent to an internal address): it is an error.
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let base = start_server().await;
+    let spec = ToolSpec::http("search", &format!("{base}/redirect"));
+    let err = runner().run(&spec, &json!({})).await.unwrap_err();
+    assert_eq!(err.to_string(), "answered HTTP 302");
+}
+
+/// A 4xx answer refuses this call's input: not a sign the tool is down. A 5xx is.
+#[tokio::test]
+async fn client_errors_are_not_health_failures() {
+    let base = start_server().await;
+    let spec = ToolSpec::http("search", &format!("{base}/bad-request"));
+    let err = runner().run(&spec, &json!({})).await.unwrap_err();
+    assert_eq!(err.to_string(), "answered HTTP 400: \"no such city\"");
+    assert!(!err.is_health_failure());
+    let spec = ToolSpec::http("search", &format!("{base}/fail"));
+    assert!(
+        runner()
+            .run(&spec, &json!({}))
+            .await
+            .unwrap_err()
+            .is_health_failure()
+    );
 }
 
 #[tokio::test]

@@ -21,10 +21,12 @@ pub enum ToolFailure {
         limit: u64,
     },
     /// A subprocess exited unsuccessfully; `detail` is the tail of its stderr (or of its stdout
-    /// when stderr was empty).
+    /// when stderr was empty). `answered`: it exited normally with a JSON object holding
+    /// `"error"` on stdout, the tool protocol's way of refusing its input.
     Exit {
         status: String,
         detail: String,
+        answered: bool,
     },
     InvalidJson {
         reason: String,
@@ -89,6 +91,28 @@ impl FailureKind {
 }
 
 impl ToolFailure {
+    /// Whether this says the tool is unhealthy (it timed out, crashed, could not be started or
+    /// reached, answered 5xx, 408 or 429, or wrote garbage) rather than that it refused this
+    /// call's input (an `{"error": ...}` answer, an HTTP 4xx) or that the call was never made.
+    /// Only unhealthy failures move the circuit breaker, so one client's bad requests cannot
+    /// switch a tool off for everyone.
+    pub fn is_health_failure(&self) -> bool {
+        match self {
+            Self::BadArguments(_) | Self::BreakerOpen => false,
+            Self::Exit { answered, .. } => !answered,
+            Self::HttpStatus { status, .. } => {
+                !(400..500).contains(status) || matches!(status, 408 | 429)
+            }
+            Self::Misconfigured(_)
+            | Self::Spawn(_)
+            | Self::Timeout { .. }
+            | Self::OutputTooLarge { .. }
+            | Self::InvalidJson { .. }
+            | Self::InvalidText
+            | Self::Unreachable(_) => true,
+        }
+    }
+
     pub fn kind(&self) -> FailureKind {
         match self {
             Self::BadArguments(_) => FailureKind::BadArguments,
@@ -113,10 +137,10 @@ impl fmt::Display for ToolFailure {
             Self::Spawn(why) => write!(f, "could not be started: {why}"),
             Self::Timeout { ms } => write!(f, "timed out after {ms} ms"),
             Self::OutputTooLarge { limit } => write!(f, "wrote more than {limit} bytes"),
-            Self::Exit { status, detail } if detail.is_empty() => {
+            Self::Exit { status, detail, .. } if detail.is_empty() => {
                 write!(f, "exited with {status} and printed nothing")
             }
-            Self::Exit { status, detail } => write!(f, "exited with {status}: {detail}"),
+            Self::Exit { status, detail, .. } => write!(f, "exited with {status}: {detail}"),
             Self::InvalidJson { reason, snippet } => {
                 write!(f, "returned invalid JSON ({reason}): {snippet:?}")
             }

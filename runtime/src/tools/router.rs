@@ -194,12 +194,17 @@ impl ToolRouter {
                 }
                 Err(failure) => {
                     self.inner.metrics.failure(name, failure.kind());
-                    if failure.kind() != FailureKind::BreakerOpen {
-                        let transition = self
-                            .breaker(i)
-                            .on_failure(Instant::now(), &self.inner.config);
-                        self.log_transition(name, transition);
-                    }
+                    // A refusal of this call's input shows the tool is up: it counts for the
+                    // breaker as a success; only unhealthy failures count against it.
+                    let transition = if failure.is_health_failure() {
+                        self.breaker(i)
+                            .on_failure(Instant::now(), &self.inner.config)
+                    } else if failure.kind() != FailureKind::BreakerOpen {
+                        self.breaker(i).on_success()
+                    } else {
+                        None
+                    };
+                    self.log_transition(name, transition);
                     tracing::warn!(tool = %name, requested = tool, kind = failure.kind().as_str(), "tool failed: {failure}");
                     if let Some(next) = order.get(n + 1) {
                         self.inner.metrics.reroute(name);

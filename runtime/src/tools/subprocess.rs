@@ -42,6 +42,12 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    let cpu_seconds = spec.timeout_ms.div_ceil(1000) + 1;
+    // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit,
+    // which is async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || limit_resources(cpu_seconds));
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| ToolFailure::Spawn(format!("{program}: {e}")))?;
@@ -94,12 +100,44 @@ pub async fn run(
         } else {
             failure::tail(&stderr)
         };
+        // The protocol's refusal: a normal exit with `{"error": ...}` on stdout.
+        let answered = status.code().is_some()
+            && serde_json::from_slice::<serde_json::Value>(&out)
+                .is_ok_and(|v| v.get("error").is_some());
         return Err(ToolFailure::Exit {
             status: describe(status),
             detail,
+            answered,
         });
     }
     Ok(out)
+}
+
+/// Address space a tool process may map (its memory, with room for an interpreter's
+/// reservations); more fails its allocations.
+pub const TOOL_MEMORY_BYTES: u64 = 2 << 30;
+/// Largest file a tool may write; writing more kills it (SIGXFSZ).
+pub const TOOL_FILE_BYTES: u64 = 64 << 20;
+
+/// The limits every tool process runs under: memory, file size, CPU time (the call's timeout
+/// rounded up, plus a second: a busy loop dies even if the timer is late), no core dumps.
+fn limit_resources(cpu_seconds: u64) -> std::io::Result<()> {
+    let set = |resource, value: u64| {
+        let limit = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        // SAFETY: `limit` is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(resource, &limit) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    set(libc::RLIMIT_AS, TOOL_MEMORY_BYTES)?;
+    set(libc::RLIMIT_FSIZE, TOOL_FILE_BYTES)?;
+    set(libc::RLIMIT_CPU, cpu_seconds)?;
+    set(libc::RLIMIT_CORE, 0)
 }
 
 /// `arg` made absolute when it is a relative path with a `/` naming something under `base`.
