@@ -109,6 +109,12 @@ fn workflow_runs_over_http() {
     assert!(run["outputs"]["answer"].is_string());
     assert_eq!(run["stats"]["llm_calls"], 6);
     let id = run["id"].as_str().expect("an id").to_owned();
+    // Ids are random: `run-` and 32 hex digits.
+    let hex = id.strip_prefix("run-").expect("run- prefix");
+    assert!(
+        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
     let (status, body) = request(&address, "GET", &format!("/v1/runs/{id}"), "");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(json(&body), run);
@@ -125,7 +131,7 @@ fn workflow_runs_over_http() {
         "event: run\n",
         "event: node\ndata: {\"node\":\"chain1\",\"state\":\"running\"}",
         "event: token\n",
-        "event: result\ndata: {\"id\":\"run-2\"",
+        "event: result\ndata: {\"id\":\"run-",
         "\"status\":\"succeeded\"",
         "data: [DONE]",
     ] {
@@ -323,10 +329,17 @@ fn metrics_have_no_duplicate_series_when_workflows_share_a_tool_name() {
 fn api_keys_guard_the_server_and_are_required_off_loopback() {
     let dir = tempfile::tempdir().expect("temp dir");
     let keys = dir.path().join("keys");
-    std::fs::write(&keys, "# test keys\nsk-test-0123456789abcdef\n").expect("writes");
+    std::fs::write(
+        &keys,
+        "# test keys\nsk-test-0123456789abcdef\nsk-other-0123456789abcdef\n",
+    )
+    .expect("writes");
+    let workflow = super::run::failing_tool_workflow(dir.path(), "calc_a");
     let (_server, address) = serve(&[
         "--model",
         "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "--workflow",
+        workflow.to_str().unwrap(),
         "--api-key-file",
         keys.to_str().unwrap(),
     ]);
@@ -348,6 +361,29 @@ fn api_keys_guard_the_server_and_are_required_off_loopback() {
     assert!(status.contains("200"), "{status}: {text}");
     let (status, _) = request(&address, "GET", "/health", "");
     assert!(status.contains("200"), "{status}");
+
+    // A run is readable with the key that started it, and to another key it does not exist.
+    let (status, text) = request_with_key(
+        &address,
+        "POST",
+        "/v1/workflows/calc_a/runs",
+        r#"{"inputs": {"expr": "1+1"}}"#,
+        Some("sk-test-0123456789abcdef"),
+    );
+    assert!(status.contains("200"), "{status}: {text}");
+    let id = json(&text)["id"].as_str().expect("an id").to_owned();
+    let path = format!("/v1/runs/{id}");
+    let (status, _) =
+        request_with_key(&address, "GET", &path, "", Some("sk-test-0123456789abcdef"));
+    assert!(status.contains("200"), "{status}");
+    let (status, _) = request_with_key(
+        &address,
+        "GET",
+        &path,
+        "",
+        Some("sk-other-0123456789abcdef"),
+    );
+    assert!(status.contains("404"), "{status}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentc"))
         .args(["serve", "--host", "0.0.0.0", "--port", "0", "--model"])

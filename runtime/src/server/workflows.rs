@@ -10,13 +10,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,7 +41,6 @@ struct WorkflowInner {
     runners: BTreeMap<String, Arc<WorkflowRunner>>,
     admission: Arc<Semaphore>,
     max_runs: usize,
-    next_id: AtomicU64,
     runs: Mutex<RunTable>,
     counters: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
@@ -50,6 +48,8 @@ struct WorkflowInner {
 #[derive(Default)]
 struct RunTable {
     records: HashMap<String, Json>,
+    /// The API key that started each run (with keys configured): only it may read the run.
+    owners: HashMap<String, String>,
     order: VecDeque<String>,
 }
 
@@ -73,7 +73,6 @@ impl WorkflowState {
                 runners,
                 admission: Arc::new(Semaphore::new(max_runs)),
                 max_runs,
-                next_id: AtomicU64::new(1),
                 runs: Mutex::new(RunTable::default()),
                 counters: Mutex::new(BTreeMap::new()),
             }),
@@ -128,6 +127,7 @@ impl WorkflowState {
         while table.order.len() > KEPT_RUNS {
             if let Some(old) = table.order.pop_front() {
                 table.records.remove(&old);
+                table.owners.remove(&old);
             }
         }
     }
@@ -234,8 +234,27 @@ async fn list(State(state): State<WorkflowState>) -> axum::Json<Json> {
     axum::Json(json!({"object": "list", "data": data}))
 }
 
-async fn get_run(State(state): State<WorkflowState>, Path(id): Path<String>) -> Response {
-    match lock(&state.inner.runs).records.get(&id) {
+/// The bearer token of a request (the API key, where keys are configured).
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_owned())
+}
+
+async fn get_run(
+    State(state): State<WorkflowState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let table = lock(&state.inner.runs);
+    // A run started with a key is visible only with that key; to anyone else it does not exist.
+    let visible = table
+        .owners
+        .get(&id)
+        .is_none_or(|owner| bearer(&headers).as_ref() == Some(owner));
+    match table.records.get(&id).filter(|_| visible) {
         Some(record) => axum::Json(record.clone()).into_response(),
         None => ApiError::NotFound {
             param: "id",
@@ -248,6 +267,7 @@ async fn get_run(State(state): State<WorkflowState>, Path(id): Path<String>) -> 
 async fn start_run(
     State(state): State<WorkflowState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<Response, ApiError> {
     let runner = state.runner(&name)?;
@@ -255,10 +275,10 @@ async fn start_run(
         .input_values(&request.inputs)
         .map_err(|e| ApiError::invalid("inputs", e.to_string()))?;
     let permit = state.admit()?;
-    let id = format!(
-        "run-{}",
-        state.inner.next_id.fetch_add(1, Ordering::Relaxed)
-    );
+    let id = run_id();
+    if let Some(key) = bearer(&headers) {
+        lock(&state.inner.runs).owners.insert(id.clone(), key);
+    }
     state.record(
         &id,
         json!({"id": id, "workflow": name, "status": "running"}),
@@ -302,6 +322,21 @@ async fn start_run(
         AbortOnDrop(task.abort_handle()),
     )
     .into_response())
+}
+
+/// `run-` and 32 random hex digits: ids cannot be guessed or enumerated.
+fn run_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness (never on Linux): fall back to the std hasher's random keys.
+        use std::hash::BuildHasher;
+        let state = std::hash::RandomState::new();
+        let (a, b) = (state.hash_one(1u8), state.hash_one(2u8));
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("run-{hex}")
 }
 
 /// Records a run as cancelled if it is dropped before it finished (its client went away), so
