@@ -164,6 +164,20 @@ fn workflow_runs_over_http() {
             .is_some_and(|m| m.starts_with("x: unknown field `x`")),
         "{body}"
     );
+    for (inputs, message) in [
+        (
+            r#"{"inputs": {"question": 17}}"#.to_owned(),
+            "inputs: input `question` is text: give a JSON string, not a number",
+        ),
+        (
+            format!(r#"{{"inputs": {{"question": "{}"}}}}"#, "why ".repeat(200)),
+            "inputs: input `question` is 201 tokens long; the workflow declares max_len 96",
+        ),
+    ] {
+        let (status, body) = request(&address, "POST", path, &inputs);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "{body}");
+        assert_eq!(json(&body)["error"]["message"], message, "{body}");
+    }
     let (status, _) = request(&address, "GET", "/v1/runs/run-999", "");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 

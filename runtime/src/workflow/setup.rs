@@ -111,8 +111,17 @@ impl WorkflowRunner {
                 ))
             })?;
             let value = match (decl.ty.as_str(), given) {
-                ("text", Json::String(s)) => Value::Text(s.clone()),
-                ("text", other) => Value::Text(other.to_string()),
+                ("text", Json::String(s)) => {
+                    self.check_max_len(decl, s)?;
+                    Value::Text(s.clone())
+                }
+                ("text", other) => {
+                    return Err(Error::Inputs(format!(
+                        "input `{}` is text: give a JSON string, not {}",
+                        decl.name,
+                        json_kind(other)
+                    )));
+                }
                 ("list", Json::Array(items)) => Value::List(
                     items
                         .iter()
@@ -144,6 +153,34 @@ impl WorkflowRunner {
         Ok(values)
     }
 
+    /// A text input may not be longer than its declared `max_len`, counted in tokens of the
+    /// workflow's LLM (the first by name); a workflow without one counts no tokens.
+    fn check_max_len(&self, decl: &crate::plan::InputDecl, text: &str) -> Result<()> {
+        if decl.max_len == 0 {
+            return Ok(());
+        }
+        let Some(engine) = self
+            .llms
+            .iter()
+            .min_by_key(|(name, _)| *name)
+            .map(|(_, e)| e)
+        else {
+            return Ok(());
+        };
+        let tokens = engine
+            .engine()
+            .tokenizer()
+            .encode(text, false, false)?
+            .len();
+        if tokens > decl.max_len {
+            return Err(Error::Inputs(format!(
+                "input `{}` is {tokens} tokens long; the workflow declares max_len {}",
+                decl.name, decl.max_len
+            )));
+        }
+        Ok(())
+    }
+
     fn input_names(&self) -> String {
         let names: Vec<&str> = self
             .program
@@ -156,5 +193,17 @@ impl WorkflowRunner {
         } else {
             names.join(", ")
         }
+    }
+}
+
+/// What kind of JSON value `v` is, for messages.
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
