@@ -121,15 +121,100 @@ pub fn router(state: AppState) -> Router {
 /// The largest request body read (a bigger one is answered 413 before it is parsed).
 pub const MAX_BODY_BYTES: usize = 10 << 20;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// Limits on the connections a server holds.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A request's head must arrive within this, or the connection is closed (a client that
+    /// opens connections and sends nothing cannot hold them).
+    pub header_read_timeout: std::time::Duration,
+    /// After shutdown is asked, open requests (streams included) get this long to finish.
+    pub shutdown_deadline: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            shutdown_deadline: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish
+/// (within the default [`ConnectionLimits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    serve_with(listener, router, shutdown, ConnectionLimits::default()).await
+}
+
+/// [`serve`] with explicit limits: at most `max_connections` at once, request heads within
+/// `header_read_timeout`, and at most `shutdown_deadline` for open requests after shutdown.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // A failed accept (the peer reset, out of descriptors) ends that connection,
+                // not the server.
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(
+                max = limits.max_connections,
+                "connection refused: the connection limit is reached"
+            );
+            drop(stream);
+            continue;
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(router.clone()),
+            );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A connection error (the client went away, a malformed or late head) concerns
+            // that connection only.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_deadline, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline_s = limits.shutdown_deadline.as_secs(),
+            "shutdown deadline passed with requests still open; closing them"
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -202,6 +202,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A declared length over the limit is refused before any of the body is read.
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > crate::server::MAX_BODY_BYTES as u64) {
+            return Err(ApiError::BodyTooLarge);
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {

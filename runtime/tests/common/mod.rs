@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use agentc_runtime::server::ConnectionLimits;
 use agentc_runtime::{AppState, Engine, GenerateRequest, Prompt, ServingConfig, ServingEngine};
 use serde_json::Value;
 
@@ -44,6 +45,14 @@ impl TestServer {
     }
 
     pub async fn start_with(engine: Arc<Engine>, config: ServingConfig) -> Self {
+        Self::start_limited(engine, config, ConnectionLimits::default()).await
+    }
+
+    pub async fn start_limited(
+        engine: Arc<Engine>,
+        config: ServingConfig,
+        limits: ConnectionLimits,
+    ) -> Self {
         let serving = ServingEngine::start(engine, config).expect("serving starts");
         let state = AppState::new(serving, MODEL_ID);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -52,9 +61,14 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("has an address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let router = agentc_runtime::router(state.clone());
-        tokio::spawn(agentc_runtime::server::serve(listener, router, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(agentc_runtime::server::serve_with(
+            listener,
+            router,
+            async {
+                let _ = stopped.await;
+            },
+            limits,
+        ));
         Self {
             base,
             state,
