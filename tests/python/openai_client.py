@@ -92,12 +92,12 @@ def response_format():
     schema = {
         "type": "object",
         "properties": {
-            "name": {"type": "string"},
+            "name": {"type": "string", "maxLength": 40},
             "age": {"type": "integer", "minimum": 0, "maximum": 120},
             "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3},
             "address": {
                 "type": "object",
-                "properties": {"city": {"type": "string"}},
+                "properties": {"city": {"type": "string", "maxLength": 40}},
                 "required": ["city"],
             },
         },
