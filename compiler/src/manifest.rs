@@ -61,6 +61,9 @@ pub struct ManifestTool<'a> {
     pub max_output_bytes: u64,
     pub cost: f64,
     pub fallbacks: &'a [String],
+    /// Written only when set: a subprocess tool that may use the network.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub network: bool,
 }
 
 /// Format version of the manifest; bumped on incompatible changes.
@@ -129,6 +132,7 @@ pub fn manifest<'a>(
                 max_output_bytes: t.max_output_bytes,
                 cost: t.cost,
                 fallbacks: &t.fallbacks,
+                network: t.network,
             })
             .collect(),
         inputs: graph.inputs.iter().map(|i| i.name.as_str()).collect(),

@@ -81,6 +81,9 @@ pub struct ToolSpec {
     /// Tools tried when this one fails, cheapest healthy first.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// `subprocess`: it may use the network; otherwise it runs in a network namespace of its own.
+    #[serde(default)]
+    pub network: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -107,6 +110,7 @@ impl ToolSpec {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             cost: DEFAULT_COST,
             fallbacks: Vec::new(),
+            network: false,
         }
     }
 

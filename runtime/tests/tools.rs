@@ -61,6 +61,12 @@ const SCRIPTS: &[(&str, &str)] = &[
          f.write(b'x' * (1 << 20))\nf.close()\nprint('{}')\n",
     ),
     (
+        "net.py",
+        "import json, socket, sys\nargs = json.load(sys.stdin)\n\
+         socket.create_connection(('127.0.0.1', args['port']), timeout=5).close()\n\
+         print('{\"connected\": true}')\n",
+    ),
+    (
         "refuse.py",
         "import json, sys\nsys.stdin.read()\njson.dump({'error': 'not a number'}, sys.stdout)\n\
          sys.exit(1)\n",
@@ -457,6 +463,24 @@ async fn tools_run_under_memory_and_file_size_limits() {
         .unwrap_err();
     // Python ignores SIGXFSZ, so the write fails with EFBIG instead of killing it.
     assert!(err.to_string().contains("File too large"), "{err}");
+}
+
+/// A subprocess tool runs without network unless it declares `network: true`.
+#[tokio::test]
+async fn tools_have_no_network_unless_they_declare_it() {
+    let f = Fixture::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = listener.local_addr().expect("address").port();
+    let args = json!({"port": port});
+    let mut tool = f.tool("net", "net.py", &[]);
+    let err = f.run(&tool, args.clone()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("Network is unreachable") || text.contains("Connection refused"),
+        "{text}"
+    );
+    tool.network = true;
+    assert_eq!(f.run(&tool, args).await, Ok(json!({"connected": true})));
 }
 
 /// The tool protocol's refusal (`{"error": ...}` and a non-zero exit) is the tool answering

@@ -499,3 +499,50 @@ fn a_failing_tool_is_logged_as_a_warning_with_its_error_and_reroute() {
     assert_eq!(warning["fields"]["tool"], "broken");
     assert_eq!(warning["span"]["id"], "run-0");
 }
+
+/// `network` is a subprocess tool's key: on an http tool it is an error with its location; on a
+/// subprocess tool it reaches the plan's manifest.
+#[test]
+fn network_is_a_subprocess_tool_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("net.yaml");
+    std::fs::write(
+        &path,
+        "name: net\ninputs:\n  q: {type: text, max_len: 8}\ntools:\n  search:\n    kind: http\n    \
+         url: http://127.0.0.1:9/search\n    network: true\nsla: {p95_ms: 1000}\nnodes:\n  - id: s\n    \
+         kind: tool\n    tool: search\n    args:\n      query: ${inputs.q}\noutputs:\n  r: ${s}\n",
+    )
+    .expect("writes");
+    let out = agentc(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        report.contains("tool `search` is an http tool; `network` is for subprocess tools"),
+        "{report}"
+    );
+
+    let workflow = failing_tool_workflow(dir.path(), "calc_net");
+    let yaml = std::fs::read_to_string(&workflow).unwrap().replace(
+        "    fallbacks: [calculator]\n",
+        "    fallbacks: [calculator]\n    network: true\n",
+    );
+    std::fs::write(&workflow, yaml).unwrap();
+    let plan = dir.path().join("plan");
+    let out = agentc(&[
+        "build",
+        workflow.to_str().unwrap(),
+        "--cluster",
+        "examples/clusters/local.yaml",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plan.join("manifest.json")).unwrap()).unwrap();
+    let tools = manifest["tools"].as_array().expect("tools");
+    let network: Vec<(&str, bool)> = tools
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t.get("network").is_some()))
+        .collect();
+    assert_eq!(network, [("broken", true), ("calculator", false)]);
+}

@@ -153,6 +153,10 @@ pub struct ToolDecl {
     /// Tools tried, cheapest healthy first, when this one fails.
     #[schemars(with = "Option<Vec<String>>")]
     pub fallbacks: Vec<String>,
+    /// A subprocess tool may use the network (default false: it runs in a network namespace
+    /// of its own, with no interfaces up).
+    #[schemars(with = "Option<bool>")]
+    pub network: bool,
     #[schemars(skip)]
     pub span: Span,
 }

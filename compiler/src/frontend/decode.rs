@@ -36,6 +36,7 @@ pub const TOOL_KEYS: &[&str] = &[
     "max_output_bytes",
     "cost",
     "fallbacks",
+    "network",
 ];
 pub const TOOL_ARG_KEYS: &[&str] = &["type", "required", "description"];
 pub const INDEX_KEYS: &[&str] = &["path", "model", "metric"];
@@ -548,8 +549,17 @@ fn tool(d: &mut Decoder, name: String, key: &YNode, value: &YNode) -> Option<Too
                 .collect()
         })
         .unwrap_or_default();
+    let network = f
+        .get("network")
+        .and_then(|n| d.boolean(n, &format!("network of {what}")));
     let kind = match kind? {
         "http" => {
+            if network.is_some() {
+                d.err(
+                    f.pos,
+                    format!("{what} is an http tool; `network` is for subprocess tools"),
+                );
+            }
             if url.is_none() && !f.has("url") {
                 d.err(
                     f.pos,
@@ -601,6 +611,7 @@ fn tool(d: &mut Decoder, name: String, key: &YNode, value: &YNode) -> Option<Too
         max_output_bytes: max_output_bytes.unwrap_or(1 << 20),
         cost: cost.unwrap_or(1.0),
         fallbacks,
+        network: network.unwrap_or(false),
         span: key.span,
     })
 }

@@ -43,10 +43,27 @@ pub async fn run(
         .kill_on_drop(true)
         .process_group(0);
     let cpu_seconds = spec.timeout_ms.div_ceil(1000) + 1;
-    // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit,
-    // which is async-signal-safe; it touches no memory shared with the parent.
+    let isolate = !spec.network;
+    // What an unprivileged child writes to map its own ids in a new user namespace, prepared
+    // here: the child may not allocate.
+    let (uid_map, gid_map) = unsafe {
+        // SAFETY: getuid and getgid cannot fail.
+        (
+            format!("{0} {0} 1\n", libc::getuid()),
+            format!("{0} {0} 1\n", libc::getgid()),
+        )
+    };
+    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
+    // (setrlimit, unshare, open/write/close on /proc/self) with memory prepared before the
+    // fork; it allocates nothing and touches no lock.
     unsafe {
-        cmd.pre_exec(move || limit_resources(cpu_seconds));
+        cmd.pre_exec(move || {
+            limit_resources(cpu_seconds)?;
+            if isolate {
+                no_network(uid_map.as_bytes(), gid_map.as_bytes())?;
+            }
+            Ok(())
+        });
     }
     let mut child = cmd
         .spawn()
@@ -138,6 +155,47 @@ fn limit_resources(cpu_seconds: u64) -> std::io::Result<()> {
     set(libc::RLIMIT_FSIZE, TOOL_FILE_BYTES)?;
     set(libc::RLIMIT_CPU, cpu_seconds)?;
     set(libc::RLIMIT_CORE, 0)
+}
+
+/// Moves the calling (child) process into a network namespace of its own: no interfaces but a
+/// loopback that is down, so it can reach nothing. Root does it directly; an unprivileged user
+/// goes through a user namespace that maps only its own ids. Where neither is allowed the
+/// call fails with the reason and the fix.
+fn no_network(uid_map: &[u8], gid_map: &[u8]) -> std::io::Result<()> {
+    // SAFETY: unshare takes flags only.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } != 0 {
+        let error = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            error.kind(),
+            format!(
+                "cannot cut the tool off the network ({error}); declare `network: true` on \
+                 the tool to run it with network access"
+            ),
+        ));
+    }
+    write_proc(c"/proc/self/setgroups", b"deny")?;
+    write_proc(c"/proc/self/uid_map", uid_map)?;
+    write_proc(c"/proc/self/gid_map", gid_map)
+}
+
+fn write_proc(path: &std::ffi::CStr, text: &[u8]) -> std::io::Result<()> {
+    // SAFETY: `path` is NUL-terminated and `text` valid for its length.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let written = libc::write(fd, text.as_ptr().cast(), text.len());
+        libc::close(fd);
+        if written != text.len() as isize {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// `arg` made absolute when it is a relative path with a `/` naming something under `base`.
