@@ -257,7 +257,10 @@ fn epoch_of(state: u64) -> u32 {
 }
 
 fn worker(shared: &Shared) {
-    let mut seen = epoch_of(shared.state.load(Ordering::Acquire));
+    // Epoch 0 is the pool's before its first section (sections are never 0). Starting from it,
+    // not from a load, lets a worker thread that starts late still join the section open when
+    // it starts, instead of taking that section as already seen and missing it.
+    let mut seen = 0;
     loop {
         // Wait for a new section: spin, then park.
         let mut idle_since = Instant::now();
