@@ -55,7 +55,7 @@ pub struct SimulateArgs {
     /// comma-separated field), `#` comments, non-decreasing.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Runs to simulate with `--rps`.
+    /// Runs to simulate with `--rps` (1 to 1,000,000).
     #[arg(long, default_value_t = 10_000)]
     pub runs: usize,
     /// Seed of the arrival process.
@@ -80,7 +80,17 @@ pub struct SimulateArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Most runs one `simulate` call may ask for: its time and memory grow with the runs.
+pub const MAX_SIMULATED_RUNS: usize = 1_000_000;
+
 pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    if !(1..=MAX_SIMULATED_RUNS).contains(&args.runs) {
+        eprintln!(
+            "error: --runs must be 1 to {MAX_SIMULATED_RUNS}, got {}",
+            args.runs
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let arrivals = match (&args.rps, &args.trace) {
         (Some(rps), None) => Arrivals::poisson(*rps, args.runs, args.seed),
         (None, Some(path)) => Arrivals::from_trace_path(path),

@@ -124,3 +124,23 @@ fn bad_arrivals_give_exact_errors() {
         )
     );
 }
+
+#[test]
+fn the_number_of_runs_is_bounded() {
+    for runs in ["0", "100000000"] {
+        let (code, _, stderr) = simulate(&[
+            "examples/rag_qa.yaml",
+            "--cluster",
+            "examples/clusters/mixed.yaml",
+            "--rps",
+            "20",
+            "--runs",
+            runs,
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!("error: --runs must be 1 to 1000000, got {runs}")
+        );
+    }
+}
