@@ -613,18 +613,8 @@ pub(crate) fn next_token(
     scratch: &mut Vec<f32>,
     logprobs: Option<usize>,
 ) -> Result<(u32, Option<TokenLogprob>)> {
-    let biased = |scratch: &mut Vec<f32>| {
-        scratch.clear();
-        scratch.extend_from_slice(logits);
-        apply_logit_bias(scratch, bias);
-    };
     let Some(guide) = guide else {
-        let dist: &[f32] = if bias.is_empty() {
-            logits
-        } else {
-            biased(scratch);
-            scratch
-        };
+        let dist = biased(logits, bias, scratch);
         let token = sampler.sample(dist);
         return Ok((
             token,
@@ -632,24 +622,31 @@ pub(crate) fn next_token(
         ));
     };
     if guide.is_lazy() && logprobs.is_none() {
-        let dist: &[f32] = if bias.is_empty() {
-            logits
-        } else {
-            biased(scratch);
-            scratch
-        };
-        let token = sampler.sample(dist);
+        let token = sampler.sample(biased(logits, bias, scratch));
         if guide.allows(token) {
             return Ok((token, None));
         }
     }
-    biased(scratch);
+    scratch.clear();
+    scratch.extend_from_slice(logits);
+    apply_logit_bias(scratch, bias);
     guide.apply(scratch)?;
     let token = sampler.sample(scratch);
     Ok((
         token,
         logprobs.map(|top| TokenLogprob::from_logits(scratch, token, top)),
     ))
+}
+
+/// `logits` with `bias` added: read in place when there is none, else copied into `scratch`.
+fn biased<'a>(logits: &'a [f32], bias: &[(u32, f32)], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    if bias.is_empty() {
+        return logits;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(logits);
+    apply_logit_bias(scratch, bias);
+    scratch
 }
 
 /// One step's log-probabilities: the sampled token's, then one per token the constraint

@@ -156,6 +156,25 @@ fn checked_calls(body: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `request` streamed sends exactly `calls`, as tool-call deltas with no content, and finishes
+/// with `tool_calls`.
+async fn assert_streams_the_same_calls(
+    server: &TestServer,
+    request: &Value,
+    calls: &[(String, Value)],
+) {
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let (status, text) = server
+        .post("/v1/chat/completions", &streamed.to_string())
+        .await;
+    assert_eq!(status, 200);
+    let (got, content, finish) = streamed_calls(&text);
+    assert_eq!(got, calls);
+    assert_eq!(content, "");
+    assert_eq!(finish, "tool_calls");
+}
+
 /// The tool calls a stream sent, reassembled as (name, arguments), and its finish reason.
 fn streamed_calls(text: &str) -> (Vec<(String, Value)>, String, String) {
     let data = sse_data(text);
@@ -204,16 +223,7 @@ async fn tool_calls_in_the_generic_format_round_trip_streamed_or_not() {
     let calls = checked_calls(&body);
 
     // Streamed, the same calls arrive as deltas.
-    let mut streamed = request.clone();
-    streamed["stream"] = json!(true);
-    let (status, text) = server
-        .post("/v1/chat/completions", &streamed.to_string())
-        .await;
-    assert_eq!(status, 200);
-    let (got, content, finish) = streamed_calls(&text);
-    assert_eq!(got, calls);
-    assert_eq!(content, "");
-    assert_eq!(finish, "tool_calls");
+    assert_streams_the_same_calls(&server, &request, &calls).await;
 
     // A named choice calls that tool, once when parallel calls are off.
     let mut named = request.clone();
@@ -291,16 +301,7 @@ async fn tool_calls_in_the_hermes_format_with_a_qwen_template() {
         .await;
     assert_eq!(status, 200, "{body}");
     let calls = checked_calls(&body);
-    let mut streamed = request;
-    streamed["stream"] = json!(true);
-    let (status, text) = server
-        .post("/v1/chat/completions", &streamed.to_string())
-        .await;
-    assert_eq!(status, 200);
-    let (got, content, finish) = streamed_calls(&text);
-    assert_eq!(got, calls);
-    assert_eq!(content, "");
-    assert_eq!(finish, "tool_calls");
+    assert_streams_the_same_calls(&server, &request, &calls).await;
 
     // The call and its result render through the template's own tool turns.
     let call = body["choices"][0]["message"]["tool_calls"][0].clone();

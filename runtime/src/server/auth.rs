@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -56,6 +56,15 @@ impl ApiKeys {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (the API key), trimmed.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// `router` with every route but `/health` behind `keys`.
 pub fn require_api_keys(router: Router, keys: ApiKeys) -> Router {
     router.layer(middleware::from_fn_with_state(keys, check))
@@ -65,13 +74,9 @@ async fn check(State(keys): State<ApiKeys>, request: Request, next: Next) -> Res
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = bearer(request.headers());
     match presented {
-        Some(key) if keys.accepts(key.trim().as_bytes()) => next.run(request).await,
+        Some(key) if keys.accepts(key.as_bytes()) => next.run(request).await,
         _ => {
             let message = if presented.is_some() {
                 "the API key is not valid"

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::auth::bearer;
 use super::error::{ApiError, JsonBody};
 use crate::error::Error;
 use crate::workflow::{RunEvent, RunOutcome, WorkflowRunner};
@@ -234,15 +235,6 @@ async fn list(State(state): State<WorkflowState>) -> axum::Json<Json> {
     axum::Json(json!({"object": "list", "data": data}))
 }
 
-/// The bearer token of a request (the API key, where keys are configured).
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|k| k.trim().to_owned())
-}
-
 async fn get_run(
     State(state): State<WorkflowState>,
     Path(id): Path<String>,
@@ -253,7 +245,7 @@ async fn get_run(
     let visible = table
         .owners
         .get(&id)
-        .is_none_or(|owner| bearer(&headers).as_ref() == Some(owner));
+        .is_none_or(|owner| bearer(&headers) == Some(owner.as_str()));
     match table.records.get(&id).filter(|_| visible) {
         Some(record) => axum::Json(record.clone()).into_response(),
         None => ApiError::NotFound {
@@ -277,7 +269,9 @@ async fn start_run(
     let permit = state.admit()?;
     let id = run_id();
     if let Some(key) = bearer(&headers) {
-        lock(&state.inner.runs).owners.insert(id.clone(), key);
+        lock(&state.inner.runs)
+            .owners
+            .insert(id.clone(), key.to_owned());
     }
     state.record(
         &id,
