@@ -7,9 +7,11 @@
 pub(crate) mod attrs;
 mod captures;
 
+use agentc_plan::attr;
+use agentc_plan::decode::OutputConstraint;
 use std::collections::{HashMap, HashSet};
 
-use agentc_dialects::{ValueType, agent};
+use agentc_plan::{ValueType, agent};
 use melior::Context;
 use melior::dialect::func;
 use melior::ir::attribute::{StringAttribute, TypeAttribute};
@@ -26,7 +28,7 @@ use attrs::Attrs;
 
 /// Emits and verifies the `agent` module of a workflow; returns it printed.
 pub fn agent_mlir(graph: &WorkflowGraph, file: &str) -> Result<String> {
-    let context = agentc_dialects::new_context()?;
+    let context = agentc_plan::new_context()?;
     let module = emit_agent(&context, graph, file)?;
     Ok(module.as_operation().to_string())
 }
@@ -59,7 +61,7 @@ pub fn emit_agent_batched<'c>(
         emitted: HashSet::new(),
     };
     ctx.emit_main(queries.max(1))?;
-    agentc_dialects::verify(context, &module)?;
+    agentc_plan::verify(context, &module)?;
     Ok(module)
 }
 
@@ -133,15 +135,15 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 let op = OperationBuilder::new(agent::INPUT, self.loc(None))
                     .add_attributes(&[
                         self.a.named(
-                            "node",
+                            attr::NODE,
                             self.a.str(&format!("{}inputs.{}", self.prefix, input.name)),
                         ),
                         self.a.named(
-                            "name",
+                            attr::NAME,
                             self.a.str(&format!("{}{}", self.prefix, input.name)),
                         ),
                         self.a
-                            .named("max_len", self.a.int(input.max_len.unwrap_or(0) as i64)),
+                            .named(attr::MAX_LEN, self.a.int(input.max_len.unwrap_or(0) as i64)),
                     ])
                     .add_results(&[self.ty(ty)?])
                     .build()?;
@@ -159,9 +161,10 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                     &env,
                 )?;
                 let op = OperationBuilder::new(agent::OUTPUT, self.loc(None))
-                    .add_attributes(&[self
-                        .a
-                        .named("name", self.a.str(&format!("{}{}", self.prefix, out.name)))])
+                    .add_attributes(&[self.a.named(
+                        attr::NAME,
+                        self.a.str(&format!("{}{}", self.prefix, out.name)),
+                    )])
                     .add_operands(&[value])
                     .build()?;
                 block.append_operation(op);
@@ -279,8 +282,10 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
         let ops = self.template_operands(spec.scope, spec.templates, env)?;
         let rewrite = |t: &Template| self.rewrite(spec.scope, t, &ops.index);
         let mut all = vec![
-            self.a
-                .named("node", self.a.str(&format!("{}{}", self.prefix, spec.node))),
+            self.a.named(
+                attr::NODE,
+                self.a.str(&format!("{}{}", self.prefix, spec.node)),
+            ),
             self.a
                 .named("operandSegmentSizes", self.a.segments(&ops.segments)),
         ];
@@ -321,10 +326,10 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 },
                 |_| {
                     vec![
-                        self.a.named("mode", self.a.str("extract")),
-                        self.a.named("template", self.a.str("${0}")),
-                        self.a.named("path", self.a.str(&path)),
-                        self.a.named("fields", self.a.dict(&[])),
+                        self.a.named(attr::MODE, self.a.str("extract")),
+                        self.a.named(attr::TEMPLATE, self.a.str("${0}")),
+                        self.a.named(attr::PATH, self.a.str(&path)),
+                        self.a.named(attr::FIELDS, self.a.dict(&[])),
                     ]
                 },
                 block,
@@ -340,7 +345,7 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 templates: &[&t.template],
                 ty: ValueType::Text,
             },
-            |rw| vec![self.a.named("template", self.a.str(&rw(&t.template)))],
+            |rw| vec![self.a.named(attr::TEMPLATE, self.a.str(&rw(&t.template)))],
             block,
             env,
         )
@@ -359,9 +364,12 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
         match &n.op {
             Op::Llm(l) => {
                 let (mode, msgs): (&str, Vec<(&str, &Template)>) = match (&l.prompt, &l.messages) {
-                    (Some(p), _) => ("prompt", vec![("prompt", &p.template)]),
+                    (Some(p), _) => (
+                        attr::llm_mode::PROMPT,
+                        vec![(attr::llm_mode::PROMPT, &p.template)],
+                    ),
                     (None, Some(m)) => (
-                        "chat",
+                        attr::llm_mode::CHAT,
                         m.iter()
                             .map(|m| (m.role.as_str(), &m.content.template))
                             .collect(),
@@ -384,31 +392,34 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                         let messages: Vec<Attribute> = msgs
                             .iter()
                             .map(|(role, t)| {
-                                a.dict(&[("role", a.str(role)), ("content", a.str(&rw(t)))])
+                                a.dict(&[
+                                    (attr::message::ROLE, a.str(role)),
+                                    (attr::message::CONTENT, a.str(&rw(t))),
+                                ])
                             })
                             .collect();
                         vec![
-                            a.named("model", a.str(&l.model)),
-                            a.named("mode", a.str(mode)),
-                            a.named("messages", a.array(&messages)),
-                            a.named("max_tokens", a.int(l.max_tokens as i64)),
-                            a.named("temperature", a.float(l.temperature)),
-                            a.named("top_p", a.float(l.top_p)),
-                            a.named("top_k", a.int(l.top_k as i64)),
-                            a.named("seed", a.int(l.seed as i64)),
+                            a.named(attr::MODEL, a.str(&l.model)),
+                            a.named(attr::MODE, a.str(mode)),
+                            a.named(attr::MESSAGES, a.array(&messages)),
+                            a.named(attr::MAX_TOKENS, a.int(l.max_tokens as i64)),
+                            a.named(attr::TEMPERATURE, a.float(l.temperature)),
+                            a.named(attr::TOP_P, a.float(l.top_p)),
+                            a.named(attr::TOP_K, a.int(l.top_k as i64)),
+                            a.named(attr::SEED, a.int(l.seed as i64)),
                             a.named(
-                                "stop",
+                                attr::STOP,
                                 a.array(&l.stop.iter().map(|s| a.str(s)).collect::<Vec<_>>()),
                             ),
                             a.named(
-                                "output",
+                                attr::OUTPUT,
                                 a.str(if l.output == OutputFormat::Json {
                                     "json"
                                 } else {
                                     "text"
                                 }),
                             ),
-                            a.named("constraint", a.str(&constraint_attr(&l.constraint))),
+                            a.named(attr::CONSTRAINT, a.str(&constraint_attr(&l.constraint))),
                         ]
                     },
                     block,
@@ -426,8 +437,8 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 },
                 |rw| {
                     vec![
-                        a.named("model", a.str(&e.model)),
-                        a.named("template", a.str(&rw(&e.input.template))),
+                        a.named(attr::MODEL, a.str(&e.model)),
+                        a.named(attr::TEMPLATE, a.str(&rw(&e.input.template))),
                     ]
                 },
                 block,
@@ -444,9 +455,9 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 },
                 |rw| {
                     vec![
-                        a.named("index", a.str(&r.index)),
-                        a.named("k", a.int(r.k as i64)),
-                        a.named("template", a.str(&rw(&r.query.template))),
+                        a.named(attr::INDEX, a.str(&r.index)),
+                        a.named(attr::K, a.int(r.k as i64)),
+                        a.named(attr::TEMPLATE, a.str(&rw(&r.query.template))),
                     ]
                 },
                 block,
@@ -485,8 +496,8 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                             })
                             .collect();
                         vec![
-                            a.named("tool", a.str(&t.tool)),
-                            a.named("args", a.dict(&args)),
+                            a.named(attr::TOOL, a.str(&t.tool)),
+                            a.named(attr::ARGS, a.dict(&args)),
                         ]
                     },
                     block,
@@ -502,7 +513,7 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                     templates: &[&r.template.template],
                     ty,
                 },
-                |rw| vec![a.named("template", a.str(&rw(&r.template.template)))],
+                |rw| vec![a.named(attr::TEMPLATE, a.str(&rw(&r.template.template)))],
                 block,
                 env,
             ),
@@ -520,10 +531,10 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                     },
                     |rw| match (&j.from, &j.fields) {
                         (Some(f), _) => vec![
-                            a.named("mode", a.str("extract")),
-                            a.named("template", a.str(&rw(&f.template))),
-                            a.named("path", a.str(j.path.as_deref().unwrap_or(""))),
-                            a.named("fields", a.dict(&[])),
+                            a.named(attr::MODE, a.str("extract")),
+                            a.named(attr::TEMPLATE, a.str(&rw(&f.template))),
+                            a.named(attr::PATH, a.str(j.path.as_deref().unwrap_or(""))),
+                            a.named(attr::FIELDS, a.dict(&[])),
                         ],
                         (None, fields) => {
                             let fields: Vec<(&str, Attribute)> = fields
@@ -532,10 +543,10 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                                 .map(|(k, t)| (k.as_str(), a.str(&rw(&t.template))))
                                 .collect();
                             vec![
-                                a.named("mode", a.str("object")),
-                                a.named("template", a.str("")),
-                                a.named("path", a.str("")),
-                                a.named("fields", a.dict(&fields)),
+                                a.named(attr::MODE, a.str("object")),
+                                a.named(attr::TEMPLATE, a.str("")),
+                                a.named(attr::PATH, a.str("")),
+                                a.named(attr::FIELDS, a.dict(&fields)),
                             ]
                         }
                     },
@@ -570,13 +581,13 @@ fn group_by_type(operands: &[(OperandKey, ValueType)]) -> (Vec<usize>, Vec<i32>)
 }
 
 /// An llm node's output constraint as the `constraint` attribute of `agent.llm` and
-/// `exec.decode`: `{"json_schema": ...}`, `{"regex": ...}`, `{"choice": [...]}`, or empty.
+/// `exec.decode`: the JSON text of [`OutputConstraint::to_json`], or empty.
 fn constraint_attr(constraint: &Option<LlmConstraint>) -> String {
-    let value = match constraint {
+    let constraint = match constraint {
         None => return String::new(),
-        Some(LlmConstraint::Schema { schema, .. }) => serde_json::json!({"json_schema": schema}),
-        Some(LlmConstraint::Regex(rx)) => serde_json::json!({"regex": rx}),
-        Some(LlmConstraint::Choice(c)) => serde_json::json!({"choice": c}),
+        Some(LlmConstraint::Schema { schema, .. }) => OutputConstraint::JsonSchema(schema.clone()),
+        Some(LlmConstraint::Regex(rx)) => OutputConstraint::Regex(rx.clone()),
+        Some(LlmConstraint::Choice(c)) => OutputConstraint::Choice(c.clone()),
     };
-    value.to_string()
+    constraint.to_json().to_string()
 }

@@ -14,11 +14,13 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Dialect(#[from] agentc_dialects::Error),
+    Dialect(#[from] agentc_plan::Error),
     #[error(transparent)]
     Melior(#[from] melior::Error),
     #[error("placement: {0}")]
     Placement(String),
+    #[error("no placement meets the SLA: {0}")]
+    Infeasible(String),
     #[error("internal compiler error: {0}")]
     Internal(String),
 }

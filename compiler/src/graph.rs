@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use agentc_dialects::ValueType;
+use agentc_plan::ValueType;
 
 use crate::diagnostics::Span;
 use crate::frontend::ast::*;

@@ -18,7 +18,9 @@ pub mod schema;
 pub mod synthetic;
 pub mod tokens;
 
-pub use compile::{CompileOptions, Compiled, compile};
+pub use compile::{
+    Compilation, CompileOptions, Compiled, Target, compile, compile_file, compile_graph,
+};
 pub use error::{Error, Result};
 pub use load::load_workflow;
 pub use passes::place::PlaceInput;

@@ -1,143 +1,121 @@
-//! `manifest.json`, written beside `plan.mlir`: what the runtime must have to run the plan
-//! (models, indexes, tools), the SLA, and what the compiler predicted.
+//! The workflow's declarations as the plan contract's types, written into both the plan's
+//! workflow attributes and `manifest.json`, and the manifest itself.
 
-use serde::Serialize;
+use std::path::PathBuf;
 
-use crate::frontend::ast::{Metric, ModelKind, OutputFormat, ToolKind};
+use agentc_plan::decl::{self, Declarations};
+use agentc_plan::manifest::{MANIFEST_FORMAT, Manifest};
+
+use crate::frontend::ast::{ArgType, Metric, ModelKind, OutputFormat, ToolDecl, ToolKind};
 use crate::graph::WorkflowGraph;
 use crate::passes::PassReport;
 use crate::report::PlanReport;
+use crate::{Error, Result};
 
-#[derive(Serialize)]
-pub struct Manifest<'a> {
-    pub format: u32,
-    pub workflow: &'a str,
-    pub source: String,
-    pub sla_p95_ms: f64,
-    pub usd_per_1k_budget: Option<f64>,
-    pub cluster: &'a str,
-    pub batch: usize,
-    pub models: Vec<ManifestModel<'a>>,
-    pub indexes: Vec<ManifestIndex<'a>>,
-    pub tools: Vec<ManifestTool<'a>>,
-    pub inputs: Vec<&'a str>,
-    pub outputs: Vec<&'a str>,
-    pub predicted: &'a PlanReport,
-    pub passes: &'a [PassReport],
-}
-
-#[derive(Serialize)]
-pub struct ManifestModel<'a> {
-    pub name: &'a str,
-    pub kind: &'static str,
-    /// As written in the workflow, relative to `source`'s directory.
-    pub path: &'a str,
-}
-
-#[derive(Serialize)]
-pub struct ManifestIndex<'a> {
-    pub name: &'a str,
-    pub path: &'a str,
-    pub model: &'a str,
-    /// `cosine`, `dot` or `l2`.
-    pub metric: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct ManifestTool<'a> {
-    pub name: &'a str,
-    pub kind: &'static str,
-    /// `subprocess`: program and arguments; relative paths are relative to `source`'s directory.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<&'a [String]>,
-    /// `http`: the URL and method.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<&'a str>,
-    /// `json` or `text`.
-    pub output: &'static str,
-    pub timeout_ms: u64,
-    pub max_output_bytes: u64,
-    pub cost: f64,
-    pub fallbacks: &'a [String],
-    /// Written only when set: a subprocess tool that may use the network.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub network: bool,
-}
-
-/// Format version of the manifest; bumped on incompatible changes.
-pub const MANIFEST_FORMAT: u32 = 1;
-
-pub fn manifest<'a>(
-    graph: &'a WorkflowGraph,
-    source: &str,
-    batch: usize,
-    report: &'a PlanReport,
-    passes: &'a [PassReport],
-) -> Manifest<'a> {
-    Manifest {
-        format: MANIFEST_FORMAT,
-        workflow: &graph.name,
-        source: source.to_string(),
-        sla_p95_ms: graph.sla.p95_ms,
-        usd_per_1k_budget: graph.sla.usd_per_1k,
-        cluster: &report.cluster,
-        batch,
+/// The SLA, models, tools and indexes of `graph`.
+pub fn declarations(graph: &WorkflowGraph) -> Declarations {
+    Declarations {
+        sla: decl::Sla {
+            p95_ms: graph.sla.p95_ms,
+            usd_per_1k: graph.sla.usd_per_1k,
+        },
         models: graph
             .models
             .iter()
-            .map(|m| ManifestModel {
-                name: &m.name,
-                kind: if m.kind == ModelKind::Llm {
-                    "llm"
-                } else {
-                    "embedding"
+            .map(|m| decl::ModelSpec {
+                name: m.name.clone(),
+                kind: match m.kind {
+                    ModelKind::Llm => decl::ModelKind::Llm,
+                    ModelKind::Embedding => decl::ModelKind::Embedding,
                 },
-                path: &m.path,
+                path: m.path.clone(),
             })
             .collect(),
+        tools: graph.tools.iter().map(tool).collect(),
         indexes: graph
             .indexes
             .iter()
-            .map(|i| ManifestIndex {
-                name: &i.name,
-                path: &i.path,
-                model: &i.model,
+            .map(|i| decl::IndexSpec {
+                name: i.name.clone(),
+                path: i.path.clone(),
+                model: i.model.clone(),
                 metric: match i.metric {
-                    Metric::Cosine => "cosine",
-                    Metric::Dot => "dot",
-                    Metric::L2 => "l2",
+                    Metric::Cosine => decl::Metric::Cosine,
+                    Metric::Dot => decl::Metric::Dot,
+                    Metric::L2 => decl::Metric::L2,
                 },
             })
             .collect(),
-        tools: graph
-            .tools
-            .iter()
-            .map(|t| ManifestTool {
-                name: &t.name,
-                kind: if t.kind == ToolKind::Http {
-                    "http"
-                } else {
-                    "subprocess"
-                },
-                command: t.command.as_deref(),
-                url: t.url.as_deref(),
-                method: t.method.as_deref(),
-                output: match t.output {
-                    OutputFormat::Json => "json",
-                    OutputFormat::Text => "text",
-                },
-                timeout_ms: t.timeout_ms,
-                max_output_bytes: t.max_output_bytes,
-                cost: t.cost,
-                fallbacks: &t.fallbacks,
-                network: t.network,
-            })
-            .collect(),
-        inputs: graph.inputs.iter().map(|i| i.name.as_str()).collect(),
-        outputs: graph.outputs.iter().map(|o| o.name.as_str()).collect(),
-        predicted: report,
-        passes,
+        description: graph.description.clone(),
     }
+}
+
+fn tool(t: &ToolDecl) -> decl::ToolSpec {
+    decl::ToolSpec {
+        name: t.name.clone(),
+        kind: match t.kind {
+            ToolKind::Http => decl::ToolKind::Http,
+            ToolKind::Subprocess => decl::ToolKind::Subprocess,
+        },
+        command: t.command.clone().unwrap_or_default(),
+        url: t.url.clone(),
+        method: t.method.clone(),
+        args: t
+            .args
+            .iter()
+            .map(|a| {
+                let ty = match a.ty {
+                    ArgType::String => decl::ArgType::String,
+                    ArgType::Number => decl::ArgType::Number,
+                    ArgType::Integer => decl::ArgType::Integer,
+                    ArgType::Boolean => decl::ArgType::Boolean,
+                    ArgType::Object => decl::ArgType::Object,
+                    ArgType::Array => decl::ArgType::Array,
+                };
+                (
+                    a.name.clone(),
+                    decl::ToolArg {
+                        ty,
+                        required: a.required,
+                        description: a.description.clone(),
+                    },
+                )
+            })
+            .collect(),
+        output: match t.output {
+            OutputFormat::Json => decl::OutputFormat::Json,
+            OutputFormat::Text => decl::OutputFormat::Text,
+        },
+        timeout_ms: t.timeout_ms,
+        max_output_bytes: t.max_output_bytes,
+        cost: t.cost,
+        fallbacks: t.fallbacks.clone(),
+        network: t.network,
+    }
+}
+
+/// The manifest of a placed plan compiled from `source` (the workflow file, absolute so that
+/// the runtime finds the models wherever it runs from).
+pub fn manifest(
+    graph: &WorkflowGraph,
+    source: PathBuf,
+    batch: usize,
+    report: &PlanReport,
+    passes: &[PassReport],
+) -> Result<Manifest> {
+    let json = |what: &str, v: serde_json::Result<serde_json::Value>| {
+        v.map_err(|e| Error::Internal(format!("cannot write the {what} as JSON: {e}")))
+    };
+    Ok(Manifest {
+        format: MANIFEST_FORMAT,
+        workflow: graph.name.clone(),
+        source,
+        cluster: report.cluster.clone(),
+        batch,
+        declarations: declarations(graph),
+        inputs: graph.inputs.iter().map(|i| i.name.clone()).collect(),
+        outputs: graph.outputs.iter().map(|o| o.name.clone()).collect(),
+        predicted: json("placement report", serde_json::to_value(report))?,
+        passes: json("pass reports", serde_json::to_value(passes))?,
+    })
 }

@@ -104,7 +104,7 @@ impl Pipeline {
             let changed = pass.run(cx, module)?;
             let micros = start.elapsed().as_micros();
             let verify_start = Instant::now();
-            agentc_dialects::verify(cx.context, module).map_err(|e| {
+            agentc_plan::verify(cx.context, module).map_err(|e| {
                 Error::Internal(format!(
                     "IR does not verify after pass `{}`: {e}",
                     pass.name()

@@ -1,5 +1,6 @@
 //! The placement report: read back from a placed `exec` module, printed as a table or JSON.
 
+use agentc_plan::attr;
 use std::fmt::Write;
 
 use melior::ir::Module;
@@ -94,13 +95,13 @@ pub fn plan_report(module: &Module, notes: Vec<String>) -> crate::Result<PlanRep
     for op in module_ops(module) {
         match op_name(&op).as_str() {
             "exec.kv_prefix" => {
-                let tokens = int_attr(&op, "tokens")?.max(0) as u64;
-                let uses = int_attr(&op, "uses")?.max(1) as u64;
+                let tokens = int_attr(&op, attr::TOKENS)?.max(0) as u64;
+                let uses = int_attr(&op, attr::USES)?.max(1) as u64;
                 report.shared_prefix_tokens += tokens * (uses - 1);
             }
             "func.func" => {
-                if !op.has_attribute("sym_visibility") {
-                    report.workflow = str_attr(&op, "sym_name")?;
+                if !op.has_attribute(attr::func::SYM_VISIBILITY) {
+                    report.workflow = str_attr(&op, attr::func::SYM_NAME)?;
                     read_placement(&op, &mut report);
                 }
                 for inner in block_ops(func_block(op)?) {
@@ -109,11 +110,11 @@ pub fn plan_report(module: &Module, notes: Vec<String>) -> crate::Result<PlanRep
                         continue;
                     }
                     report.ops.push(OpLine {
-                        id: str_attr(&inner, "node").unwrap_or_default(),
+                        id: str_attr(&inner, attr::NODE).unwrap_or_default(),
                         kind: name.trim_start_matches("exec.").to_string(),
-                        device: str_attr(&inner, "device").unwrap_or_default(),
-                        predicted_ms: float_attr(&inner, "predicted_ms").unwrap_or(0.0),
-                        usd: float_attr(&inner, "usd").unwrap_or(0.0),
+                        device: str_attr(&inner, attr::DEVICE).unwrap_or_default(),
+                        predicted_ms: float_attr(&inner, attr::PREDICTED_MS).unwrap_or(0.0),
+                        usd: float_attr(&inner, attr::USD).unwrap_or(0.0),
                     });
                 }
             }
@@ -125,7 +126,7 @@ pub fn plan_report(module: &Module, notes: Vec<String>) -> crate::Result<PlanRep
 
 fn read_placement(func: &melior::ir::operation::OperationRef, report: &mut PlanReport) {
     if let Some(p) = func
-        .attribute("exec.placement")
+        .attribute(attr::workflow::PLACEMENT)
         .ok()
         .and_then(|a| DictionaryAttribute::try_from(a).ok())
     {
@@ -150,7 +151,7 @@ fn read_placement(func: &melior::ir::operation::OperationRef, report: &mut PlanR
         }
     }
     if let Some(h) = func
-        .attribute("exec.homogeneous")
+        .attribute(attr::workflow::HOMOGENEOUS)
         .ok()
         .and_then(|a| ArrayAttribute::try_from(a).ok())
     {
@@ -166,7 +167,7 @@ fn read_placement(func: &melior::ir::operation::OperationRef, report: &mut PlanR
                 continue;
             }
             report.homogeneous.push(Homogeneous {
-                device: dict_str(&d, "device").unwrap_or_default(),
+                device: dict_str(&d, attr::DEVICE).unwrap_or_default(),
                 usd_per_1k: dict_f64(&d, "usd_per_run").unwrap_or(f64::INFINITY) * 1e3,
                 predicted_p95_ms: dict_f64(&d, "predicted_ms").unwrap_or(f64::INFINITY),
             });

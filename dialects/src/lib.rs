@@ -1,11 +1,23 @@
-//! The `agent` and `exec` MLIR dialects and the helpers both the compiler and the runtime use to
-//! load, build, verify and print them.
+//! The plan contract between the compiler and the runtime:
 //!
-//! Each dialect is defined once, in IRDL (`dialects/*.irdl.mlir`), and loaded into a melior
-//! [`Context`] at run time; stock MLIR tools read the same files with `--irdl-file`.
+//! - the `agent` and `exec` MLIR dialects, each defined once in IRDL (`dialects/*.irdl.mlir`)
+//!   and loaded into a melior [`Context`] at run time (stock MLIR tools read the same files with
+//!   `--irdl-file`), with the helpers to build, verify and read them ([`ir`]);
+//! - the names of their attributes ([`attr`]), spelled once;
+//! - what a workflow declares besides its graph ([`decl`]: SLA, models, tools, indexes) and what
+//!   a decode asks of the decoder ([`decode`]: sampling, output constraints);
+//! - the condition language of branches and loops ([`condition`]), for both the workflow form
+//!   and the plan form;
+//! - the plan itself, in memory or as a directory ([`manifest`]), and its reader ([`program`]).
 
+pub mod attr;
+pub mod condition;
+pub mod decl;
+pub mod decode;
 mod error;
 pub mod ir;
+pub mod manifest;
+pub mod program;
 mod value_type;
 
 use std::cell::RefCell;
@@ -18,6 +30,8 @@ use melior::ir::{Location, Module};
 use melior::utility::{load_irdl_dialects, register_all_dialects};
 
 pub use error::{Error, Result};
+pub use manifest::{Manifest, Plan, PlanFileError};
+pub use program::Program;
 pub use value_type::ValueType;
 
 /// The IRDL source of the `agent` dialect.

@@ -22,72 +22,22 @@ use serde_json::{Value as Json, json};
 
 use crate::error::{Error, Result};
 
-/// What an output must match.
-#[derive(Clone, Debug, PartialEq)]
-pub enum OutputConstraint {
-    /// Any JSON object (OpenAI's `response_format: {"type": "json_object"}`).
-    JsonObject,
-    /// A value valid against this JSON Schema.
-    JsonSchema(Json),
-    /// Text matching this regular expression (Rust `regex` syntax), whole.
-    Regex(String),
-    /// Exactly one of these strings.
-    Choice(Vec<String>),
-    /// Text of this llguidance Lark grammar, which may inline JSON Schemas with `%json {...}`
-    /// (tool calls in a model's own format are written this way).
-    Lark(String),
+pub use agentc_plan::decode::OutputConstraint;
+
+/// Compiling an [`OutputConstraint`] with llguidance.
+pub trait ConstraintGrammar {
+    /// Checks the constraint without a tokenizer: an unsupported schema feature, a bad regex or
+    /// an empty choice list is an [`Error::InvalidConstraint`] that names it.
+    fn validate(&self) -> Result<()>;
+    /// The llguidance grammar.
+    fn grammar(&self) -> TopLevelGrammar;
+    /// A choice list must have choices, none of them empty.
+    fn check_choices(&self) -> Result<()>;
 }
 
-impl OutputConstraint {
-    /// The constraint as the plan stores it: `{"json_schema": ...}`, `{"regex": ...}`,
-    /// `{"choice": [...]}` or `{"json_object": true}`.
-    pub fn to_json(&self) -> Json {
-        match self {
-            OutputConstraint::JsonObject => json!({"json_object": true}),
-            OutputConstraint::JsonSchema(schema) => json!({"json_schema": schema}),
-            OutputConstraint::Regex(rx) => json!({"regex": rx}),
-            OutputConstraint::Choice(choices) => json!({"choice": choices}),
-            OutputConstraint::Lark(grammar) => json!({"lark": grammar}),
-        }
-    }
-
-    /// Reads [`OutputConstraint::to_json`]'s form back.
-    pub fn from_json(value: &Json) -> Result<Self> {
-        let bad = || {
-            Error::InvalidConstraint(format!(
-                "expected {{\"json_schema\": ...}}, {{\"regex\": \"...\"}}, {{\"choice\": [...]}} \
-                 {{\"lark\": \"...\"}} or {{\"json_object\": true}}, found {value}"
-            ))
-        };
-        let map = value.as_object().filter(|m| m.len() == 1).ok_or_else(bad)?;
-        let (key, inner) = map.iter().next().ok_or_else(bad)?;
-        Ok(match key.as_str() {
-            "json_object" => OutputConstraint::JsonObject,
-            "json_schema" => OutputConstraint::JsonSchema(inner.clone()),
-            "regex" => OutputConstraint::Regex(inner.as_str().ok_or_else(bad)?.to_owned()),
-            "lark" => OutputConstraint::Lark(inner.as_str().ok_or_else(bad)?.to_owned()),
-            "choice" => OutputConstraint::Choice(
-                inner
-                    .as_array()
-                    .ok_or_else(bad)?
-                    .iter()
-                    .map(|c| c.as_str().map(str::to_owned).ok_or_else(bad))
-                    .collect::<Result<_>>()?,
-            ),
-            _ => return Err(bad()),
-        })
-    }
-
-    /// Whether the output is parsed as JSON.
-    pub fn is_json(&self) -> bool {
-        matches!(
-            self,
-            OutputConstraint::JsonObject | OutputConstraint::JsonSchema(_)
-        )
-    }
-
-    /// The llguidance grammar. JSON is written compactly (`,` and `:` without spaces) unless
-    /// the schema says otherwise in `x-guidance`: fewer tokens, and longer forced runs.
+impl ConstraintGrammar for OutputConstraint {
+    /// JSON is written compactly (`,` and `:` without spaces) unless the schema says otherwise
+    /// in `x-guidance`: fewer tokens, and longer forced runs.
     fn grammar(&self) -> TopLevelGrammar {
         match self {
             OutputConstraint::JsonObject => TopLevelGrammar::from_json_schema(compact(json!({
@@ -108,9 +58,7 @@ impl OutputConstraint {
         }
     }
 
-    /// Checks the constraint without a tokenizer: an unsupported schema feature, a bad regex or
-    /// an empty choice list is an [`Error::InvalidConstraint`] that names it.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         self.check_choices()?;
         match GrammarInit::Serialized(self.grammar()).validate(None, ParserLimits::default()) {
             llguidance::earley::ValidationResult::Error(e) => {
@@ -119,9 +67,7 @@ impl OutputConstraint {
             _ => Ok(()),
         }
     }
-}
 
-impl OutputConstraint {
     /// A choice list must have choices, none of them empty (the grammar compiler would accept
     /// an empty alternative).
     fn check_choices(&self) -> Result<()> {

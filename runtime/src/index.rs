@@ -29,43 +29,7 @@ pub use graph::{DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, GraphParams, VectorG
 /// costs recall.
 pub const EXACT_SEARCH_MAX_PASSAGES: usize = 10_000;
 
-/// How query and passage vectors are compared.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    #[default]
-    Cosine,
-    Dot,
-    L2,
-}
-
-impl Metric {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cosine => "cosine",
-            Self::Dot => "dot",
-            Self::L2 => "l2",
-        }
-    }
-}
-
-impl std::fmt::Display for Metric {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An `indexes:` entry of a compiled plan's manifest.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IndexSpec {
-    pub name: String,
-    /// Relative to the workflow file's directory.
-    pub path: String,
-    /// Name of the embedding model (an entry of the manifest's `models`).
-    pub model: String,
-    #[serde(default)]
-    pub metric: Metric,
-}
+pub use agentc_plan::decl::{IndexSpec, Metric};
 
 /// A unit of retrievable text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

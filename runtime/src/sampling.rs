@@ -1,36 +1,6 @@
 //! Choosing the next token from logits: greedy, or temperature with top-k and top-p, seeded.
 
-/// How to pick each generated token. `temperature <= 0` means greedy (argmax, lowest id on ties).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SamplingParams {
-    pub temperature: f32,
-    /// Keep only the `top_k` most likely tokens; 0 keeps all.
-    pub top_k: usize,
-    /// Keep the smallest set of most likely tokens whose probability reaches `top_p`; 1 keeps all.
-    pub top_p: f32,
-    pub seed: u64,
-}
-
-impl SamplingParams {
-    pub fn greedy() -> Self {
-        Self {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            seed: 0,
-        }
-    }
-
-    pub fn is_greedy(&self) -> bool {
-        self.temperature <= 0.0
-    }
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        Self::greedy()
-    }
-}
+pub use agentc_plan::decode::SamplingParams;
 
 /// A token chooser with its own random stream; the same seed gives the same choices.
 #[derive(Debug)]

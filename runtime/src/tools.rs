@@ -21,9 +21,7 @@ mod subprocess;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -33,101 +31,9 @@ pub use failure::{FailureKind, ToolFailure};
 pub use metrics::{ToolCountersSnapshot, ToolMetrics};
 pub use router::{Attempt, ToolCall, ToolRouter};
 
-/// Time limit of a call when the workflow sets none.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-/// Output cap when the workflow sets none (1 MiB).
-pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1 << 20;
-/// Cost of a call when the workflow sets none.
-pub const DEFAULT_COST: f64 = 1.0;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolKind {
-    Subprocess,
-    Http,
-}
-
-/// What a tool's output is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputFormat {
-    #[default]
-    Json,
-    Text,
-}
-
-/// A `tools:` entry of a compiled plan's manifest.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ToolSpec {
-    pub name: String,
-    pub kind: ToolKind,
-    /// `subprocess`: program and arguments.
-    #[serde(default)]
-    pub command: Vec<String>,
-    /// `http`: the URL called.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `http`: `GET` or `POST` (default).
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub output: OutputFormat,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    #[serde(default = "default_max_output_bytes")]
-    pub max_output_bytes: u64,
-    #[serde(default = "default_cost")]
-    pub cost: f64,
-    /// Tools tried when this one fails, cheapest healthy first.
-    #[serde(default)]
-    pub fallbacks: Vec<String>,
-    /// `subprocess`: it may use the network; otherwise it runs in a network namespace of its own.
-    #[serde(default)]
-    pub network: bool,
-}
-
-fn default_timeout_ms() -> u64 {
-    DEFAULT_TIMEOUT_MS
-}
-fn default_max_output_bytes() -> u64 {
-    DEFAULT_MAX_OUTPUT_BYTES
-}
-fn default_cost() -> f64 {
-    DEFAULT_COST
-}
-
-impl ToolSpec {
-    /// A subprocess tool with the defaults of a workflow file.
-    pub fn subprocess(name: &str, command: &[&str]) -> Self {
-        Self {
-            name: name.to_string(),
-            kind: ToolKind::Subprocess,
-            command: command.iter().map(|s| s.to_string()).collect(),
-            url: None,
-            method: None,
-            output: OutputFormat::Json,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
-            cost: DEFAULT_COST,
-            fallbacks: Vec::new(),
-            network: false,
-        }
-    }
-
-    /// An HTTP tool with the defaults of a workflow file.
-    pub fn http(name: &str, url: &str) -> Self {
-        Self {
-            kind: ToolKind::Http,
-            command: Vec::new(),
-            url: Some(url.to_string()),
-            ..Self::subprocess(name, &[])
-        }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-}
+pub use agentc_plan::decl::{
+    DEFAULT_COST, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_TIMEOUT_MS, OutputFormat, ToolKind, ToolSpec,
+};
 
 /// Runs one tool call at a time per `run`; cheap to clone and share between tasks.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use agentc_dialects::ir::{Piece, template_pieces};
+use agentc_plan::ir::{Piece, template_pieces};
 use serde_json::Value as Json;
 
 /// One retrieved passage.
@@ -180,92 +180,31 @@ fn operand(operands: &[Value], index: usize, path: &str) -> Result<Value, String
         .field(path)
 }
 
-/// A parsed `when`/`until` condition.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Condition {
-    negated: bool,
-    left: Term,
-    compare: Option<(Comparison, Term)>,
+pub use agentc_plan::condition::PlanCondition as Condition;
+use agentc_plan::condition::{CompareOp, Operand};
+
+/// Whether `condition` holds for the op's `operands`.
+pub fn evaluate(condition: &Condition, operands: &[Value]) -> Result<bool, String> {
+    let left = term(&condition.left, operands)?;
+    let holds = match &condition.compare {
+        None => left.is_truthy(),
+        Some((op, right)) => compare(&left, *op, &term(right, operands)?),
+    };
+    Ok(holds != condition.negated)
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Term {
-    Operand { index: usize, path: String },
-    Str(String),
-    Num(f64),
-    Bool(bool),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Comparison {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Contains,
-}
-
-impl Condition {
-    /// Parses the canonical form the compiler writes (`not $0.a == "x"`, strings in Rust's
-    /// escaped form).
-    pub fn parse(source: &str) -> Result<Self, String> {
-        let mut rest = source.trim();
-        let negated = match rest.strip_prefix("not ") {
-            Some(r) => {
-                rest = r.trim_start();
-                true
-            }
-            None => false,
-        };
-        let (left, after) = term(rest).map_err(|e| format!("condition `{source}`: {e}"))?;
-        let after = after.trim_start();
-        if after.is_empty() {
-            return Ok(Self {
-                negated,
-                left,
-                compare: None,
-            });
+fn term(
+    term: &Operand<agentc_plan::condition::OperandRef>,
+    operands: &[Value],
+) -> Result<Value, String> {
+    Ok(match term {
+        Operand::Ref(r) => operand(operands, r.index, &r.path)?,
+        Operand::Str(s) => Value::Text(s.clone()),
+        Operand::Num(n) => {
+            Value::Json(serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number))
         }
-        let (op, after) = comparison(after)
-            .ok_or_else(|| format!("condition `{source}`: expected a comparison at `{after}`"))?;
-        let (right, tail) =
-            term(after.trim_start()).map_err(|e| format!("condition `{source}`: {e}"))?;
-        if !tail.trim().is_empty() {
-            return Err(format!(
-                "condition `{source}`: unexpected `{}`",
-                tail.trim()
-            ));
-        }
-        Ok(Self {
-            negated,
-            left,
-            compare: Some((op, right)),
-        })
-    }
-
-    pub fn evaluate(&self, operands: &[Value]) -> Result<bool, String> {
-        let left = self.left.value(operands)?;
-        let holds = match &self.compare {
-            None => left.is_truthy(),
-            Some((op, right)) => compare(&left, *op, &right.value(operands)?),
-        };
-        Ok(holds != self.negated)
-    }
-}
-
-impl Term {
-    fn value(&self, operands: &[Value]) -> Result<Value, String> {
-        Ok(match self {
-            Term::Operand { index, path } => operand(operands, *index, path)?,
-            Term::Str(s) => Value::Text(s.clone()),
-            Term::Num(n) => {
-                Value::Json(serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number))
-            }
-            Term::Bool(b) => Value::Json(Json::Bool(*b)),
-        })
-    }
+        Operand::Bool(b) => Value::Json(Json::Bool(*b)),
+    })
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -276,12 +215,12 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-fn compare(left: &Value, op: Comparison, right: &Value) -> bool {
-    if op == Comparison::Contains {
+fn compare(left: &Value, op: CompareOp, right: &Value) -> bool {
+    if op == CompareOp::Contains {
         return match left {
             Value::Json(Json::Array(items)) => items
                 .iter()
-                .any(|i| compare(&Value::Json(i.clone()), Comparison::Eq, right)),
+                .any(|i| compare(&Value::Json(i.clone()), CompareOp::Eq, right)),
             Value::List(items) => items.iter().any(|i| i.render() == right.render()),
             _ => left.render().contains(&right.render()),
         };
@@ -291,102 +230,18 @@ fn compare(left: &Value, op: Comparison, right: &Value) -> bool {
         _ => Some(left.render().trim().cmp(right.render().trim())),
     };
     let Some(ordering) = ordering else {
-        return op == Comparison::Ne;
+        return op == CompareOp::Ne;
     };
     use std::cmp::Ordering::*;
     match op {
-        Comparison::Eq => ordering == Equal,
-        Comparison::Ne => ordering != Equal,
-        Comparison::Lt => ordering == Less,
-        Comparison::Le => ordering != Greater,
-        Comparison::Gt => ordering == Greater,
-        Comparison::Ge => ordering != Less,
-        Comparison::Contains => false,
+        CompareOp::Eq => ordering == Equal,
+        CompareOp::Ne => ordering != Equal,
+        CompareOp::Lt => ordering == Less,
+        CompareOp::Le => ordering != Greater,
+        CompareOp::Gt => ordering == Greater,
+        CompareOp::Ge => ordering != Less,
+        CompareOp::Contains => false,
     }
-}
-
-fn comparison(s: &str) -> Option<(Comparison, &str)> {
-    const OPS: [(&str, Comparison); 7] = [
-        ("==", Comparison::Eq),
-        ("!=", Comparison::Ne),
-        ("<=", Comparison::Le),
-        (">=", Comparison::Ge),
-        ("<", Comparison::Lt),
-        (">", Comparison::Gt),
-        ("contains ", Comparison::Contains),
-    ];
-    OPS.iter()
-        .find_map(|(text, op)| s.strip_prefix(text).map(|rest| (*op, rest)))
-}
-
-/// One term and the text after it.
-fn term(s: &str) -> Result<(Term, &str), String> {
-    if let Some(body) = s.strip_prefix('$') {
-        let end = body.find(|c: char| c.is_whitespace()).unwrap_or(body.len());
-        let (reference, rest) = body.split_at(end);
-        let (index, path) = reference.split_once('.').unwrap_or((reference, ""));
-        let index = index
-            .parse()
-            .map_err(|_| format!("`${reference}` is not an operand reference"))?;
-        return Ok((
-            Term::Operand {
-                index,
-                path: path.to_owned(),
-            },
-            rest,
-        ));
-    }
-    if let Some(body) = s.strip_prefix('"') {
-        return quoted(body);
-    }
-    let end = s.find(|c: char| c.is_whitespace()).unwrap_or(s.len());
-    let (word, rest) = s.split_at(end);
-    match word {
-        "true" => Ok((Term::Bool(true), rest)),
-        "false" => Ok((Term::Bool(false), rest)),
-        _ => word
-            .parse()
-            .map(|n| (Term::Num(n), rest))
-            .map_err(|_| format!("`{word}` is not a reference, string, number or boolean")),
-    }
-}
-
-/// A string in Rust's escaped form (`\"`, `\\`, `\n`, `\t`, `\r`, `\0`, `\'`, `\u{..}`), after
-/// its opening quote.
-fn quoted(s: &str) -> Result<(Term, &str), String> {
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Ok((Term::Str(out), &s[i + 1..])),
-            '\\' => match chars.next().map(|(_, c)| c) {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some('r') => out.push('\r'),
-                Some('0') => out.push('\0'),
-                Some(c @ ('"' | '\\' | '\'')) => out.push(c),
-                Some('u') => {
-                    let rest = &s[i + 2..];
-                    let hex = rest
-                        .strip_prefix('{')
-                        .and_then(|r| r.split_once('}'))
-                        .map(|(hex, _)| hex)
-                        .ok_or("a \\u escape needs {hex}")?;
-                    let c = u32::from_str_radix(hex, 16)
-                        .ok()
-                        .and_then(char::from_u32)
-                        .ok_or_else(|| format!("`\\u{{{hex}}}` is not a character"))?;
-                    out.push(c);
-                    for _ in 0..hex.len() + 2 {
-                        chars.next();
-                    }
-                }
-                other => return Err(format!("unknown escape `\\{}`", other.unwrap_or(' '))),
-            },
-            c => out.push(c),
-        }
-    }
-    Err("unterminated string".to_owned())
 }
 
 #[cfg(test)]
@@ -451,29 +306,21 @@ mod tests {
     #[test]
     fn conditions_compare_like_the_docs_say() {
         let cases = [
-            ("$1.action == \"calculate\"", true),
-            ("$1.action != \"calculate\"", false),
-            ("not $1.action == \"finish\"", true),
-            ("$1.n > 2", true),
-            ("$1.n <= 2.5", false),
-            ("$1.input contains \"+\"", true),
-            ("$1.items contains 2", true),
-            ("$0", true),
-            ("not $2", false),
-            ("$1.action == \"say \\\"hi\\\"\\n\"", false),
+            ("${1.action} == \"calculate\"", true),
+            ("${1.action} != \"calculate\"", false),
+            ("not ${1.action} == \"finish\"", true),
+            ("${1.n} > 2", true),
+            ("${1.n} <= 2.5", false),
+            ("${1.input} contains \"+\"", true),
+            ("${1.items} contains 2", true),
+            ("${0}", true),
+            ("not ${2}", false),
+            ("${1.action} == \"say \\\"hi\\\"\\n\"", false),
         ];
         for (source, expected) in cases {
-            let c = Condition::parse(source).unwrap();
-            assert_eq!(c.evaluate(&ops()).unwrap(), expected, "{source}");
+            let c = agentc_plan::condition::parse_plan_condition(source).unwrap();
+            assert_eq!(evaluate(&c, &ops()).unwrap(), expected, "{source}");
         }
-        assert_eq!(
-            Condition::parse("$1.a ~ 3").unwrap_err(),
-            "condition `$1.a ~ 3`: expected a comparison at `~ 3`"
-        );
-        assert_eq!(
-            Condition::parse("$1 == \"x").unwrap_err(),
-            "condition `$1 == \"x`: unterminated string"
-        );
     }
 
     #[test]

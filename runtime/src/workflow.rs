@@ -254,13 +254,13 @@ impl WorkflowRunner {
     ) -> Result<RunOutcome> {
         let inputs = self.input_values(inputs)?;
         let started = Instant::now();
-        let sla = Duration::from_secs_f64(self.program.sla_p95_ms / 1000.0);
+        let sla = Duration::from_secs_f64(self.program.sla_p95_ms() / 1000.0);
         let ctx = RunCtx {
             outputs: Mutex::new(Vec::new()),
             retained: Mutex::new(Vec::new()),
             sequential: tokio::sync::Mutex::new(()),
             stats: Mutex::new(RunStats {
-                sla_ms: self.program.sla_p95_ms,
+                sla_ms: self.program.sla_p95_ms(),
                 ..RunStats::default()
             }),
             events,
@@ -617,7 +617,7 @@ impl<'a> Run<'a> {
                 let values = values()?;
                 let mut chosen = default;
                 for (condition, case) in conditions.iter().zip(cases) {
-                    if condition.evaluate(&values).map_err(fail)? {
+                    if crate::value::evaluate(condition, &values).map_err(fail)? {
                         chosen = case;
                         break;
                     }
@@ -691,7 +691,7 @@ impl<'a> Run<'a> {
             output = results.pop();
             carry = results;
             if let Some(until) = until
-                && until.evaluate(&until_values).map_err(fail)?
+                && crate::value::evaluate(until, &until_values).map_err(fail)?
             {
                 break;
             }
@@ -705,11 +705,9 @@ impl<'a> Run<'a> {
     fn tool_outputs_text(self, tool: &str) -> bool {
         self.runner
             .program
-            .tools
-            .get(tool)
-            .and_then(|t| t.get("output"))
-            .and_then(Json::as_str)
-            == Some("text")
+            .tools()
+            .iter()
+            .any(|t| t.name == tool && t.output == crate::tools::OutputFormat::Text)
     }
 
     fn llm(self, op: &Op, model: &str) -> std::result::Result<&'a ServingEngine, NodeError> {

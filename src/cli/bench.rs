@@ -12,8 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agentc_compiler::observed::ObservedShape;
-use agentc_compiler::tokens::ModelTokens;
-use agentc_compiler::{CompileOptions, PlaceInput, compile};
+use agentc_compiler::{Target, compile_graph};
 use agentc_placement::sim::{RunClass, SimSettings, Start};
 use agentc_placement::{
     Cluster, CostModel, CostSettings, DeviceProfile, HardwareCatalog, Simulation,
@@ -232,7 +231,7 @@ fn measure(
         Err(e) => return Ok(Err(e)),
     };
     let lines: Vec<_> = lines.iter().cycle().take(runs).cloned().collect();
-    let Some((program, _plan)) = compile_program(&w.workflow, None, Some(profile))? else {
+    let Some(program) = compile_program(&w.workflow, None, Some(profile))? else {
         return Ok(Err("the workflow did not compile for this machine".into()));
     };
     let no_opt = system == "agentc-no-opt";
@@ -297,32 +296,24 @@ fn simulate(
     runs: usize,
 ) -> anyhow::Result<Simulated> {
     let g = agentc_compiler::load_workflow(workflow)?;
-    let dir = workflow.parent().unwrap_or(Path::new("."));
     let catalog = HardwareCatalog::builtin()?;
     let cluster = Cluster::from_yaml_str(LOCAL_CLUSTER, "local.yaml", &catalog)?;
     let profile = DeviceProfile::from_path(profile)?;
-    let tokens = ModelTokens::for_workflow(&g, dir);
-    let facts = agentc_compiler::model_facts::model_facts(&g, dir);
     let settings = CostSettings::default();
     let unshaped = [ObservedShape::default()];
     let shapes = if shapes.is_empty() { &unshaped } else { shapes };
     let mut parts = Vec::with_capacity(shapes.len());
     for (i, shape) in shapes.iter().enumerate() {
-        let input = PlaceInput {
-            cluster: &cluster,
+        let target = Target {
+            cluster: Some(&cluster),
             settings,
             profile: Some(profile.clone()),
-            facts: &facts,
-            observed: (!shape.nodes.is_empty()).then_some(shape),
-        };
-        let options = CompileOptions {
-            tokens: &tokens,
             batch: 1,
-            place: Some(&input),
+            observed: (!shape.nodes.is_empty()).then_some(shape),
             print: false,
         };
-        let compiled = compile(&g, &workflow.display().to_string(), &options)?;
-        let placed = compiled
+        let placed = compile_graph(g.clone(), workflow, &target)?
+            .compiled
             .placed
             .context("no placement meets the SLA on this machine")?;
         parts.push((format!("run{i}"), placed));

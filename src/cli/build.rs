@@ -1,14 +1,10 @@
 //! `agentc build`: compile a workflow to MLIR, a graph, or a placed plan.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agentc_compiler::graph::WorkflowGraph;
-use agentc_compiler::model_facts::model_facts;
-use agentc_compiler::tokens::ModelTokens;
-use agentc_compiler::{CompileOptions, PlaceInput, compile, emit, export, manifest, report};
+use agentc_compiler::{Target, compile_graph, emit, export, report};
 use agentc_placement::{Cluster, CostSettings, DeviceProfile, HardwareCatalog};
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{EXIT_INFEASIBLE, EXIT_INVALID, load, write_output};
@@ -68,18 +64,10 @@ pub struct BuildArgs {
     pub timings: bool,
 }
 
-/// Everything placement needs, loaded from the command line's files.
-pub(super) fn place_input(
+/// The cluster (with `--catalog`) and the measured profile the command line names.
+pub(super) fn target_files(
     args: &BuildArgs,
-    graph: &WorkflowGraph,
-    dir: &Path,
-) -> anyhow::Result<
-    Option<(
-        Cluster,
-        agentc_compiler::model_facts::ModelFacts,
-        Option<DeviceProfile>,
-    )>,
-> {
+) -> anyhow::Result<Option<(Cluster, Option<DeviceProfile>)>> {
     let Some(cluster_path) = &args.cluster else {
         return Ok(None);
     };
@@ -93,7 +81,7 @@ pub(super) fn place_input(
         .as_deref()
         .map(DeviceProfile::from_path)
         .transpose()?;
-    Ok(Some((cluster, model_facts(graph, dir), profile)))
+    Ok(Some((cluster, profile)))
 }
 
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
@@ -138,30 +126,20 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    let dir = args
-        .workflow
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let tokens = ModelTokens::for_workflow(&g, &dir);
-    let loaded = place_input(&args, &g, &dir)?;
-    let input = loaded.as_ref().map(|(cluster, facts, profile)| PlaceInput {
-        cluster,
+    let loaded = target_files(&args)?;
+    let target = Target {
+        cluster: loaded.as_ref().map(|(cluster, _)| cluster),
         settings: CostSettings {
             rps: args.rps,
             ..CostSettings::default()
         },
-        profile: profile.clone(),
-        facts,
-        observed: None,
-    });
-    let options = CompileOptions {
-        tokens: &tokens,
+        profile: loaded.as_ref().and_then(|(_, profile)| profile.clone()),
         batch: args.batch as usize,
-        place: input.as_ref(),
+        observed: None,
         print: emit != Emit::Report,
     };
-    let compiled = compile(&g, &file, &options)?;
+    let compilation = compile_graph(g, &args.workflow, &target)?;
+    let compiled = &compilation.compiled;
     if args.timings {
         let ms = |us: u128| us as f64 / 1e3;
         eprintln!("emit agent: {:.1} ms", ms(compiled.emit_micros));
@@ -177,13 +155,13 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("print exec: {:.1} ms", ms(compiled.print_micros));
         eprintln!("total: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     }
-    for (model, why) in &tokens.estimated {
+    for (model, why) in &compilation.estimated_tokens {
         eprintln!(
             "note: token counts for model `{model}` are estimated (4 characters a token): {why}"
         );
     }
     let Some(report) = &compiled.report else {
-        return finish(&args, compiled.exec_mlir);
+        return finish(&args, compiled.exec_mlir.clone());
     };
     if emit == Emit::Report {
         let text = match args.format {
@@ -202,19 +180,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     match (&args.output, args.emit) {
         // A plan: the directory the runtime loads.
         (Some(out), None) => {
-            std::fs::create_dir_all(out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            std::fs::write(out.join("plan.mlir"), &compiled.exec_mlir)
-                .with_context(|| format!("cannot write {}/plan.mlir", out.display()))?;
-            // Absolute, so the runtime finds the models wherever it runs from.
-            let source = std::fs::canonicalize(&args.workflow)
-                .map_or_else(|_| file.clone(), |p| p.display().to_string());
-            let m = manifest::manifest(&g, &source, args.batch as usize, report, &compiled.passes);
-            std::fs::write(
-                out.join("manifest.json"),
-                serde_json::to_string_pretty(&m)? + "\n",
-            )
-            .with_context(|| format!("cannot write {}/manifest.json", out.display()))?;
+            compilation.plan()?.write_dir(out)?;
             eprintln!(
                 "wrote {0}/plan.mlir and {0}/manifest.json: predicted {1:.1} ms (SLA {2:.1} ms), ${3:.6} per 1k runs",
                 out.display(),
@@ -224,7 +190,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        _ => finish(&args, compiled.exec_mlir),
+        _ => finish(&args, compiled.exec_mlir.clone()),
     }
 }
 

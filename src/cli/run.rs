@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-use agentc_placement::{Cluster, DeviceClass, HardwareCatalog};
+use agentc_compiler::{Target, compile_graph};
+use agentc_placement::{Cluster, CostSettings, DeviceClass, DeviceProfile, HardwareCatalog};
+use agentc_plan::decl::ModelKind;
 use agentc_runtime::{
     Engine, EngineOptions, Program, RunEvent, RunOutcome, ServingConfig, ServingEngine,
     WorkflowRunner,
@@ -18,8 +20,7 @@ use clap::Args;
 use futures::StreamExt;
 use serde_json::Value as Json;
 
-use super::EXIT_INVALID;
-use super::build::{BuildArgs, Format, build};
+use super::{EXIT_INVALID, load};
 
 /// The development machine's cluster, the default placement target of `agentc run`.
 const LOCAL_CLUSTER: &str = include_str!("../../examples/clusters/local.yaml");
@@ -74,7 +75,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --concurrency and --threads must be at least 1");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    let (program, _plan_dir) = match load_program(&args, args.profile.as_deref())? {
+    let program = match load_program(&args, args.profile.as_deref())? {
         Some(p) => p,
         None => return Ok(ExitCode::from(EXIT_INVALID)),
     };
@@ -126,24 +127,10 @@ pub(super) fn local_usd_per_second(cluster: Option<&Path>) -> anyhow::Result<f64
     Ok(cluster.devices().iter().map(|d| d.usd_per_second).sum())
 }
 
-/// A plan directory that is removed when dropped (for plans compiled on the fly).
-pub(super) struct TempPlan(Option<PathBuf>);
-
-impl Drop for TempPlan {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-fn load_program(
-    args: &RunArgs,
-    profile: Option<&Path>,
-) -> anyhow::Result<Option<(Program, TempPlan)>> {
+fn load_program(args: &RunArgs, profile: Option<&Path>) -> anyhow::Result<Option<Program>> {
     match (&args.plan, &args.workflow) {
         (Some(plan), _) => match Program::load(plan) {
-            Ok(p) => Ok(Some((p, TempPlan(None)))),
+            Ok(p) => Ok(Some(p)),
             Err(e) => {
                 eprintln!("error: {e}");
                 Ok(None)
@@ -155,48 +142,37 @@ fn load_program(
 }
 
 /// Compiles `workflow` for `cluster` (default: this machine), with measured figures from
-/// `profile` if given, into a temporary plan directory, and loads it. Invalid input is reported
-/// on standard error and gives `None`.
+/// `profile` if given, and loads the plan in memory. Invalid input and workflows no placement
+/// fits are reported on standard error and give `None`.
 pub(super) fn compile_program(
     workflow: &Path,
     cluster: Option<&Path>,
     profile: Option<&Path>,
-) -> anyhow::Result<Option<(Program, TempPlan)>> {
-    static PLANS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let (dir, temp) = {
-        {
-            let n = PLANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("agentc-run-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let temp = TempPlan(Some(dir.clone()));
-            let cluster = match cluster {
-                Some(c) => c.to_path_buf(),
-                None => {
-                    let path = dir.join("local.yaml");
-                    std::fs::write(&path, LOCAL_CLUSTER)?;
-                    path
-                }
-            };
-            let code = build(BuildArgs {
-                workflow: workflow.to_path_buf(),
-                emit: None,
-                format: Format::Text,
-                cluster: Some(cluster),
-                catalog: None,
-                profile: profile.map(Path::to_path_buf),
-                rps: 0.0,
-                output: Some(dir.join("plan")),
-                batch: 1,
-                timings: false,
-            })?;
-            if code != ExitCode::SUCCESS {
-                return Ok(None);
-            }
-            (dir.join("plan"), temp)
-        }
+) -> anyhow::Result<Option<Program>> {
+    let Some(graph) = load(workflow)? else {
+        return Ok(None);
     };
-    match Program::load(&dir) {
-        Ok(p) => Ok(Some((p, temp))),
+    let catalog = HardwareCatalog::builtin()?;
+    let cluster = match cluster {
+        Some(path) => Cluster::from_path(path, &catalog)?,
+        None => Cluster::from_yaml_str(LOCAL_CLUSTER, "local.yaml", &catalog)?,
+    };
+    let profile = profile.map(DeviceProfile::from_path).transpose()?;
+    let target = Target {
+        cluster: Some(&cluster),
+        settings: CostSettings::default(),
+        profile,
+        batch: 1,
+        observed: None,
+        print: true,
+    };
+    let compilation = compile_graph(graph, workflow, &target)?;
+    if let Some(why) = compilation.infeasible() {
+        eprintln!("error: no placement meets the SLA: {why}");
+        return Ok(None);
+    }
+    match Program::from_plan(&compilation.plan()?) {
+        Ok(p) => Ok(Some(p)),
         Err(e) => {
             eprintln!("error: {e}");
             Ok(None)
@@ -251,13 +227,15 @@ pub(super) fn runner_with_engines(
         );
     }
     let mut llms = HashMap::new();
-    for (name, model) in &program.models {
-        if model.kind != "llm" {
+    for model in program.models() {
+        if model.kind != ModelKind::Llm {
             continue;
         }
-        let serving = engine_for(&model.path, engines, config, threads, None)
-            .with_context(|| format!("cannot load model `{name}` from {}", model.path.display()))?;
-        llms.insert(name.clone(), serving);
+        let path = program.model_path(model);
+        let serving = engine_for(&path, engines, config, threads, None).with_context(|| {
+            format!("cannot load model `{}` from {}", model.name, path.display())
+        })?;
+        llms.insert(model.name.clone(), serving);
     }
     Ok(WorkflowRunner::new(program, llms)?)
 }
@@ -326,7 +304,7 @@ async fn run_once(
 ) -> anyhow::Result<ExitCode> {
     let (events, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
-    let sla = runner.program().sla_p95_ms;
+    let sla = runner.program().sla_p95_ms();
     let progress = tokio::spawn(async move {
         let mut tokens: HashMap<String, usize> = HashMap::new();
         while let Some(event) = receiver.recv().await {

@@ -15,6 +15,7 @@ use clap::Args;
 
 use super::EXIT_INVALID;
 use super::run::{compile_program, engine_for, runner_with_engines};
+use agentc_plan::decl::ModelKind;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -135,40 +136,34 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut runners = Vec::new();
-    let mut _plans = Vec::new();
     let programs = args
         .plan
         .iter()
-        .map(|dir| {
-            Program::load(dir)
-                .map(|p| (p, None))
-                .map_err(|e| e.to_string())
-        })
+        .map(|dir| Program::load(dir).map_err(|e| e.to_string()))
         .chain(
             args.workflow
                 .iter()
                 .map(|wf| match compile_program(wf, None, None) {
-                    Ok(Some((p, temp))) => Ok((p, Some(temp))),
+                    Ok(Some(p)) => Ok(p),
                     Ok(None) => Err(format!("cannot compile {}", wf.display())),
                     Err(e) => Err(format!("{e:#}")),
                 }),
         );
     let mut first_llm = None;
     for program in programs {
-        let (program, temp) = match program {
+        let program = match program {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
         };
-        _plans.extend(temp);
         if first_llm.is_none() {
             first_llm = program
-                .models
-                .values()
-                .find(|m| m.kind == "llm")
-                .map(|m| m.path.clone());
+                .models()
+                .iter()
+                .find(|m| m.kind == ModelKind::Llm)
+                .map(|m| program.model_path(m));
         }
         match runner_with_engines(program, &mut engines, &config, args.threads) {
             Ok(runner) => runners.push(runner),

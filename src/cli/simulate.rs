@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agentc_compiler::tokens::ModelTokens;
-use agentc_compiler::{CompileOptions, PlaceInput, compile};
+use agentc_compiler::{Target, compile_graph};
 use agentc_placement::sim::{
     Arrivals, DEFAULT_MAX_BATCH, DEFAULT_TOKEN_BUDGET, Dispatch, QueuePolicy, SimReport,
     SimSettings, Simulation,
@@ -13,7 +12,7 @@ use agentc_placement::sim::{
 use agentc_placement::{CostModel, CostSettings};
 use clap::{Args, ValueEnum};
 
-use super::build::{BuildArgs, Format, place_input};
+use super::build::{BuildArgs, Format, target_files};
 use super::{EXIT_INFEASIBLE, EXIT_INVALID, load, write_output};
 
 const MS_PER_S: f64 = 1e3;
@@ -109,13 +108,6 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let Some(g) = load(&args.workflow)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let file = args.workflow.display().to_string();
-    let dir = args
-        .workflow
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let tokens = ModelTokens::for_workflow(&g, &dir);
     // The same inputs `agentc build --cluster` places with, at the idle load: the simulator,
     // not the solver's queueing estimate, says what load the placement sustains.
     let build_args = BuildArgs {
@@ -130,26 +122,23 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         batch: 1,
         timings: false,
     };
-    let Some((cluster, facts, profile)) = place_input(&build_args, &g, &dir)? else {
+    let Some((cluster, profile)) = target_files(&build_args)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let settings = CostSettings::default();
-    let input = PlaceInput {
-        cluster: &cluster,
+    let target = Target {
+        cluster: Some(&cluster),
         settings,
         profile: profile.clone(),
-        facts: &facts,
-        observed: None,
-    };
-    let options = CompileOptions {
-        tokens: &tokens,
         batch: 1,
-        place: Some(&input),
+        observed: None,
         print: false,
     };
-    let compiled = compile(&g, &file, &options)?;
-    let Some(placed) = compiled.placed else {
-        let reason = compiled
+    let workflow_name = g.name.clone();
+    let compilation = compile_graph(g, &args.workflow, &target)?;
+    let Some(placed) = compilation.compiled.placed else {
+        let reason = compilation
+            .compiled
             .report
             .and_then(|r| r.reason)
             .unwrap_or_else(|| "unknown".into());
@@ -200,7 +189,7 @@ pub fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     args.trace.as_deref().unwrap_or(Path::new("")).display()
                 ),
             };
-            render_text(&report, &g.name, &cluster.name, &arrival)
+            render_text(&report, &workflow_name, &cluster.name, &arrival)
         }
     };
     write_output(args.output.as_deref(), &text)?;

@@ -29,7 +29,7 @@ fn ir_after_each_pass() {
     for path in examples() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let graph = load_workflow(&path).unwrap();
-        let context = agentc_dialects::new_context().unwrap();
+        let context = agentc_plan::new_context().unwrap();
         let mut module =
             emit::emit_agent(&context, &graph, &format!("examples/{name}.yaml")).unwrap();
         let cx = PassContext {

@@ -161,7 +161,7 @@ fn every_placed_plan_verifies_with_mlir_opt() {
             let manifest: Value =
                 serde_json::from_str(&std::fs::read_to_string(plan.join("manifest.json")).unwrap())
                     .unwrap();
-            assert_eq!(manifest["format"], 1);
+            assert_eq!(manifest["format"], 2);
             assert_eq!(manifest["predicted"]["feasible"], true);
         }
     }

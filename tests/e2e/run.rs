@@ -501,7 +501,7 @@ fn a_failing_tool_is_logged_as_a_warning_with_its_error_and_reroute() {
 }
 
 /// `network` is a subprocess tool's key: on an http tool it is an error with its location; on a
-/// subprocess tool it reaches the plan's manifest.
+/// subprocess tool it reaches the plan's manifest and the tools the runtime loads from the plan.
 #[test]
 fn network_is_a_subprocess_tool_key() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -539,10 +539,17 @@ fn network_is_a_subprocess_tool_key() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(plan.join("manifest.json")).unwrap()).unwrap();
-    let tools = manifest["tools"].as_array().expect("tools");
+    let tools = manifest["declarations"]["tools"].as_array().expect("tools");
     let network: Vec<(&str, bool)> = tools
         .iter()
         .map(|t| (t["name"].as_str().unwrap(), t.get("network").is_some()))
+        .collect();
+    assert_eq!(network, [("broken", true), ("calculator", false)]);
+    let program = agentc_runtime::Program::load(&plan).expect("the plan loads");
+    let network: Vec<(&str, bool)> = program
+        .tools()
+        .iter()
+        .map(|t| (t.name.as_str(), t.network))
         .collect();
     assert_eq!(network, [("broken", true), ("calculator", false)]);
 }

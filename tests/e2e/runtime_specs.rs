@@ -1,7 +1,8 @@
 //! The manifest the compiler writes is what the runtime's executors read: its `tools` and
-//! `indexes` deserialize into the runtime's specs, and the calculator tool of the react example
+//! `indexes` are the runtime's specs, and the calculator tool of the react example
 //! runs from them.
 
+use agentc_plan::decl::{ArgType, ToolArg};
 use agentc_runtime::tools::{BreakerConfig, OutputFormat, ToolKind};
 use agentc_runtime::{IndexSpec, Metric, ToolRouter, ToolRunner, ToolSpec};
 use serde_json::{Value, json};
@@ -26,10 +27,18 @@ fn manifest(example: &str) -> Value {
 #[test]
 fn manifest_tools_run_through_the_runtime_router() {
     let m = manifest("react_calculator");
-    let specs: Vec<ToolSpec> = serde_json::from_value(m["tools"].clone()).unwrap();
+    let specs: Vec<ToolSpec> = serde_json::from_value(m["declarations"]["tools"].clone()).unwrap();
     let mut want = ToolSpec::subprocess("calculator", &["python3", "tools/calculator.py"]);
     want.timeout_ms = 2000;
     want.max_output_bytes = 4096;
+    want.args.insert(
+        "expression".into(),
+        ToolArg {
+            ty: ArgType::String,
+            required: true,
+            description: Some("an arithmetic expression such as \"(3 + 4) * 2\"".into()),
+        },
+    );
     assert_eq!(specs, [want]);
     assert_eq!(specs[0].kind, ToolKind::Subprocess);
     assert_eq!(specs[0].output, OutputFormat::Json);
@@ -52,7 +61,8 @@ fn manifest_tools_run_through_the_runtime_router() {
 #[test]
 fn manifest_indexes_are_runtime_index_specs() {
     let m = manifest("rag_qa");
-    let specs: Vec<IndexSpec> = serde_json::from_value(m["indexes"].clone()).unwrap();
+    let specs: Vec<IndexSpec> =
+        serde_json::from_value(m["declarations"]["indexes"].clone()).unwrap();
     assert_eq!(
         specs,
         [IndexSpec {

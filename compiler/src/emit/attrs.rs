@@ -1,6 +1,7 @@
 //! Attribute helpers for the emitter, and the workflow-level attributes of the main function
 //! (SLA, models, tools, indexes) that later stages and the runtime read.
 
+use agentc_plan::attr;
 use melior::Context;
 use melior::ir::attribute::{
     ArrayAttribute, BoolAttribute, DenseI32ArrayAttribute, DictionaryAttribute,
@@ -9,7 +10,6 @@ use melior::ir::attribute::{
 use melior::ir::r#type::IntegerType;
 use melior::ir::{Attribute, Identifier, Type};
 
-use crate::frontend::ast::*;
 use crate::graph::WorkflowGraph;
 
 #[derive(Clone, Copy)]
@@ -58,9 +58,9 @@ impl<'c> Attrs<'c> {
     /// The placement attributes of an `exec` op that no device has been chosen for yet.
     pub fn unplaced(&self) -> [(Identifier<'c>, Attribute<'c>); 3] {
         [
-            self.named("device", self.str("")),
-            self.named("predicted_ms", self.float(0.0)),
-            self.named("usd", self.float(0.0)),
+            self.named(attr::DEVICE, self.str("")),
+            self.named(attr::PREDICTED_MS, self.float(0.0)),
+            self.named(attr::USD, self.float(0.0)),
         ]
     }
 
@@ -87,120 +87,28 @@ impl<'c> Attrs<'c> {
         }
     }
 
-    /// `agent.sla`, `agent.models`, `agent.tools`, `agent.indexes` (and `agent.description`).
+    /// The workflow attributes of the main function ([`attr::workflow`]): the declarations
+    /// as [`crate::manifest::declarations`] gives them, the same values the manifest holds.
     pub fn workflow_attrs(&self, g: &WorkflowGraph) -> Vec<(Identifier<'c>, Attribute<'c>)> {
-        let mut sla = vec![("p95_ms", self.float(g.sla.p95_ms))];
-        if let Some(usd) = g.sla.usd_per_1k {
-            sla.push(("usd_per_1k", self.float(usd)));
-        }
-        let models: Vec<(&str, Attribute)> = g
-            .models
-            .iter()
-            .map(|m| {
-                let kind = if m.kind == ModelKind::Llm {
-                    "llm"
-                } else {
-                    "embedding"
-                };
-                (
-                    m.name.as_str(),
-                    self.dict(&[("kind", self.str(kind)), ("path", self.str(&m.path))]),
-                )
-            })
-            .collect();
-        let tools: Vec<(&str, Attribute)> = g
-            .tools
-            .iter()
-            .map(|t| (t.name.as_str(), self.tool(t)))
-            .collect();
-        let indexes: Vec<(&str, Attribute)> = g
-            .indexes
-            .iter()
-            .map(|i| {
-                let metric = match i.metric {
-                    Metric::Cosine => "cosine",
-                    Metric::Dot => "dot",
-                    Metric::L2 => "l2",
-                };
-                (
-                    i.name.as_str(),
-                    self.dict(&[
-                        ("path", self.str(&i.path)),
-                        ("model", self.str(&i.model)),
-                        ("metric", self.str(metric)),
-                    ]),
-                )
-            })
-            .collect();
+        let d = crate::manifest::declarations(g);
+        let json = |v: serde_json::Result<serde_json::Value>| {
+            self.json(&v.expect("declarations are plain data and always serialize"))
+        };
         let mut out = vec![
-            self.named("agent.sla", self.dict(&sla)),
-            self.named("agent.models", self.dict(&models)),
-            self.named("agent.tools", self.dict(&tools)),
-            self.named("agent.indexes", self.dict(&indexes)),
+            self.named(attr::workflow::SLA, json(serde_json::to_value(&d.sla))),
+            self.named(
+                attr::workflow::MODELS,
+                json(serde_json::to_value(&d.models)),
+            ),
+            self.named(attr::workflow::TOOLS, json(serde_json::to_value(&d.tools))),
+            self.named(
+                attr::workflow::INDEXES,
+                json(serde_json::to_value(&d.indexes)),
+            ),
         ];
-        if let Some(desc) = &g.description {
-            out.push(self.named("agent.description", self.str(desc)));
+        if let Some(desc) = &d.description {
+            out.push(self.named(attr::workflow::DESCRIPTION, self.str(desc)));
         }
         out
-    }
-
-    fn tool(&self, t: &ToolDecl) -> Attribute<'c> {
-        let mut e: Vec<(&str, Attribute)> = vec![
-            (
-                "kind",
-                self.str(if t.kind == ToolKind::Http {
-                    "http"
-                } else {
-                    "subprocess"
-                }),
-            ),
-            (
-                "output",
-                self.str(if t.output == OutputFormat::Json {
-                    "json"
-                } else {
-                    "text"
-                }),
-            ),
-            ("timeout_ms", self.int(t.timeout_ms as i64)),
-            ("max_output_bytes", self.int(t.max_output_bytes as i64)),
-            ("cost", self.float(t.cost)),
-            (
-                "fallbacks",
-                self.array(&t.fallbacks.iter().map(|f| self.str(f)).collect::<Vec<_>>()),
-            ),
-        ];
-        if let Some(url) = &t.url {
-            e.push(("url", self.str(url)));
-        }
-        if let Some(m) = &t.method {
-            e.push(("method", self.str(m)));
-        }
-        if let Some(c) = &t.command {
-            e.push((
-                "command",
-                self.array(&c.iter().map(|p| self.str(p)).collect::<Vec<_>>()),
-            ));
-        }
-        let args: Vec<(&str, Attribute)> = t
-            .args
-            .iter()
-            .map(|a| {
-                let ty = match a.ty {
-                    ArgType::String => "string",
-                    ArgType::Number => "number",
-                    ArgType::Integer => "integer",
-                    ArgType::Boolean => "boolean",
-                    ArgType::Object => "object",
-                    ArgType::Array => "array",
-                };
-                (
-                    a.name.as_str(),
-                    self.dict(&[("type", self.str(ty)), ("required", self.bool(a.required))]),
-                )
-            })
-            .collect();
-        e.push(("args", self.dict(&args)));
-        self.dict(&e)
     }
 }

@@ -2,9 +2,10 @@
 //! arguments, the body's own variables followed by every operand of the compound op; operands
 //! are the values the bodies read from outside (captures), plus what the op itself consumes.
 
+use agentc_plan::attr;
 use std::collections::HashMap;
 
-use agentc_dialects::{ValueType, agent};
+use agentc_plan::{ValueType, agent};
 use melior::dialect::func;
 use melior::ir::attribute::{StringAttribute, TypeAttribute};
 use melior::ir::block::BlockLike;
@@ -174,9 +175,9 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 (
                     agent::MAP,
                     vec![
-                        a.named("body", a.sym(&f)),
-                        a.named("item", a.str(item)),
-                        a.named("max_concurrency", a.int(*max_concurrency as i64)),
+                        a.named(attr::BODY, a.sym(&f)),
+                        a.named(attr::ITEM, a.str(item)),
+                        a.named(attr::MAX_CONCURRENCY, a.int(*max_concurrency as i64)),
                     ],
                 )
             }
@@ -216,9 +217,9 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 (
                     agent::BRANCH,
                     vec![
-                        a.named("conditions", a.array(&conditions)),
-                        a.named("cases", a.array(&syms)),
-                        a.named("default", a.sym(&f)),
+                        a.named(attr::CONDITIONS, a.array(&conditions)),
+                        a.named(attr::CASES, a.array(&syms)),
+                        a.named(attr::DEFAULT, a.sym(&f)),
                     ],
                 )
             }
@@ -285,18 +286,18 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
                 (
                     agent::LOOP,
                     vec![
-                        a.named("body", a.sym(&f)),
-                        a.named("max_iters", a.int(*max_iters as i64)),
-                        a.named("carry", a.array(&carry_names)),
-                        a.named("carry_operands", a.array(&carry_ops)),
-                        a.named("until", a.str(&until_text)),
+                        a.named(attr::BODY, a.sym(&f)),
+                        a.named(attr::MAX_ITERS, a.int(*max_iters as i64)),
+                        a.named(attr::CARRY, a.array(&carry_names)),
+                        a.named(attr::CARRY_OPERANDS, a.array(&carry_ops)),
+                        a.named(attr::UNTIL, a.str(&until_text)),
                     ],
                 )
             }
             _ => unreachable_compound(&id)?,
         };
         let mut all = vec![
-            a.named("node", a.str(&format!("{}{id}", self.prefix))),
+            a.named(attr::NODE, a.str(&format!("{}{id}", self.prefix))),
             a.named("operandSegmentSizes", a.segments(&segments)),
         ];
         all.extend(attrs);
@@ -388,7 +389,9 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
             StringAttribute::new(self.context, name),
             TypeAttribute::new(FunctionType::new(self.context, &in_types, &out_types).into()),
             region,
-            &[self.a.named("sym_visibility", self.a.str("private"))],
+            &[self
+                .a
+                .named(attr::func::SYM_VISIBILITY, self.a.str("private"))],
             self.loc(owner),
         );
         self.module.body().append_operation(f);
@@ -396,13 +399,13 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
     }
 }
 
+/// Operand `i` with `r`'s field path, as a plan condition writes it (`${i.path}`).
 fn with_path(i: usize, r: &Reference) -> String {
-    let mut s = format!("${i}");
-    for p in &r.path {
-        s.push('.');
-        s.push_str(p);
+    agentc_plan::condition::OperandRef {
+        index: i,
+        path: r.path.join("."),
     }
-    s
+    .to_string()
 }
 
 fn operand_ref(

@@ -5,7 +5,7 @@ pub mod nodes;
 use std::collections::HashMap;
 
 use super::ast::*;
-use super::condition::Condition;
+use super::condition;
 use super::source_map::SourceMap;
 use super::template::{Template, TemplateError};
 use super::yaml::{YKind, YNode};
@@ -317,7 +317,7 @@ impl<'s> Decoder<'s> {
 
     pub fn condition(&mut self, node: &YNode, what: &str) -> Option<ConditionField> {
         let text = self.string(node, what)?;
-        match Condition::parse(&text) {
+        match condition::parse(&text) {
             Ok(condition) => Some(ConditionField {
                 condition,
                 span: node.span,

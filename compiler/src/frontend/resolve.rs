@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use agentc_dialects::ValueType;
+use agentc_plan::ValueType;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 

@@ -1,7 +1,7 @@
 //! Types every node in dependency order and checks each use of a value against what the
 //! consumer needs, plus the declarations nodes name (models, tools, indexes).
 
-use agentc_dialects::ValueType;
+use agentc_plan::ValueType;
 
 use super::ast::*;
 use super::decode::Decoder;

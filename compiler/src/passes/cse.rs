@@ -5,6 +5,7 @@
 //! uses read the earlier. A decode is pure only at temperature 0; tools and inputs never are
 //! (a tool may have effects). Repeats until nothing changes, so whole call chains merge.
 
+use agentc_plan::attr;
 use std::collections::HashMap;
 
 use melior::ir::operation::{OperationLike, OperationRef};
@@ -24,7 +25,7 @@ fn is_pure(op: &OperationRef) -> bool {
     match op_name(op).as_str() {
         "exec.render" | "exec.tokenize" | "exec.prefill" | "exec.detokenize" | "exec.embed"
         | "exec.knn" | "exec.json_op" => true,
-        "exec.decode" => float_attr(op, "temperature").is_ok_and(|t| t == 0.0),
+        "exec.decode" => float_attr(op, attr::TEMPERATURE).is_ok_and(|t| t == 0.0),
         _ => false,
     }
 }

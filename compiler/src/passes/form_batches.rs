@@ -5,9 +5,10 @@
 //! carry the same `batch` id, `b<N>`, when there are at least two; the prefills, decodes and
 //! embeds of a map body carry `map:<node>`, since all elements run them together.
 
+use agentc_plan::attr;
 use std::collections::{BTreeMap, HashMap};
 
-use agentc_dialects::exec;
+use agentc_plan::exec;
 use melior::ir::Module;
 use melior::ir::attribute::FlatSymbolRefAttribute;
 use melior::ir::operation::OperationLike;
@@ -35,11 +36,11 @@ impl Pass for FormBatches {
         for op in all_func_ops(module)? {
             if op_name(&op) == exec::MAP
                 && let Some(s) = op
-                    .attribute("body")
+                    .attribute(attr::BODY)
                     .ok()
                     .and_then(|b| FlatSymbolRefAttribute::try_from(b).ok())
             {
-                map_owner.insert(s.value().to_string(), str_attr(&op, "node")?);
+                map_owner.insert(s.value().to_string(), str_attr(&op, attr::NODE)?);
             }
         }
         let mut changed = false;
@@ -48,14 +49,14 @@ impl Pass for FormBatches {
             if op_name(&f) != "func.func" {
                 continue;
             }
-            let fname = str_attr(&f, "sym_name")?;
+            let fname = str_attr(&f, attr::func::SYM_NAME)?;
             let ops = block_ops(func_block(f)?);
             if let Some(owner) = map_owner.get(&fname) {
                 for op in ops
                     .into_iter()
                     .filter(|o| BATCHABLE.contains(&op_name(o).as_str()))
                 {
-                    set_attribute(op, "batch", a.str(&format!("map:{owner}")));
+                    set_attribute(op, attr::BATCH, a.str(&format!("map:{owner}")));
                     changed = true;
                 }
                 continue;
@@ -76,7 +77,7 @@ impl Pass for FormBatches {
                 let name = op_name(op);
                 if BATCHABLE.contains(&name.as_str()) {
                     groups
-                        .entry((d, name, str_attr(op, "model")?))
+                        .entry((d, name, str_attr(op, attr::MODEL)?))
                         .or_default()
                         .push(i);
                 }

@@ -1,7 +1,7 @@
 //! Small helpers for reading and walking melior IR in passes (the error-free ones live in
-//! `agentc_dialects::ir`, shared with the runtime).
+//! `agentc_plan::ir`, shared with the runtime).
 
-pub use agentc_dialects::ir::{
+pub use agentc_plan::ir::{
     Piece, block_ops, defining, module_ops, op_name, string_value, template_pieces, value_key,
 };
 

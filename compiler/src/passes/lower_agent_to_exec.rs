@@ -10,9 +10,11 @@
 //! `max_tokens`, retrieved passages `k` x [`DOC_TOKENS`], and so on. Bodies are converted when
 //! their compound op is, so their arguments carry the caller's sizes.
 
+use agentc_plan::attr;
+use agentc_plan::program::workflow_declarations;
 use std::collections::HashMap;
 
-use agentc_dialects::exec;
+use agentc_plan::exec;
 use melior::dialect::func;
 use melior::ir::attribute::{
     DictionaryAttribute, FlatSymbolRefAttribute, StringAttribute, TypeAttribute,
@@ -96,27 +98,16 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             if op_name(&f) != "func.func" {
                 continue;
             }
-            let name = str_attr(&f, "sym_name")?;
-            if !f.has_attribute("sym_visibility") {
+            let name = str_attr(&f, attr::func::SYM_NAME)?;
+            if !f.has_attribute(attr::func::SYM_VISIBILITY) {
                 public = Some(name.clone());
-                if let Ok(indexes) = f
-                    .attribute("agent.indexes")
-                    .and_then(DictionaryAttribute::try_from)
-                {
-                    for i in 0..indexes.len() {
-                        let Ok((id, entry)) = indexes.element(i) else {
-                            continue;
-                        };
-                        let model = DictionaryAttribute::try_from(entry)
-                            .ok()
-                            .and_then(|d| d.element_by_name("model"))
-                            .and_then(|m| StringAttribute::try_from(m).ok())
-                            .map(|m| string_value(&m));
-                        if let (Ok(id), Some(model)) = (id.as_string_ref().as_str(), model) {
-                            index_models.insert(id.to_string(), model);
-                        }
-                    }
-                }
+                let declarations = workflow_declarations(&f)
+                    .map_err(|e| Error::Internal(format!("@{name}: {e}")))?;
+                index_models = declarations
+                    .indexes
+                    .into_iter()
+                    .map(|i| (i.name, i.model))
+                    .collect();
             }
             funcs.insert(name, f);
         }
@@ -292,7 +283,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
         let segs = "operandSegmentSizes";
         let (result, size): (Option<Value<'c, 'b>>, u64) = match name.as_str() {
             "agent.input" => {
-                let max_len = int_attr(&op, "max_len")?;
+                let max_len = int_attr(&op, attr::MAX_LEN)?;
                 let ty = self.ty(op.result(0)?.r#type())?;
                 let v = self.build(
                     exec::INPUT,
@@ -312,13 +303,13 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                 )
             }
             "agent.render" => {
-                let template = str_attr(&op, "template")?;
+                let template = str_attr(&op, attr::TEMPLATE)?;
                 let est = self.template_tokens("", &template, &operands, sizes);
                 let mut attrs = self.copy(&op, &["node", "template", segs]);
                 attrs.extend([
-                    a.named("messages", a.array(&[])),
-                    a.named("model", a.str("")),
-                    a.named("est_tokens", a.int(est as i64)),
+                    a.named(attr::MESSAGES, a.array(&[])),
+                    a.named(attr::MODEL, a.str("")),
+                    a.named(attr::EST_TOKENS, a.int(est as i64)),
                 ]);
                 (
                     Some(self.build(
@@ -334,16 +325,16 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             }
             "agent.llm" => self.lower_llm(&op, &operands, block, sizes)?,
             "agent.embed" => {
-                let model = str_attr(&op, "model")?;
-                let template = str_attr(&op, "template")?;
+                let model = str_attr(&op, attr::MODEL)?;
+                let template = str_attr(&op, attr::TEMPLATE)?;
                 let v = self.embed(&op, &model, &template, &operands, block, sizes)?;
                 (Some(v), 0)
             }
             "agent.retrieve" => {
-                let template = str_attr(&op, "template")?;
-                let node = str_attr(&op, "node")?;
-                let index = str_attr(&op, "index")?;
-                let k = int_attr(&op, "k")?;
+                let template = str_attr(&op, attr::TEMPLATE)?;
+                let node = str_attr(&op, attr::NODE)?;
+                let index = str_attr(&op, attr::INDEX)?;
+                let k = int_attr(&op, attr::K)?;
                 let vec_ty = self.exec_type("vec")?;
                 let query = if template == "${0}"
                     && operands.len() == 1
@@ -355,9 +346,9 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                     self.embed(&op, &model, &template, &operands, block, sizes)?
                 };
                 let attrs = [
-                    a.named("node", a.str(&node)),
-                    a.named("index", a.str(&index)),
-                    a.named("k", a.int(k)),
+                    a.named(attr::NODE, a.str(&node)),
+                    a.named(attr::INDEX, a.str(&index)),
+                    a.named(attr::K, a.int(k)),
                 ];
                 (
                     Some(self.build(
@@ -386,7 +377,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                 )
             }
             "agent.json_op" => {
-                let template = str_attr(&op, "template")?;
+                let template = str_attr(&op, attr::TEMPLATE)?;
                 let est = self.template_tokens("", &template, &operands, sizes).max(1);
                 let ty = self.ty(op.result(0)?.r#type())?;
                 (
@@ -438,10 +429,10 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
         let a = self.a;
         let (text, est) = self.text_operand(op, model, template, operands, block, sizes)?;
         let attrs = [
-            a.named("node", a.str(&str_attr(op, "node")?)),
-            a.named("model", a.str(model)),
-            a.named("est_tokens", a.int(est as i64)),
-            a.named("batch", a.str("")),
+            a.named(attr::NODE, a.str(&str_attr(op, attr::NODE)?)),
+            a.named(attr::MODEL, a.str(model)),
+            a.named(attr::EST_TOKENS, a.int(est as i64)),
+            a.named(attr::BATCH, a.str("")),
         ];
         self.build(
             exec::EMBED,
@@ -471,9 +462,9 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
         let a = self.a;
         let mut attrs = self.copy(op, &["node", "template", "operandSegmentSizes"]);
         attrs.extend([
-            a.named("messages", a.array(&[])),
-            a.named("model", a.str(model)),
-            a.named("est_tokens", a.int(est as i64)),
+            a.named(attr::MESSAGES, a.array(&[])),
+            a.named(attr::MODEL, a.str(model)),
+            a.named(attr::EST_TOKENS, a.int(est as i64)),
         ]);
         let v = self.build(
             exec::RENDER,
@@ -496,38 +487,38 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
     ) -> Result<(Option<Value<'c, 'b>>, u64)> {
         let a = self.a;
         let loc = op.location();
-        let model = str_attr(op, "model")?;
-        let node = str_attr(op, "node")?;
-        let mode = str_attr(op, "mode")?;
-        let messages = array_attr(op, "messages")?;
+        let model = str_attr(op, attr::MODEL)?;
+        let node = str_attr(op, attr::NODE)?;
+        let mode = str_attr(op, attr::MODE)?;
+        let messages = array_attr(op, attr::MESSAGES)?;
         let mut prompt_tokens = 0;
         let mut first_template = String::new();
         for i in 0..messages.len() {
             let content = DictionaryAttribute::try_from(messages.element(i)?)
                 .ok()
-                .and_then(|d| d.element_by_name("content"))
+                .and_then(|d| d.element_by_name(attr::message::CONTENT))
                 .and_then(|c| StringAttribute::try_from(c).ok())
                 .map(|s| string_value(&s))
                 .unwrap_or_default();
             prompt_tokens += self.template_tokens(&model, &content, operands, sizes);
-            if mode == "chat" {
+            if mode == attr::llm_mode::CHAT {
                 prompt_tokens += CHAT_TOKENS_PER_MESSAGE;
             } else if i == 0 {
                 first_template = content;
             }
         }
-        let (template, msgs) = if mode == "chat" {
+        let (template, msgs) = if mode == attr::llm_mode::CHAT {
             (String::new(), Attribute::from(messages))
         } else {
             (first_template, a.array(&[]))
         };
-        let est = |n: u64| a.named("est_tokens", a.int(n as i64));
-        let node_a = a.named("node", a.str(&node));
-        let model_a = a.named("model", a.str(&model));
+        let est = |n: u64| a.named(attr::EST_TOKENS, a.int(n as i64));
+        let node_a = a.named(attr::NODE, a.str(&node));
+        let model_a = a.named(attr::MODEL, a.str(&model));
         let mut attrs = vec![
             node_a,
-            a.named("template", a.str(&template)),
-            a.named("messages", msgs),
+            a.named(attr::TEMPLATE, a.str(&template)),
+            a.named(attr::MESSAGES, msgs),
             model_a,
             est(prompt_tokens),
         ];
@@ -548,13 +539,13 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             self.exec_type("tokens")?,
             block,
         )?;
-        let none = a.named("batch", a.str(""));
+        let none = a.named(attr::BATCH, a.str(""));
         let prefill_attrs = [
             node_a,
             model_a,
             est(prompt_tokens),
-            a.named("prefix", a.str("")),
-            a.named("prefix_tokens", a.int(0)),
+            a.named(attr::PREFIX, a.str("")),
+            a.named(attr::PREFIX_TOKENS, a.int(0)),
             none,
         ];
         let kv = self.build(
@@ -565,7 +556,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             self.exec_type("kv")?,
             block,
         )?;
-        let max_tokens = int_attr(op, "max_tokens")?;
+        let max_tokens = int_attr(op, attr::MAX_TOKENS)?;
         let mut decode_attrs = vec![node_a, model_a, est(max_tokens as u64), none];
         decode_attrs.extend(self.copy(
             op,
@@ -595,7 +586,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
             &[
                 node_a,
                 model_a,
-                a.named("output", a.str(&str_attr(op, "output")?)),
+                a.named(attr::OUTPUT, a.str(&str_attr(op, attr::OUTPUT)?)),
             ],
             ty,
             block,
@@ -623,7 +614,7 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
         };
         let (new_name, keep, size): (&str, &[&str], u64) = match name {
             "agent.map" => {
-                let body = sym(attr(op, "body")?)
+                let body = sym(attr(op, attr::BODY)?)
                     .map_err(|_| Error::Internal("map body is not a symbol".into()))?;
                 let item =
                     (operand_sizes.first().copied().unwrap_or(0) / DEFAULT_LIST_ITEMS).max(1);
@@ -643,9 +634,9 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                 )
             }
             "agent.branch" => {
-                let mut bodies: Vec<String> = strings_of_syms(array_attr(op, "cases")?);
+                let mut bodies: Vec<String> = strings_of_syms(array_attr(op, attr::CASES)?);
                 bodies.push(
-                    sym(attr(op, "default")?)
+                    sym(attr(op, attr::DEFAULT)?)
                         .map_err(|_| Error::Internal("branch default is not a symbol".into()))?,
                 );
                 let mut size = 0;
@@ -666,10 +657,10 @@ impl<'c, 'm, 'x> Lowering<'c, 'm, 'x> {
                 )
             }
             _ => {
-                let body = sym(attr(op, "body")?)
+                let body = sym(attr(op, attr::BODY)?)
                     .map_err(|_| Error::Internal("loop body is not a symbol".into()))?;
-                let iters = int_attr(op, "max_iters")?.max(1) as u64;
-                let carry_ops = array_attr(op, "carry_operands")?;
+                let iters = int_attr(op, attr::MAX_ITERS)?.max(1) as u64;
+                let carry_ops = array_attr(op, attr::CARRY_OPERANDS)?;
                 let mut args = Vec::new();
                 for i in 0..carry_ops.len() {
                     let index =

@@ -12,14 +12,15 @@
 //! a map body counts once per element (batched), a loop body once per iteration (in series), a
 //! branch by its costliest arm, and a shared prefix is computed by its first consumer only.
 
+use agentc_plan::attr;
 use std::collections::{BTreeSet, HashMap};
 
-use agentc_dialects::exec;
 use agentc_placement::{
     CostModel, CostSettings, DeviceProfile, Error as PlaceError, OpGraph, OpKind, PlacementSolver,
     SolverSettings, Work,
 };
-use melior::ir::attribute::{DictionaryAttribute, FlatSymbolRefAttribute, FloatAttribute};
+use agentc_plan::exec;
+use melior::ir::attribute::FlatSymbolRefAttribute;
 use melior::ir::block::BlockLike;
 use melior::ir::operation::{OperationLike, OperationRef};
 use melior::ir::{Attribute, Module};
@@ -184,13 +185,13 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
     }
 
     fn est(op: &OperationRef) -> u64 {
-        int_attr(op, "est_tokens").map_or(64, |n| n.max(1) as u64)
+        int_attr(op, attr::EST_TOKENS).map_or(64, |n| n.max(1) as u64)
     }
 
     /// The observed figures of `op`'s node, when compiling for observed runs.
     fn observed_node(&self, op: &OperationRef) -> Option<ObservedNode> {
         let observed = self.observed?;
-        let node = str_attr(op, "node").ok()?;
+        let node = str_attr(op, attr::NODE).ok()?;
         Some(observed.node(&node).copied().unwrap_or(ObservedNode {
             // Observed runs never called this node: one token stands for it.
             calls_per_run: 0.0,
@@ -208,7 +209,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
         let calls = block_ops(block)
             .iter()
             .filter(|op| op_name(*op) == exec::PREFILL)
-            .filter_map(|op| str_attr(op, "node").ok())
+            .filter_map(|op| str_attr(op, attr::NODE).ok())
             .filter_map(|node| observed.node(&node).map(|n| n.calls_per_run))
             .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))))?;
         let copies = (parent.parallel * parent.serial).max(1) as f64;
@@ -227,7 +228,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
             _ => None,
         };
         if let Some(seen) = observed {
-            let model = str_attr(op, "model")?;
+            let model = str_attr(op, attr::MODEL)?;
             let shape = self
                 .facts
                 .llms
@@ -251,14 +252,14 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
         let text = est as f64 * BYTES_PER_TOKEN;
         Ok(match name {
             exec::PREFILL => {
-                let model = str_attr(op, "model")?;
+                let model = str_attr(op, attr::MODEL)?;
                 let shape = self
                     .facts
                     .llms
                     .get(&model)
                     .ok_or_else(|| Error::Internal(format!("no facts for model `{model}`")))?;
-                let prefix = str_attr(op, "prefix")?;
-                let prefix_tokens = int_attr(op, "prefix_tokens")?.max(0) as u64;
+                let prefix = str_attr(op, attr::PREFIX)?;
+                let prefix_tokens = int_attr(op, attr::PREFIX_TOKENS)?.max(0) as u64;
                 // The first consumer computes the shared prefix; the others start after it.
                 let cached = if prefix.is_empty() || self.prefix_leaders.insert(prefix.clone()) {
                     0
@@ -272,7 +273,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                 (Work::prefill(shape, est - cached, cached), group)
             }
             exec::DECODE => {
-                let model = str_attr(op, "model")?;
+                let model = str_attr(op, attr::MODEL)?;
                 let shape = self
                     .facts
                     .llms
@@ -289,7 +290,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                 )
             }
             exec::EMBED => {
-                let model = str_attr(op, "model")?;
+                let model = str_attr(op, attr::MODEL)?;
                 match self.facts.embedders.get(&model) {
                     Some((shape, dim)) => (Work::embed(shape, est, *dim), None),
                     None => {
@@ -300,7 +301,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                 }
             }
             exec::KNN => {
-                let index = str_attr(op, "index")?;
+                let index = str_attr(op, attr::INDEX)?;
                 let (vectors, dim) = self
                     .facts
                     .indexes
@@ -352,10 +353,10 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
             let Some(kind) = kind_of(&name) else { continue };
             let (mut work, prefix) = self.work(&op, &name)?;
             if name == exec::DECODE {
-                work.sampled = float_attr(&op, "temperature").is_ok_and(|t| t > 0.0);
+                work.sampled = float_attr(&op, attr::TEMPERATURE).is_ok_and(|t| t > 0.0);
             }
             let work = repeated(&work, repeat);
-            let batch_id = str_attr(&op, "batch").unwrap_or_default();
+            let batch_id = str_attr(&op, attr::BATCH).unwrap_or_default();
             let unit = match batch_id
                 .starts_with('b')
                 .then(|| (fname.to_string(), batch_id.clone()))
@@ -368,7 +369,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                     u
                 }
                 key => {
-                    let node = str_attr(&op, "node").unwrap_or_default();
+                    let node = str_attr(&op, attr::NODE).unwrap_or_default();
                     let label = name.trim_start_matches("exec.");
                     self.units.push(Unit {
                         name: if batch_id.is_empty() {
@@ -428,9 +429,9 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
             exec::LOOP => {
                 let iters = match self.observed_repeats(&sym("body")?, repeat) {
                     Some(n) => n,
-                    None => int_attr(&op, "max_iters")?.max(1) as u64,
+                    None => int_attr(&op, attr::MAX_ITERS)?.max(1) as u64,
                 };
-                let carried = array_attr(&op, "carry")?.len();
+                let carried = array_attr(&op, attr::CARRY)?.len();
                 let mut body_args: Vec<Vec<usize>> = vec![Vec::new(); carried];
                 body_args.extend(operand_producers.iter().cloned());
                 let each = Repeat {
@@ -442,7 +443,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
             }
             _ => {
                 // The costliest arm (most ops) stands for the branch.
-                let cases = array_attr(&op, "cases")?;
+                let cases = array_attr(&op, attr::CASES)?;
                 let mut arms: Vec<String> = (0..cases.len())
                     .filter_map(|i| cases.element(i).ok())
                     .filter_map(|a| FlatSymbolRefAttribute::try_from(a).ok())
@@ -460,7 +461,7 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
                     let calls: f64 = ops
                         .iter()
                         .filter(|op| op_name(*op) == exec::PREFILL)
-                        .filter_map(|op| str_attr(op, "node").ok())
+                        .filter_map(|op| str_attr(op, attr::NODE).ok())
                         .filter_map(|node| self.observed?.node(&node).map(|n| n.calls_per_run))
                         .sum();
                     ((calls * 1e3).round() as u64, ops.len())
@@ -478,14 +479,9 @@ impl<'c, 'a, 'f> GraphBuilder<'c, 'a, 'f> {
 }
 
 fn sla_seconds(func: &OperationRef) -> Result<f64> {
-    let sla = DictionaryAttribute::try_from(attr(func, "agent.sla")?)
-        .map_err(|_| Error::Internal("agent.sla is not a dictionary".into()))?;
-    let ms = sla
-        .element_by_name("p95_ms")
-        .and_then(|a| FloatAttribute::try_from(a).ok())
-        .map(|f| f.value())
-        .ok_or_else(|| Error::Internal("agent.sla has no p95_ms".into()))?;
-    Ok(ms / 1e3)
+    let declarations = agentc_plan::program::workflow_declarations(func)
+        .map_err(|e| Error::Internal(format!("the workflow function: {e}")))?;
+    Ok(declarations.sla.p95_ms / 1e3)
 }
 
 impl Pass for Place {
@@ -507,16 +503,16 @@ impl Pass for Place {
         for op in module_ops(module) {
             match op_name(&op).as_str() {
                 "func.func" => {
-                    let name = str_attr(&op, "sym_name")?;
-                    if !op.has_attribute("sym_visibility") {
+                    let name = str_attr(&op, attr::func::SYM_NAME)?;
+                    if !op.has_attribute(attr::func::SYM_VISIBILITY) {
                         public = Some(op);
                     }
                     funcs.insert(name, op);
                 }
                 exec::KV_PREFIX => {
                     prefixes.insert(
-                        str_attr(&op, "name")?,
-                        int_attr(&op, "tokens")?.max(0) as u64,
+                        str_attr(&op, attr::NAME)?,
+                        int_attr(&op, attr::TOKENS)?.max(0) as u64,
                     );
                     prefix_ops.push(op);
                 }
@@ -537,7 +533,7 @@ impl Pass for Place {
             compound_units: Vec::new(),
         };
         gb.add_func(
-            &str_attr(&public, "sym_name")?,
+            &str_attr(&public, attr::func::SYM_NAME)?,
             Vec::new(),
             Repeat {
                 parallel: 1,
@@ -578,14 +574,14 @@ impl Pass for Place {
             Err(PlaceError::Infeasible(why)) => {
                 set_attribute(
                     public,
-                    "exec.placement",
+                    attr::workflow::PLACEMENT,
                     a.dict(&[
                         ("feasible", a.bool(false)),
                         ("reason", a.str(&why.to_string())),
                         ("sla_ms", a.float(sla_s * 1e3)),
                     ]),
                 );
-                set_attribute(public, "exec.homogeneous", homogeneous);
+                set_attribute(public, attr::workflow::HOMOGENEOUS, homogeneous);
                 return Ok(true);
             }
             Err(e) => return Err(place_error(e)),
@@ -621,7 +617,7 @@ impl Pass for Place {
             }
         }
         for op in &prefix_ops {
-            let name = str_attr(op, "name")?;
+            let name = str_attr(op, attr::NAME)?;
             if let Some(i) = gb
                 .units
                 .iter()
@@ -648,8 +644,8 @@ impl Pass for Place {
             .into_iter()
             .chain(prefix_ops.iter().copied())
         {
-            if str_attr(&op, "device").is_ok_and(|d| d.is_empty()) {
-                set_attribute(op, "device", a.str(&host));
+            if str_attr(&op, attr::DEVICE).is_ok_and(|d| d.is_empty()) {
+                set_attribute(op, attr::DEVICE, a.str(&host));
             }
         }
         let critical: Vec<Attribute> = placement
@@ -659,7 +655,7 @@ impl Pass for Place {
             .collect();
         set_attribute(
             public,
-            "exec.placement",
+            attr::workflow::PLACEMENT,
             a.dict(&[
                 ("feasible", a.bool(true)),
                 ("cluster", a.str(&input.cluster.name)),
@@ -673,7 +669,7 @@ impl Pass for Place {
                 ("critical_path", a.array(&critical)),
             ]),
         );
-        set_attribute(public, "exec.homogeneous", homogeneous);
+        set_attribute(public, attr::workflow::HOMOGENEOUS, homogeneous);
         insert_transfers(cx, module)?;
         Ok(true)
     }

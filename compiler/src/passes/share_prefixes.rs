@@ -7,9 +7,10 @@
 //! Inside a map body, the part of a prompt before the first per-element value is shared by every
 //! element. Tokens are counted in whole KV blocks, as the runtime's radix cache shares them.
 
+use agentc_plan::attr;
 use std::collections::{HashMap, HashSet};
 
-use agentc_dialects::exec;
+use agentc_plan::exec;
 use melior::ir::attribute::{DictionaryAttribute, FlatSymbolRefAttribute, StringAttribute};
 use melior::ir::block::BlockLike;
 use melior::ir::operation::{OperationBuilder, OperationLike, OperationRef};
@@ -71,7 +72,7 @@ impl Pass for SharePrefixes {
             if op_name(&f) != "func.func" {
                 continue;
             }
-            let fname = str_attr(&f, "sym_name")?;
+            let fname = str_attr(&f, attr::func::SYM_NAME)?;
             let block = func_block(f)?;
             for i in 0..block.argument_count() {
                 let arg: Value = block.argument(i)?.into();
@@ -89,7 +90,7 @@ impl Pass for SharePrefixes {
             for op in block_ops(block) {
                 for r in op.results() {
                     let v: Value = r.into();
-                    value_names.insert(value_key(v), str_attr(&op, "node").unwrap_or_default());
+                    value_names.insert(value_key(v), str_attr(&op, attr::NODE).unwrap_or_default());
                     value_tokens.insert(value_key(v), result_tokens(&op));
                 }
                 if op_name(&op) == exec::PREFILL
@@ -140,12 +141,12 @@ impl Pass for SharePrefixes {
                 .collect();
             let op = OperationBuilder::new(exec::KV_PREFIX, Location::unknown(cx.context))
                 .add_attributes(&[
-                    a.named("name", a.str(&name)),
-                    a.named("model", a.str(&g.model)),
-                    a.named("tokens", a.int(tokens as i64)),
-                    a.named("text", a.str(&atoms_text(&g.atoms, &value_names))),
-                    a.named("consumers", a.array(&consumers)),
-                    a.named("uses", a.int(uses as i64)),
+                    a.named(attr::NAME, a.str(&name)),
+                    a.named(attr::MODEL, a.str(&g.model)),
+                    a.named(attr::TOKENS, a.int(tokens as i64)),
+                    a.named(attr::TEXT, a.str(&atoms_text(&g.atoms, &value_names))),
+                    a.named(attr::CONSUMERS, a.array(&consumers)),
+                    a.named(attr::USES, a.int(uses as i64)),
                 ])
                 .add_attributes(&a.unplaced())
                 .build()?;
@@ -161,10 +162,10 @@ impl Pass for SharePrefixes {
             let prefill = prompts[*i].prefill;
             // A parent call shares its prompt and output with a child, but reads back only its
             // prompt.
-            let own = int_attr(&prefill, "est_tokens").map_or(*tokens, |n| n.max(0) as u64);
+            let own = int_attr(&prefill, attr::EST_TOKENS).map_or(*tokens, |n| n.max(0) as u64);
             let tokens = &(*tokens).min(own / KV_BLOCK_TOKENS * KV_BLOCK_TOKENS);
-            set_attribute(prefill, "prefix", a.str(name));
-            set_attribute(prefill, "prefix_tokens", a.int(*tokens as i64));
+            set_attribute(prefill, attr::PREFIX, a.str(name));
+            set_attribute(prefill, attr::PREFIX_TOKENS, a.int(*tokens as i64));
         }
         Ok(declared > 0)
     }
@@ -177,7 +178,7 @@ fn map_bodies(module: &Module) -> Vec<String> {
         for op in ops {
             if op_name(&op) == exec::MAP
                 && let Some(s) = op
-                    .attribute("body")
+                    .attribute(attr::BODY)
                     .ok()
                     .and_then(|a| FlatSymbolRefAttribute::try_from(a).ok())
             {
@@ -191,7 +192,7 @@ fn map_bodies(module: &Module) -> Vec<String> {
 /// Estimated tokens of an op's result (what a prompt pays for including it).
 fn result_tokens(op: &OperationRef) -> u64 {
     match op_name(op).as_str() {
-        "exec.input" => int_attr(op, "max_len")
+        "exec.input" => int_attr(op, attr::MAX_LEN)
             .ok()
             .filter(|&n| n > 0)
             .map_or(DEFAULT_INPUT_TOKENS, |n| n as u64),
@@ -199,12 +200,12 @@ fn result_tokens(op: &OperationRef) -> u64 {
             .operand(0)
             .ok()
             .and_then(defining)
-            .and_then(|decode| int_attr(&decode, "est_tokens").ok())
+            .and_then(|decode| int_attr(&decode, attr::EST_TOKENS).ok())
             .map_or(DEFAULT_INPUT_TOKENS, |n| n.max(0) as u64),
-        "exec.knn" => int_attr(op, "k").map_or(DEFAULT_INPUT_TOKENS, |k| {
+        "exec.knn" => int_attr(op, attr::K).map_or(DEFAULT_INPUT_TOKENS, |k| {
             k as u64 * super::lower_agent_to_exec::DOC_TOKENS
         }),
-        _ => int_attr(op, "est_tokens").map_or(DEFAULT_INPUT_TOKENS, |n| n as u64),
+        _ => int_attr(op, attr::EST_TOKENS).map_or(DEFAULT_INPUT_TOKENS, |n| n as u64),
     }
 }
 
@@ -224,8 +225,8 @@ fn prompt_of<'c, 'a>(
     }
     let operands: Vec<usize> = render.operands().map(value_key).collect();
     let mut atoms = Vec::new();
-    let template = str_attr(&render, "template")?;
-    let messages = array_attr(&render, "messages")?;
+    let template = str_attr(&render, attr::TEMPLATE)?;
+    let messages = array_attr(&render, attr::MESSAGES)?;
     if messages.is_empty() {
         push_template(&template, &operands, &mut atoms);
     } else {
@@ -239,8 +240,12 @@ fn prompt_of<'c, 'a>(
             };
             // The chat template frames each message with its role; model-specific markers do not
             // change which prompts share a prefix.
-            atoms.extend(format!("<|{}|>\n", field("role")).chars().map(Atom::Char));
-            push_template(&field("content"), &operands, &mut atoms);
+            atoms.extend(
+                format!("<|{}|>\n", field(attr::message::ROLE))
+                    .chars()
+                    .map(Atom::Char),
+            );
+            push_template(&field(attr::message::CONTENT), &operands, &mut atoms);
             atoms.extend("<|end|>\n".chars().map(Atom::Char));
         }
     }
@@ -261,8 +266,8 @@ fn prompt_of<'c, 'a>(
     atoms.push(Atom::Gen(op_key(&prefill)));
     Ok(Some(Prompt {
         prefill,
-        node: str_attr(&prefill, "node")?,
-        model: str_attr(&prefill, "model")?,
+        node: str_attr(&prefill, attr::NODE)?,
+        model: str_attr(&prefill, attr::MODEL)?,
         atoms,
         invariant,
     }))
@@ -293,7 +298,7 @@ fn generations(module: &Module) -> Result<(HashMap<usize, usize>, HashMap<usize,
         by_value.insert(value_key(op.result(0)?.into()), op_key(&prefill));
         tokens.insert(
             op_key(&prefill),
-            int_attr(&decode, "est_tokens").map_or(0, |n| n.max(0) as u64),
+            int_attr(&decode, attr::EST_TOKENS).map_or(0, |n| n.max(0) as u64),
         );
     }
     Ok((by_value, tokens))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ChatMessage;
-use crate::constraint::OutputConstraint;
+use crate::constraint::{ConstraintGrammar, OutputConstraint};
 use crate::engine::{Engine, FinishReason, GenerateRequest, Prompt};
 use crate::sampling::{MAX_TOP_LOGPROBS, SamplingParams};
 use crate::serving::Usage;

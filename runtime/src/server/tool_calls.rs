@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use crate::ChatMessage;
-use crate::constraint::OutputConstraint;
+use crate::constraint::{ConstraintGrammar, OutputConstraint};
 use agentc_model::ToolSupport;
 
 use super::error::ApiError;

@@ -227,7 +227,7 @@ async fn list(State(state): State<WorkflowState>) -> axum::Json<Json> {
             let p = r.program();
             json!({
                 "name": p.name,
-                "sla_p95_ms": p.sla_p95_ms,
+                "sla_p95_ms": p.sla_p95_ms(),
                 "inputs": p.inputs.iter().map(|i| json!({"name": i.name, "type": i.ty})).collect::<Vec<_>>(),
             })
         })

@@ -9,11 +9,12 @@ use serde_json::Value as Json;
 use super::WorkflowRunner;
 use crate::embed::EmbeddingModel;
 use crate::error::{Error, Result};
-use crate::index::{Index, IndexSpec};
+use crate::index::Index;
 use crate::plan::Program;
 use crate::serving::ServingEngine;
-use crate::tools::{BreakerConfig, ToolRouter, ToolRunner, ToolSpec};
+use crate::tools::{BreakerConfig, ToolRouter, ToolRunner};
 use crate::value::Value;
+use agentc_plan::decl::ModelKind;
 
 impl WorkflowRunner {
     /// A runner over `program`, with a serving engine for each of its LLM models; loads its
@@ -22,64 +23,41 @@ impl WorkflowRunner {
         let mut embedders: HashMap<String, Arc<EmbeddingModel>> = HashMap::new();
         // One model per directory, shared by every name that points at it.
         let mut by_path: HashMap<std::path::PathBuf, Arc<EmbeddingModel>> = HashMap::new();
-        for (name, model) in &program.models {
-            match model.kind.as_str() {
-                "llm" if !llms.contains_key(name) => {
+        for model in program.models() {
+            let (name, path) = (&model.name, program.model_path(model));
+            match model.kind {
+                ModelKind::Llm if !llms.contains_key(name) => {
                     return Err(Error::InvalidRequest(format!(
                         "no engine was loaded for the workflow's model `{name}` ({})",
-                        model.path.display()
+                        path.display()
                     )));
                 }
-                "embedding" => {
-                    let embedder = match by_path.get(&model.path) {
+                ModelKind::Llm => {}
+                ModelKind::Embedding => {
+                    let embedder = match by_path.get(&path) {
                         Some(e) => Arc::clone(e),
                         None => {
-                            let e = Arc::new(EmbeddingModel::load(&model.path)?);
-                            by_path.insert(model.path.clone(), Arc::clone(&e));
+                            let e = Arc::new(EmbeddingModel::load(&path)?);
+                            by_path.insert(path.clone(), Arc::clone(&e));
                             e
                         }
                     };
                     embedders.insert(name.clone(), embedder);
                 }
-                _ => {}
             }
         }
         let mut indexes = HashMap::new();
-        for (name, decl) in &program.indexes {
-            let embedder = embedders.get(&decl.model).ok_or_else(|| {
+        for spec in program.indexes() {
+            let embedder = embedders.get(&spec.model).ok_or_else(|| {
                 Error::InvalidRequest(format!(
-                    "index `{name}` names the embedding model `{}`, which the plan does not declare",
-                    decl.model
+                    "index `{}` names the embedding model `{}`, which the plan does not declare",
+                    spec.name, spec.model
                 ))
             })?;
-            let spec = IndexSpec {
-                name: name.clone(),
-                path: decl.path.display().to_string(),
-                model: decl.model.clone(),
-                metric: serde_json::from_value(Json::String(decl.metric.clone())).map_err(
-                    |_| {
-                        Error::InvalidRequest(format!(
-                            "index `{name}`: unknown metric `{}` (cosine, dot or l2)",
-                            decl.metric
-                        ))
-                    },
-                )?,
-            };
-            let index = Index::open(&spec, &program.base_dir, embedder.name())?;
-            indexes.insert(name.clone(), Arc::new(index));
+            let index = Index::open(spec, &program.base_dir, embedder.name())?;
+            indexes.insert(spec.name.clone(), Arc::new(index));
         }
-        let specs = program
-            .tools
-            .iter()
-            .map(|(name, spec)| {
-                let mut spec = spec.clone();
-                if let Json::Object(map) = &mut spec {
-                    map.insert("name".to_owned(), Json::String(name.clone()));
-                }
-                serde_json::from_value::<ToolSpec>(spec)
-                    .map_err(|e| Error::InvalidRequest(format!("tool `{name}` in the plan: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let specs = program.tools().to_vec();
         let tools = ToolRouter::new(
             specs,
             ToolRunner::new(&program.base_dir)?,

@@ -6,8 +6,7 @@
 
 use std::path::Path;
 
-use agentc_compiler::tokens::ModelTokens;
-use agentc_compiler::{CompileOptions, PlaceInput, compile};
+use agentc_compiler::{Target, compile_graph};
 use agentc_placement::sim::{RunClass, SimSettings, Start};
 use agentc_placement::{
     Arrivals, Cluster, CostModel, CostSettings, DeviceClass, HardwareCatalog, OpGraph,
@@ -212,23 +211,15 @@ pub fn op_graph(
         Ok(g) => g,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let dir = workflow.parent().unwrap_or(Path::new("."));
-    let tokens = ModelTokens::for_workflow(&g, dir);
-    let facts = agentc_compiler::model_facts::model_facts(&g, dir);
-    let input = PlaceInput {
-        cluster,
+    let target = Target {
+        cluster: Some(cluster),
         settings: CostSettings::default(),
         profile: None,
-        facts: &facts,
-        observed: None,
-    };
-    let options = CompileOptions {
-        tokens: &tokens,
         batch: 1,
-        place: Some(&input),
+        observed: None,
         print: false,
     };
-    let compiled = compile(&g, &workflow.display().to_string(), &options)?;
+    let compiled = compile_graph(g, workflow, &target)?.compiled;
     Ok(match compiled.placed {
         Some(p) => Ok((p.graph, p.sla_s)),
         None => Err(compiled

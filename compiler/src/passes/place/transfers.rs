@@ -1,7 +1,8 @@
 //! `exec.transfer` insertion: after placement, each value that crosses devices is moved
 //! explicitly, sized for the cost model.
 
-use agentc_dialects::exec;
+use agentc_plan::attr;
+use agentc_plan::exec;
 use melior::ir::block::BlockLike;
 use melior::ir::operation::{OperationBuilder, OperationLike, OperationRef};
 use melior::ir::{Module, Value, ValueLike};
@@ -23,7 +24,7 @@ pub(super) fn insert_transfers<'c>(cx: &PassContext<'c, '_>, module: &Module<'c>
         }
         let block = func_block(f)?;
         for op in block_ops(block) {
-            let Ok(to) = str_attr(&op, "device") else {
+            let Ok(to) = str_attr(&op, attr::DEVICE) else {
                 continue;
             };
             if to.is_empty() || op_name(&op) == exec::TRANSFER {
@@ -33,21 +34,21 @@ pub(super) fn insert_transfers<'c>(cx: &PassContext<'c, '_>, module: &Module<'c>
                 let Some(producer) = defining(v) else {
                     continue;
                 };
-                let from = str_attr(&producer, "device").unwrap_or_default();
+                let from = str_attr(&producer, attr::DEVICE).unwrap_or_default();
                 if from.is_empty() || from == to {
                     continue;
                 }
                 let bytes = transfer_bytes(&producer);
-                let node = str_attr(&op, "node").unwrap_or_default();
+                let node = str_attr(&op, attr::NODE).unwrap_or_default();
                 let t = OperationBuilder::new(exec::TRANSFER, op.location())
                     .add_operands(&[v])
                     .add_attributes(&[
-                        a.named("node", a.str(&node)),
-                        a.named("from", a.str(&from)),
-                        a.named("bytes", a.int(bytes as i64)),
-                        a.named("device", a.str(&to)),
-                        a.named("predicted_ms", a.float(0.0)),
-                        a.named("usd", a.float(0.0)),
+                        a.named(attr::NODE, a.str(&node)),
+                        a.named(attr::FROM, a.str(&from)),
+                        a.named(attr::BYTES, a.int(bytes as i64)),
+                        a.named(attr::DEVICE, a.str(&to)),
+                        a.named(attr::PREDICTED_MS, a.float(0.0)),
+                        a.named(attr::USD, a.float(0.0)),
                     ])
                     .add_results(&[v.r#type()])
                     .build()?;
@@ -66,7 +67,7 @@ pub(super) fn insert_transfers<'c>(cx: &PassContext<'c, '_>, module: &Module<'c>
 
 /// Bytes a value carries between devices: a KV cache by its tokens, text by its size.
 fn transfer_bytes(producer: &OperationRef) -> u64 {
-    let tokens = int_attr(producer, "est_tokens").map_or(64, |n| n.max(1) as u64);
+    let tokens = int_attr(producer, attr::EST_TOKENS).map_or(64, |n| n.max(1) as u64);
     if op_name(producer) == exec::PREFILL {
         // The engine's cache for SmolLM2-sized models: 30 layers x 3 KV heads x 64 x 2 x f16.
         tokens * 23_040
