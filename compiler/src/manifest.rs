@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use agentc_plan::decl::{self, Declarations};
 use agentc_plan::manifest::{MANIFEST_FORMAT, Manifest};
 
-use crate::frontend::ast::{ArgType, Metric, ModelKind, OutputFormat, ToolDecl, ToolKind};
+use crate::frontend::ast::ToolDecl;
 use crate::graph::WorkflowGraph;
 use crate::passes::PassReport;
 use crate::report::PlanReport;
@@ -24,10 +24,7 @@ pub fn declarations(graph: &WorkflowGraph) -> Declarations {
             .iter()
             .map(|m| decl::ModelSpec {
                 name: m.name.clone(),
-                kind: match m.kind {
-                    ModelKind::Llm => decl::ModelKind::Llm,
-                    ModelKind::Embedding => decl::ModelKind::Embedding,
-                },
+                kind: m.kind,
                 path: m.path.clone(),
             })
             .collect(),
@@ -39,11 +36,7 @@ pub fn declarations(graph: &WorkflowGraph) -> Declarations {
                 name: i.name.clone(),
                 path: i.path.clone(),
                 model: i.model.clone(),
-                metric: match i.metric {
-                    Metric::Cosine => decl::Metric::Cosine,
-                    Metric::Dot => decl::Metric::Dot,
-                    Metric::L2 => decl::Metric::L2,
-                },
+                metric: i.metric,
             })
             .collect(),
         description: graph.description.clone(),
@@ -53,10 +46,7 @@ pub fn declarations(graph: &WorkflowGraph) -> Declarations {
 fn tool(t: &ToolDecl) -> decl::ToolSpec {
     decl::ToolSpec {
         name: t.name.clone(),
-        kind: match t.kind {
-            ToolKind::Http => decl::ToolKind::Http,
-            ToolKind::Subprocess => decl::ToolKind::Subprocess,
-        },
+        kind: t.kind,
         command: t.command.clone().unwrap_or_default(),
         url: t.url.clone(),
         method: t.method.clone(),
@@ -64,28 +54,17 @@ fn tool(t: &ToolDecl) -> decl::ToolSpec {
             .args
             .iter()
             .map(|a| {
-                let ty = match a.ty {
-                    ArgType::String => decl::ArgType::String,
-                    ArgType::Number => decl::ArgType::Number,
-                    ArgType::Integer => decl::ArgType::Integer,
-                    ArgType::Boolean => decl::ArgType::Boolean,
-                    ArgType::Object => decl::ArgType::Object,
-                    ArgType::Array => decl::ArgType::Array,
-                };
                 (
                     a.name.clone(),
                     decl::ToolArg {
-                        ty,
+                        ty: a.ty,
                         required: a.required,
                         description: a.description.clone(),
                     },
                 )
             })
             .collect(),
-        output: match t.output {
-            OutputFormat::Json => decl::OutputFormat::Json,
-            OutputFormat::Text => decl::OutputFormat::Text,
-        },
+        output: t.output,
         timeout_ms: t.timeout_ms,
         max_output_bytes: t.max_output_bytes,
         cost: t.cost,

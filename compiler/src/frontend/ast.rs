@@ -12,6 +12,9 @@ use super::condition::Condition;
 use super::template::Template;
 use crate::diagnostics::{Pos, Span};
 
+/// The declaration enums are the plan contract's own ([`agentc_plan::decl`]).
+pub use agentc_plan::decl::{ArgType, Metric, ModelKind, OutputFormat, ToolKind};
+
 /// A workflow file.
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -63,15 +66,6 @@ pub struct InputDecl {
     pub span: Span,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[schemars(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// A GGUF language model.
-    Llm,
-    /// A BERT-style embedding model directory (model.safetensors + tokenizer.json).
-    Embedding,
-}
-
 #[derive(Clone, Debug, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ModelDecl {
@@ -82,24 +76,6 @@ pub struct ModelDecl {
     pub path: String,
     #[schemars(skip)]
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[schemars(rename_all = "snake_case")]
-pub enum ToolKind {
-    Http,
-    Subprocess,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[schemars(rename_all = "snake_case")]
-pub enum ArgType {
-    String,
-    Number,
-    Integer,
-    Boolean,
-    Object,
-    Array,
 }
 
 #[derive(Clone, Debug, JsonSchema)]
@@ -115,13 +91,6 @@ pub struct ToolArg {
     pub description: Option<String>,
     #[schemars(skip)]
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[schemars(rename_all = "snake_case")]
-pub enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Clone, Debug, JsonSchema)]
@@ -159,14 +128,6 @@ pub struct ToolDecl {
     pub network: bool,
     #[schemars(skip)]
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[schemars(rename_all = "snake_case")]
-pub enum Metric {
-    Cosine,
-    Dot,
-    L2,
 }
 
 #[derive(Clone, Debug, JsonSchema)]
