@@ -1,28 +1,22 @@
-//! The agentc runtime: the LLM engine's CPU path (GGUF weights, a batched llama forward pass
-//! over a paged KV cache, sampling, the serving engine with continuous batching and prefix
-//! sharing, and its OpenAI-compatible HTTP server) the executors of
-//! the other ops (sentence embeddings, vector indexes, tools) and the workflow runtime that
-//! runs compiled plans.
+//! The agentc runtime: the workflow executor that runs compiled plans, the executors of the
+//! non-LLM ops (sentence embeddings, vector indexes, tools), engine profiling, and the
+//! OpenAI-compatible HTTP server. LLM calls go to the serving engine of `agentc-engine`, whose
+//! modules are re-exported here under their own names.
 
-pub mod constraint;
 pub mod embed;
-pub mod engine;
 pub mod error;
 pub mod index;
-pub mod kv;
-pub mod model;
-pub mod ops;
 pub mod plan;
 pub mod profile;
-pub mod quant;
-pub mod sampling;
 pub mod server;
-pub mod serving;
-pub mod text_stream;
 pub mod tools;
 pub mod value;
-pub mod weights;
 pub mod workflow;
+
+pub use agentc_engine::Error as EngineError;
+pub use agentc_engine::{
+    constraint, engine, kv, model, ops, quant, sampling, serving, text_stream, weights,
+};
 
 pub use agentc_model::{ChatMessage, bundled};
 pub use embed::EmbeddingModel;

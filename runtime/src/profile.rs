@@ -303,7 +303,7 @@ pub fn serving_step_timing(engine: Arc<Engine>) -> Result<(StepTimingFit, Vec<St
                             + decoded * prompt
                             + decoded * (decoded + 1) / 2;
                     }
-                    SequenceEvent::Failed(e) => return Err(e),
+                    SequenceEvent::Failed(e) => return Err(e.into()),
                     _ => {}
                 }
             }

@@ -293,7 +293,7 @@ fn requests_that_cannot_fit_are_refused() {
     let too_long = GenerateRequest::greedy("Hello", engine.context_length());
     assert!(matches!(
         engine.generate(&too_long),
-        Err(agentc_runtime::Error::ContextFull { .. })
+        Err(agentc_runtime::EngineError::ContextFull { .. })
     ));
     let bad_token = GenerateRequest {
         prompt: Prompt::Tokens(vec![u32::MAX]),
@@ -301,7 +301,7 @@ fn requests_that_cannot_fit_are_refused() {
     };
     assert!(matches!(
         engine.generate(&bad_token),
-        Err(agentc_runtime::Error::TokenOutOfRange { .. })
+        Err(agentc_runtime::EngineError::TokenOutOfRange { .. })
     ));
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use agentc_runtime::constraint::OutputConstraint;
 use agentc_runtime::{
-    ChatMessage, Engine, Error, FinishReason, GenerateRequest, Prompt, SamplingParams, Sequence,
-    SequenceEvent, ServingConfig, ServingEngine, SubmitOptions,
+    ChatMessage, Engine, EngineError as Error, FinishReason, GenerateRequest, Prompt,
+    SamplingParams, Sequence, SequenceEvent, ServingConfig, ServingEngine, SubmitOptions,
 };
 use serde_json::{Value as Json, json};
 

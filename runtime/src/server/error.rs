@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::serving::SubmitError;
+use agentc_engine::Error as EngineError;
 
 /// Seconds an overloaded client is told to wait (`Retry-After`) before retrying.
 const RETRY_AFTER_SECONDS: u64 = 1;
@@ -49,7 +50,10 @@ pub enum ApiError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
     #[error(transparent)]
-    Engine(#[from] Error),
+    Engine(#[from] EngineError),
+    /// A workflow run or another part of the runtime.
+    #[error(transparent)]
+    Runtime(#[from] Error),
     /// The serving engine ended a sequence without a final event.
     #[error("the serving engine stopped before the request finished")]
     EngineStopped,
@@ -120,9 +124,18 @@ impl ApiError {
             Self::Submit(SubmitError::ShutDown) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "server_error", None, None)
             }
-            Self::Submit(SubmitError::Invalid(error)) | Self::Engine(error) => {
-                classify_engine(error)
+            Self::Submit(SubmitError::Invalid(error))
+            | Self::Engine(error)
+            | Self::Runtime(Error::Engine(error)) => classify_engine(error),
+            Self::Runtime(Error::InvalidRequest(_) | Error::Inputs(_)) => {
+                (StatusCode::BAD_REQUEST, INVALID, None, None)
             }
+            Self::Runtime(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                None,
+                None,
+            ),
             Self::EngineStopped | Self::MalformedToolCall(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -151,7 +164,7 @@ impl ApiError {
 }
 
 fn classify_engine(
-    error: &Error,
+    error: &EngineError,
 ) -> (
     StatusCode,
     &'static str,
@@ -159,17 +172,16 @@ fn classify_engine(
     Option<&'static str>,
 ) {
     match error {
-        Error::ContextFull { .. } => (
+        EngineError::ContextFull { .. } => (
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             None,
             Some("context_length_exceeded"),
         ),
-        Error::InvalidRequest(_)
-        | Error::TokenOutOfRange { .. }
-        | Error::Inputs(_)
-        | Error::InvalidConstraint(_)
-        | Error::IncompleteOutput { .. } => {
+        EngineError::InvalidRequest(_)
+        | EngineError::TokenOutOfRange { .. }
+        | EngineError::InvalidConstraint(_)
+        | EngineError::IncompleteOutput { .. } => {
             (StatusCode::BAD_REQUEST, "invalid_request_error", None, None)
         }
         _ => (

@@ -211,9 +211,9 @@ impl Running {
             }
             Some(other) => {
                 running.tracker.fail();
-                Err(ApiError::Engine(crate::Error::InvalidRequest(format!(
-                    "the serving engine sent {other:?} before Started"
-                ))))
+                Err(ApiError::Engine(agentc_engine::Error::InvalidRequest(
+                    format!("the serving engine sent {other:?} before Started"),
+                )))
             }
             None => {
                 running.tracker.fail();

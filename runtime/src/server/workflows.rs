@@ -287,7 +287,7 @@ async fn start_run(
         return Ok(match result {
             Ok(_) => axum::Json(record).into_response(),
             Err(error) => {
-                let mut body = ApiError::Engine(error).body();
+                let mut body = ApiError::Runtime(error).body();
                 body["id"] = json!(id);
                 (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
             }
