@@ -16,6 +16,7 @@ pub struct SamplingParams {
 }
 
 impl SamplingParams {
+    #[inline]
     pub fn greedy() -> Self {
         Self {
             temperature: 0.0,
@@ -25,6 +26,7 @@ impl SamplingParams {
         }
     }
 
+    #[inline]
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }

@@ -573,7 +573,7 @@ async fn models_health_and_metrics() {
         .expect("answers");
     assert_eq!(
         response.headers().get("content-type").map(|v| v.as_bytes()),
-        Some(&b"text/plain; version=0.0.4; charset=utf-8"[..])
+        Some(&b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..])
     );
     let metrics = response.text().await.expect("text");
     for line in [
@@ -595,6 +595,7 @@ async fn models_health_and_metrics() {
         "agentc:request_queue_time_seconds_count 1".to_owned(),
         "# TYPE agentc:time_to_first_token_seconds histogram".to_owned(),
         "# TYPE agentc:kv_cache_usage_perc gauge".to_owned(),
+        "# EOF".to_owned(),
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

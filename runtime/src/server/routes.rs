@@ -128,16 +128,13 @@ pub async fn health() -> StatusCode {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = state.metrics().render(&state.serving().stats());
+    let mut registry = state.metrics().registry(&state.serving().stats());
     if let Some(workflows) = state.workflows() {
-        text.push_str(&workflows.render_metrics());
+        workflows.register_metrics(&mut registry);
     }
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
+        super::metrics::encode(&registry),
     )
         .into_response()
 }

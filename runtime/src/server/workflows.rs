@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
@@ -20,12 +19,16 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::auth::bearer;
 use super::error::{ApiError, JsonBody};
+use super::metrics;
 use crate::error::Error;
 use crate::workflow::{RunEvent, RunOutcome, WorkflowRunner};
 
@@ -150,49 +153,59 @@ impl WorkflowState {
         record
     }
 
-    /// The workflow and tool lines of `/metrics` (Prometheus text).
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP agentc:workflow_runs_total Workflow runs by outcome.\n# TYPE agentc:workflow_runs_total counter\n",
-        );
-        for ((workflow, what), n) in lock(&self.inner.counters).iter() {
-            let _ = writeln!(
-                out,
-                "agentc:workflow_runs_total{{workflow=\"{workflow}\",outcome=\"{what}\"}} {n}"
-            );
+    /// Adds the workflow-run and tool series to a `/metrics` scrape.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let runs = Family::<Labels, Counter>::default();
+        for ((workflow, outcome), n) in lock(&self.inner.counters).iter() {
+            runs.get_or_create(&vec![
+                ("workflow", workflow.clone()),
+                ("outcome", (*outcome).to_owned()),
+            ])
+            .inc_by(*n);
         }
-        out.push_str("# HELP agentc:workflow_runs_running Workflow runs in flight.\n# TYPE agentc:workflow_runs_running gauge\n");
+        registry.register("agentc:workflow_runs", "Workflow runs by outcome", runs);
         let running = self.inner.max_runs - self.inner.admission.available_permits();
-        let _ = writeln!(out, "agentc:workflow_runs_running {running}");
-        out.push_str(
-            "# HELP agentc:tool_events_total Tool calls, failures by kind, reroutes and circuit-breaker openings.\n# TYPE agentc:tool_events_total counter\n",
+        registry.register(
+            "agentc:workflow_runs_running",
+            "Workflow runs in flight",
+            metrics::gauge_at(running as f64),
         );
         // Labelled by workflow: two workflows may declare tools of the same name.
+        let tools = Family::<Labels, Counter>::default();
         for (workflow, runner) in &self.inner.runners {
             for (tool, c) in runner.tools().metrics().snapshot() {
+                let labels = |event: &str| {
+                    vec![
+                        ("workflow", workflow.clone()),
+                        ("tool", tool.clone()),
+                        ("event", event.to_owned()),
+                    ]
+                };
                 for (event, n) in [
                     ("calls", c.calls),
                     ("successes", c.successes),
                     ("reroutes", c.reroutes),
                     ("breaker_opens", c.breaker_opens),
                 ] {
-                    let _ = writeln!(
-                        out,
-                        "agentc:tool_events_total{{workflow=\"{workflow}\",tool=\"{tool}\",event=\"{event}\"}} {n}"
-                    );
+                    tools.get_or_create(&labels(event)).inc_by(n);
                 }
                 for (kind, n) in &c.failures {
-                    let _ = writeln!(
-                        out,
-                        "agentc:tool_events_total{{workflow=\"{workflow}\",tool=\"{tool}\",event=\"failures\",kind=\"{kind}\"}} {n}"
-                    );
+                    let mut labels = labels("failures");
+                    labels.push(("kind", (*kind).to_owned()));
+                    tools.get_or_create(&labels).inc_by(*n);
                 }
             }
         }
-        out
+        registry.register(
+            "agentc:tool_events",
+            "Tool calls, failures by kind, reroutes and circuit-breaker openings",
+            tools,
+        );
     }
 }
+
+/// Label pairs of a series, in the order they are written.
+type Labels = Vec<(&'static str, String)>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
