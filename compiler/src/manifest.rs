@@ -70,6 +70,8 @@ fn tool(t: &ToolDecl) -> decl::ToolSpec {
         cost: t.cost,
         fallbacks: t.fallbacks.clone(),
         network: t.network,
+        reads: t.reads.clone(),
+        writes: t.writes.clone(),
     }
 }
 

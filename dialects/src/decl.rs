@@ -151,6 +151,13 @@ pub struct ToolSpec {
     /// `subprocess`: it may use the network; otherwise it runs in a network namespace of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub network: bool,
+    /// `subprocess`: files and directories it may read besides the system's programs and its
+    /// command (relative to the workflow file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
+    /// `subprocess`: files and directories it may write besides its working directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<String>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -179,6 +186,8 @@ impl ToolSpec {
             cost: DEFAULT_COST,
             fallbacks: Vec::new(),
             network: false,
+            reads: Vec::new(),
+            writes: Vec::new(),
         }
     }
 

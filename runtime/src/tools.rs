@@ -15,6 +15,7 @@
 mod breaker;
 mod failure;
 mod http;
+mod landlock;
 mod metrics;
 mod router;
 mod subprocess;

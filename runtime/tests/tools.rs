@@ -75,6 +75,18 @@ const SCRIPTS: &[(&str, &str)] = &[
         "answer.py",
         "import json, sys\nsys.stdin.read()\njson.dump({'by': sys.argv[1]}, sys.stdout)\n",
     ),
+    (
+        "escape.py",
+        "import json, os, sys\nargs = json.load(sys.stdin)\nout = {}\n\
+         def attempt(name, f):\n    try:\n        f()\n        out[name] = 'ok'\n    \
+         except OSError as e:\n        out[name] = type(e).__name__\n\
+         attempt('read_passwd', lambda: open('/etc/passwd').read())\n\
+         attempt('write_outside', lambda: open(args['outside'], 'w').write('x'))\n\
+         attempt('list_project', lambda: os.listdir(args['project']))\n\
+         attempt('read_declared', lambda: open(args['declared']).read())\n\
+         attempt('write_own', lambda: open('mine.txt', 'w').write('x'))\n\
+         json.dump(out, sys.stdout)\n",
+    ),
 ];
 
 struct Fixture {
@@ -86,6 +98,9 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("tools")).expect("mkdir");
+        // What the tests' tools may write besides their own directory (declared with
+        // `writes`): a tool reaches nothing else.
+        std::fs::create_dir(dir.path().join("shared")).expect("mkdir");
         for (name, body) in SCRIPTS {
             std::fs::write(dir.path().join("tools").join(name), body).expect("script");
         }
@@ -107,6 +122,12 @@ impl Fixture {
     async fn run(&self, spec: &ToolSpec, args: Value) -> Result<Value, ToolFailure> {
         self.runner.run(spec, &args).await
     }
+}
+
+/// `spec` with read and write access to the fixture's `shared` directory.
+fn shared(mut spec: ToolSpec) -> ToolSpec {
+    spec.writes = vec!["shared".into()];
+    spec
 }
 
 fn repo_root() -> PathBuf {
@@ -148,7 +169,8 @@ async fn hanging_tool_is_killed_with_its_process_group() {
     let f = Fixture::new();
     let mut spec = f.tool("hang", "hang.py", &[]);
     spec.timeout_ms = HANG_TIMEOUT_MS;
-    let pids = f.path("pids");
+    spec.writes = vec!["shared".into()];
+    let pids = f.path("shared/pids");
     let started = Instant::now();
     let err = f
         .run(&spec, json!({"pids": pids.to_str().expect("utf-8 path")}))
@@ -396,8 +418,8 @@ fn undeclared_fallbacks_and_bad_costs_are_refused() {
 #[tokio::test]
 async fn breaker_opens_after_repeated_failures_and_half_opens_after_cool_down() {
     let f = Fixture::new();
-    let log = f.path("calls.log");
-    let healed = f.path("healed");
+    let log = f.path("shared/calls.log");
+    let healed = f.path("shared/healed");
     let args =
         json!({"log": log.to_str().expect("utf-8"), "healed": healed.to_str().expect("utf-8")});
     // Long enough that the backup's run after the breaker opens cannot outlast it on a busy
@@ -405,7 +427,11 @@ async fn breaker_opens_after_repeated_failures_and_half_opens_after_cool_down() 
     let cool_down = Duration::from_secs(3);
     let r = router(
         vec![
-            with(f.tool("flaky", "count.py", &["flaky"]), 1.0, &["backup"]),
+            with(
+                shared(f.tool("flaky", "count.py", &["flaky"])),
+                1.0,
+                &["backup"],
+            ),
             with(f.tool("backup", "answer.py", &["backup"]), 3.0, &[]),
         ],
         &f,
@@ -544,4 +570,37 @@ async fn all_failing_lists_every_attempt() {
              \"not json\"; slow timed out after {HANG_TIMEOUT_MS} ms"
         )
     );
+}
+
+/// A subprocess tool reads only the system's programs, its command and what it declares, and
+/// writes only its own directory and what it declares (Landlock).
+#[tokio::test]
+async fn tools_are_confined_to_their_own_and_declared_files() {
+    let f = Fixture::new();
+    std::fs::write(f.path("shared/data.txt"), "declared").unwrap();
+    let mut spec = f.tool("escape", "escape.py", &[]);
+    spec.reads = vec!["shared/data.txt".into()];
+    let outside = f.path("outside.txt");
+    let got = f
+        .run(
+            &spec,
+            json!({
+                "outside": outside.to_str().unwrap(),
+                "project": f.path("").to_str().unwrap(),
+                "declared": f.path("shared/data.txt").to_str().unwrap(),
+            }),
+        )
+        .await
+        .expect("the tool answers");
+    assert_eq!(
+        got,
+        json!({
+            "read_passwd": "PermissionError",
+            "write_outside": "PermissionError",
+            "list_project": "PermissionError",
+            "read_declared": "ok",
+            "write_own": "ok",
+        })
+    );
+    assert!(!outside.exists());
 }

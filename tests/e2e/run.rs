@@ -553,3 +553,64 @@ fn network_is_a_subprocess_tool_key() {
         .collect();
     assert_eq!(network, [("broken", true), ("calculator", false)]);
 }
+
+/// `reads` and `writes` are subprocess tool keys: on an http tool each is an error; on a
+/// subprocess tool they reach the tools the runtime loads from the plan.
+#[test]
+fn reads_and_writes_are_subprocess_tool_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("files.yaml");
+    std::fs::write(
+        &path,
+        "name: files\ninputs:\n  q: {type: text, max_len: 8}\ntools:\n  search:\n    kind: http\n    \
+         url: http://127.0.0.1:9/search\n    reads: [data]\n    writes: [out]\nsla: {p95_ms: 1000}\n\
+         nodes:\n  - id: s\n    kind: tool\n    tool: search\n    args:\n      query: ${inputs.q}\n\
+         outputs:\n  r: ${s}\n",
+    )
+    .expect("writes");
+    let out = agentc(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for key in ["reads", "writes"] {
+        assert!(
+            report.contains(&format!(
+                "tool `search` is an http tool; `{key}` is for subprocess tools"
+            )),
+            "{report}"
+        );
+    }
+
+    let workflow = failing_tool_workflow(dir.path(), "calc_files");
+    let yaml = std::fs::read_to_string(&workflow).unwrap().replace(
+        "    fallbacks: [calculator]\n",
+        "    fallbacks: [calculator]\n    reads: [data, more/notes.txt]\n    writes: [out]\n",
+    );
+    std::fs::write(&workflow, yaml).unwrap();
+    let plan = dir.path().join("plan");
+    let out = agentc(&[
+        "build",
+        workflow.to_str().unwrap(),
+        "--cluster",
+        "examples/clusters/local.yaml",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let program = agentc_runtime::Program::load(&plan).expect("the plan loads");
+    let files: Vec<(&str, &[String], &[String])> = program
+        .tools()
+        .iter()
+        .map(|t| (t.name.as_str(), &t.reads[..], &t.writes[..]))
+        .collect();
+    let (reads, writes) = (
+        ["data".to_owned(), "more/notes.txt".to_owned()],
+        ["out".to_owned()],
+    );
+    assert_eq!(
+        files,
+        [
+            ("broken", &reads[..], &writes[..]),
+            ("calculator", &[][..], &[][..])
+        ]
+    );
+}

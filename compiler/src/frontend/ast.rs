@@ -126,6 +126,14 @@ pub struct ToolDecl {
     /// of its own, with no interfaces up).
     #[schemars(with = "Option<bool>")]
     pub network: bool,
+    /// A subprocess tool's files and directories it may read, relative to the workflow file
+    /// (besides the system's programs and its command; by default it reads nothing else).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub reads: Vec<String>,
+    /// A subprocess tool's files and directories it may write, relative to the workflow file
+    /// (besides its own temporary working directory).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub writes: Vec<String>,
     #[schemars(skip)]
     pub span: Span,
 }

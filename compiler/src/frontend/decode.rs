@@ -37,6 +37,8 @@ pub const TOOL_KEYS: &[&str] = &[
     "cost",
     "fallbacks",
     "network",
+    "reads",
+    "writes",
 ];
 pub const TOOL_ARG_KEYS: &[&str] = &["type", "required", "description"];
 pub const INDEX_KEYS: &[&str] = &["path", "model", "metric"];
@@ -552,13 +554,27 @@ fn tool(d: &mut Decoder, name: String, key: &YNode, value: &YNode) -> Option<Too
     let network = f
         .get("network")
         .and_then(|n| d.boolean(n, &format!("network of {what}")));
+    let mut paths = |key: &str| -> Vec<String> {
+        f.get(key)
+            .and_then(|n| d.list(n, &format!("{key} of {what}")))
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| d.string(i, &format!("a path in {key} of {what}")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (reads, writes) = (paths("reads"), paths("writes"));
     let kind = match kind? {
         "http" => {
-            if network.is_some() {
-                d.err(
-                    f.pos,
-                    format!("{what} is an http tool; `network` is for subprocess tools"),
-                );
+            for key in ["network", "reads", "writes"] {
+                if f.has(key) {
+                    d.err(
+                        f.pos,
+                        format!("{what} is an http tool; `{key}` is for subprocess tools"),
+                    );
+                }
             }
             if url.is_none() && !f.has("url") {
                 d.err(
@@ -612,6 +628,8 @@ fn tool(d: &mut Decoder, name: String, key: &YNode, value: &YNode) -> Option<Too
         cost: cost.unwrap_or(1.0),
         fallbacks,
         network: network.unwrap_or(false),
+        reads,
+        writes,
         span: key.span,
     })
 }

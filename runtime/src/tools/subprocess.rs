@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::failure::{self, ToolFailure};
-use super::{RunnerInner, ToolSpec};
+use super::{RunnerInner, ToolSpec, landlock};
 
 /// Bytes of stderr kept (the end of it) for the error of a failed call.
 const STDERR_TAIL_BYTES: usize = 4096;
@@ -30,8 +30,23 @@ pub async fn run(
         .prefix("agentc-tool-")
         .tempdir()
         .map_err(|e| ToolFailure::Spawn(format!("cannot create its working directory: {e}")))?;
-    let mut cmd = Command::new(resolve(&runner.base_dir, program));
-    cmd.args(rest.iter().map(|a| resolve(&runner.base_dir, a)))
+    let program = resolve(&runner.base_dir, program);
+    let rest: Vec<std::ffi::OsString> = rest.iter().map(|a| resolve(&runner.base_dir, a)).collect();
+    // Built here, applied in the child: the tool reads only the system's programs and its own
+    // files, and writes only its working directory.
+    let declared = |paths: &[String]| -> Vec<std::path::PathBuf> {
+        paths.iter().map(|p| runner.base_dir.join(p)).collect()
+    };
+    let mut readable = landlock::readable_paths(Path::new(&program), &rest);
+    readable.extend(declared(&spec.reads));
+    let mut writable = declared(&spec.writes);
+    writable.push(workdir.path().to_path_buf());
+    let ruleset = landlock::Ruleset::for_tool(&readable, &writable).map_err(|e| {
+        ToolFailure::Misconfigured(format!("cannot confine the tool to its files: {e}"))
+    })?;
+    let ruleset_fd = ruleset.raw_fd();
+    let mut cmd = Command::new(&program);
+    cmd.args(&rest)
         .current_dir(workdir.path())
         .env_clear()
         .envs(runner.env.iter().map(|(k, v)| (k, v)))
@@ -54,20 +69,21 @@ pub async fn run(
         )
     };
     // SAFETY: the closure runs in the child between fork and exec and only makes system calls
-    // (setrlimit, unshare, open/write/close on /proc/self) with memory prepared before the
-    // fork; it allocates nothing and touches no lock.
+    // (setrlimit, unshare, open/write/close on /proc/self, prctl, landlock_restrict_self) with
+    // memory prepared before the fork; it allocates nothing and touches no lock.
     unsafe {
         cmd.pre_exec(move || {
             limit_resources(cpu_seconds)?;
             if isolate {
                 no_network(uid_map.as_bytes(), gid_map.as_bytes())?;
             }
-            Ok(())
+            landlock::restrict_self(ruleset_fd)
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ToolFailure::Spawn(format!("{program}: {e}")))?;
+    let spawned = cmd.spawn();
+    drop(ruleset);
+    let mut child = spawned
+        .map_err(|e| ToolFailure::Spawn(format!("{}: {e}", Path::new(&program).display())))?;
     let pid = child.id();
     let input = serde_json::to_vec(args).unwrap_or_default();
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
