@@ -29,9 +29,10 @@ const SCRIPTS: &[(&str, &str)] = &[
     ),
     (
         "hang.py",
-        "import json, os, subprocess, sys, time\nargs = json.load(sys.stdin)\n\
-         child = subprocess.Popen(['sleep', '60'])\n\
-         open(args['pids'], 'w').write(f'{os.getpid()} {child.pid}')\ntime.sleep(60)\n",
+        "import json, subprocess, sys, time\nargs = json.load(sys.stdin)\n\
+         marker = str(args.get('marker', 60))\n\
+         subprocess.Popen(['sleep', marker])\n\
+         subprocess.Popen(['sleep', marker], start_new_session=True)\ntime.sleep(60)\n",
     ),
     (
         "flood.py",
@@ -164,18 +165,54 @@ fn process_gone(pid: &str) -> bool {
     }
 }
 
+/// The command lines (arguments joined by spaces) of the live processes whose command line
+/// contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| !process_gone(&e.file_name().to_string_lossy()))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|line| line.contains(needle))
+        .collect()
+}
+
+/// On a timeout the tool and everything it started are killed: its children, and one that left
+/// its process group with `setsid` (the tool runs as the init of a PID namespace of its own).
 #[tokio::test]
-async fn hanging_tool_is_killed_with_its_process_group() {
+async fn hanging_tool_is_killed_with_every_descendant() {
     let f = Fixture::new();
     let mut spec = f.tool("hang", "hang.py", &[]);
     spec.timeout_ms = HANG_TIMEOUT_MS;
-    spec.writes = vec!["shared".into()];
-    let pids = f.path("shared/pids");
+    // A sleep length no other process on the machine uses.
+    let marker = format!("61.{}", std::process::id());
+    let script = f.path("tools/hang.py").display().to_string();
+    let runner = f.runner.clone();
+    let args = json!({"marker": marker});
     let started = Instant::now();
-    let err = f
-        .run(&spec, json!({"pids": pids.to_str().expect("utf-8 path")}))
-        .await
-        .unwrap_err();
+    let call = tokio::spawn(async move { runner.run(&spec, &args).await });
+    let sleeps = format!("sleep {marker}");
+    let deadline = Instant::now() + HANG_BOUND;
+    while processes_with(&sleeps).len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        processes_with(&sleeps),
+        [sleeps.clone(), sleeps.clone()],
+        "the tool started its two sleeps"
+    );
+    assert_eq!(processes_with(&script).len(), 1, "the tool runs");
+    let err = call.await.expect("joins").unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(
         err,
@@ -192,14 +229,14 @@ async fn hanging_tool_is_killed_with_its_process_group() {
         "{elapsed:?}"
     );
     assert!(elapsed < HANG_BOUND, "took {elapsed:?}");
-    let pids = std::fs::read_to_string(&pids).expect("the tool wrote its pids before hanging");
     let deadline = Instant::now() + Duration::from_secs(3);
-    for pid in pids.split_whitespace() {
-        while !process_gone(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(process_gone(pid), "process {pid} survived the timeout");
+    while !(processes_with(&sleeps).is_empty() && processes_with(&script).is_empty())
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(processes_with(&sleeps), Vec::<String>::new());
+    assert_eq!(processes_with(&script), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -532,10 +569,10 @@ async fn refused_input_leaves_the_breaker_closed_and_timeouts_open_it() {
     assert_eq!(m["strict"].failures_of(FailureKind::Exit), 5);
     assert_eq!(m["strict"].breaker_opens, 0);
 
-    let pids = f.path("pids");
-    let args = json!({"pids": pids.to_str().expect("utf-8")});
+    let args = json!({});
     for _ in 0..3 {
-        r.call("slow", &args).await.unwrap_err();
+        let err = r.call("slow", &args).await.unwrap_err();
+        assert!(err.to_string().contains("timed out after 300 ms"), "{err}");
     }
     assert_eq!(r.breaker_state("slow"), Some(BreakerState::Open));
     let err = r.call("slow", &args).await.unwrap_err();
@@ -556,11 +593,7 @@ async fn all_failing_lists_every_attempt() {
         &f,
         BreakerConfig::default(),
     );
-    let pids = f.path("pids");
-    let err = r
-        .call("first", &json!({"pids": pids.to_str().expect("utf-8")}))
-        .await
-        .unwrap_err();
+    let err = r.call("first", &json!({})).await.unwrap_err();
     assert!(matches!(err, Error::ToolsExhausted { ref attempts, .. } if attempts.len() == 3));
     assert_eq!(
         err.to_string(),

@@ -69,15 +69,15 @@ pub async fn run(
         )
     };
     // SAFETY: the closure runs in the child between fork and exec and only makes system calls
-    // (setrlimit, unshare, open/write/close on /proc/self, prctl, landlock_restrict_self) with
-    // memory prepared before the fork; it allocates nothing and touches no lock.
+    // (setrlimit, unshare, open/write/close on /proc/self, prctl, landlock_restrict_self, fork,
+    // waitpid, _exit) with memory prepared before the fork; it allocates nothing and touches no
+    // lock.
     unsafe {
         cmd.pre_exec(move || {
             limit_resources(cpu_seconds)?;
-            if isolate {
-                no_network(uid_map.as_bytes(), gid_map.as_bytes())?;
-            }
-            landlock::restrict_self(ruleset_fd)
+            enter_namespaces(isolate, uid_map.as_bytes(), gid_map.as_bytes())?;
+            landlock::restrict_self(ruleset_fd)?;
+            become_namespace_init()
         });
     }
     let spawned = cmd.spawn();
@@ -173,29 +173,76 @@ fn limit_resources(cpu_seconds: u64) -> std::io::Result<()> {
     set(libc::RLIMIT_CORE, 0)
 }
 
-/// Moves the calling (child) process into a network namespace of its own: no interfaces but a
-/// loopback that is down, so it can reach nothing. Root does it directly; an unprivileged user
-/// goes through a user namespace that maps only its own ids. Where neither is allowed the
-/// call fails with the reason and the fix.
-fn no_network(uid_map: &[u8], gid_map: &[u8]) -> std::io::Result<()> {
+/// Moves the calling (child) process into namespaces of its own: a PID namespace (its next
+/// child is the namespace's init, see [`become_namespace_init`]) and, when `no_network`, a
+/// network namespace with no interfaces but a loopback that is down, so it can reach nothing.
+/// Root unshares them directly; an unprivileged user goes through a user namespace that maps
+/// only its own ids. Where neither is allowed the call fails with the reason.
+fn enter_namespaces(no_network: bool, uid_map: &[u8], gid_map: &[u8]) -> std::io::Result<()> {
+    let flags = libc::CLONE_NEWPID | if no_network { libc::CLONE_NEWNET } else { 0 };
     // SAFETY: unshare takes flags only.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+    if unsafe { libc::unshare(flags) } == 0 {
         return Ok(());
     }
     // SAFETY: as above.
-    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } != 0 {
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | flags) } != 0 {
         let error = std::io::Error::last_os_error();
+        let what = if no_network {
+            "cut the tool off the network or give it a process namespace"
+        } else {
+            "give the tool a process namespace"
+        };
         return Err(std::io::Error::new(
             error.kind(),
-            format!(
-                "cannot cut the tool off the network ({error}); declare `network: true` on \
-                 the tool to run it with network access"
-            ),
+            format!("cannot {what} ({error}); this needs root or unprivileged user namespaces"),
         ));
     }
     write_proc(c"/proc/self/setgroups", b"deny")?;
     write_proc(c"/proc/self/uid_map", uid_map)?;
     write_proc(c"/proc/self/gid_map", gid_map)
+}
+
+/// Forks the tool as the init of its PID namespace; this process waits for it and leaves with
+/// its status, so the server sees the tool's exit. When the init ends (it exits, or the timeout
+/// kills the process group both are in), the kernel kills every process left in the namespace:
+/// no descendant outlives the call, not even one started with `setsid`. Returns only in the
+/// tool; async-signal-safe.
+fn become_namespace_init() -> std::io::Result<()> {
+    // SAFETY: fork in a single-threaded child between fork and exec.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        return Ok(());
+    }
+    let mut status = 0;
+    // SAFETY: close_range, close, waitpid, signal, kill and _exit are async-signal-safe and take
+    // plain values.
+    unsafe {
+        // This process never execs, so descriptors marked close-on-exec stay open in it: other
+        // tools' pipes the server had open at the fork among them, whose readers would then
+        // never see end-of-file. It needs none of them, its own stdio included.
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            for fd in 0..1024 {
+                libc::close(fd);
+            }
+        }
+        while libc::waitpid(pid, &mut status, 0) != pid {
+            if *libc::__errno_location() != libc::EINTR {
+                libc::_exit(127);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            libc::signal(signal, libc::SIG_DFL);
+            libc::kill(libc::getpid(), signal);
+        }
+        libc::_exit(127)
+    }
 }
 
 fn write_proc(path: &std::ffi::CStr, text: &[u8]) -> std::io::Result<()> {
