@@ -72,6 +72,7 @@ fn tool(t: &ToolDecl) -> decl::ToolSpec {
         network: t.network,
         reads: t.reads.clone(),
         writes: t.writes.clone(),
+        confine: t.confine,
     }
 }
 

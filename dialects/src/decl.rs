@@ -158,6 +158,17 @@ pub struct ToolSpec {
     /// `subprocess`: files and directories it may write besides its working directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<String>,
+    /// `subprocess`: run confined (Landlock, a PID namespace of its own). Only an explicit
+    /// `confine: false` in the workflow turns it off, for kernels or containers that lack those.
+    #[serde(default = "confined", skip_serializing_if = "is_confined")]
+    pub confine: bool,
+}
+
+fn confined() -> bool {
+    true
+}
+fn is_confined(confine: &bool) -> bool {
+    *confine
 }
 
 fn default_timeout_ms() -> u64 {
@@ -188,6 +199,7 @@ impl ToolSpec {
             network: false,
             reads: Vec::new(),
             writes: Vec::new(),
+            confine: true,
         }
     }
 

@@ -770,7 +770,7 @@ mod tests {
         let err = load(&plan(tools, r#"max_tokens = 4 : i64, constraint = """#)).unwrap_err();
         assert_eq!(
             err.message,
-            "@wf: workflow attribute `agent.tools` at `[0].timeout`: unknown field `timeout`, expected one of `name`, `kind`, `command`, `url`, `method`, `args`, `output`, `timeout_ms`, `max_output_bytes`, `cost`, `fallbacks`, `network`, `reads`, `writes`"
+            "@wf: workflow attribute `agent.tools` at `[0].timeout`: unknown field `timeout`, expected one of `name`, `kind`, `command`, `url`, `method`, `args`, `output`, `timeout_ms`, `max_output_bytes`, `cost`, `fallbacks`, `network`, `reads`, `writes`, `confine`"
         );
     }
 }

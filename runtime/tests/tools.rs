@@ -636,4 +636,28 @@ async fn tools_are_confined_to_their_own_and_declared_files() {
         })
     );
     assert!(!outside.exists());
+
+    // `confine: false` (for kernels or containers without Landlock) lifts it.
+    spec.confine = false;
+    let got = f
+        .run(
+            &spec,
+            json!({
+                "outside": outside.to_str().unwrap(),
+                "project": f.path("").to_str().unwrap(),
+                "declared": f.path("shared/data.txt").to_str().unwrap(),
+            }),
+        )
+        .await
+        .expect("the tool answers");
+    assert_eq!(
+        got,
+        json!({
+            "read_passwd": "ok",
+            "write_outside": "ok",
+            "list_project": "ok",
+            "read_declared": "ok",
+            "write_own": "ok",
+        })
+    );
 }

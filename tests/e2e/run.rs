@@ -554,16 +554,17 @@ fn network_is_a_subprocess_tool_key() {
     assert_eq!(network, [("broken", true), ("calculator", false)]);
 }
 
-/// `reads` and `writes` are subprocess tool keys: on an http tool each is an error; on a
-/// subprocess tool they reach the tools the runtime loads from the plan.
+/// `reads`, `writes` and `confine` are subprocess tool keys: on an http tool each is an error; on
+/// a subprocess tool they reach the tools the runtime loads from the plan.
 #[test]
-fn reads_and_writes_are_subprocess_tool_keys() {
+fn reads_writes_and_confine_are_subprocess_tool_keys() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("files.yaml");
     std::fs::write(
         &path,
         "name: files\ninputs:\n  q: {type: text, max_len: 8}\ntools:\n  search:\n    kind: http\n    \
-         url: http://127.0.0.1:9/search\n    reads: [data]\n    writes: [out]\nsla: {p95_ms: 1000}\n\
+         url: http://127.0.0.1:9/search\n    reads: [data]\n    writes: [out]\n    confine: false\n\
+         sla: {p95_ms: 1000}\n\
          nodes:\n  - id: s\n    kind: tool\n    tool: search\n    args:\n      query: ${inputs.q}\n\
          outputs:\n  r: ${s}\n",
     )
@@ -571,7 +572,7 @@ fn reads_and_writes_are_subprocess_tool_keys() {
     let out = agentc(&["check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    for key in ["reads", "writes"] {
+    for key in ["reads", "writes", "confine"] {
         assert!(
             report.contains(&format!(
                 "tool `search` is an http tool; `{key}` is for subprocess tools"
@@ -583,7 +584,8 @@ fn reads_and_writes_are_subprocess_tool_keys() {
     let workflow = failing_tool_workflow(dir.path(), "calc_files");
     let yaml = std::fs::read_to_string(&workflow).unwrap().replace(
         "    fallbacks: [calculator]\n",
-        "    fallbacks: [calculator]\n    reads: [data, more/notes.txt]\n    writes: [out]\n",
+        "    fallbacks: [calculator]\n    reads: [data, more/notes.txt]\n    writes: [out]\n    \
+         confine: false\n",
     );
     std::fs::write(&workflow, yaml).unwrap();
     let plan = dir.path().join("plan");
@@ -613,4 +615,6 @@ fn reads_and_writes_are_subprocess_tool_keys() {
             ("calculator", &[][..], &[][..])
         ]
     );
+    let confined: Vec<bool> = program.tools().iter().map(|t| t.confine).collect();
+    assert_eq!(confined, [false, true]);
 }

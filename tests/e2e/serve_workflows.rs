@@ -335,6 +335,30 @@ fn metrics_have_no_duplicate_series_when_workflows_share_a_tool_name() {
             );
         }
     }
+    // A run that fails (the calculator refuses 1/0 and no fallback is left) is recorded as
+    // failed, with the node that failed.
+    let (status, body) = request(
+        &address,
+        "POST",
+        "/v1/workflows/calc_a/runs",
+        r#"{"inputs": {"expr": "1/0"}}"#,
+    );
+    assert!(status.contains("500"), "{status}: {body}");
+    let id = json(&body)["id"].as_str().expect("run id").to_owned();
+    let (status, record) = request(&address, "GET", &format!("/v1/runs/{id}"), "");
+    assert!(status.contains("200"), "{status}: {record}");
+    let record = json(&record);
+    assert_eq!(
+        (&record["status"], &record["node"]),
+        (&serde_json::json!("failed"), &serde_json::json!("calc")),
+        "{record}"
+    );
+    assert!(
+        record["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no fallback is left")),
+        "{record}"
+    );
 }
 
 /// With `--api-key-file`, every route but `/health` needs one of the keys; without keys the

@@ -134,6 +134,10 @@ pub struct ToolDecl {
     /// (besides its own temporary working directory).
     #[schemars(with = "Option<Vec<String>>")]
     pub writes: Vec<String>,
+    /// A subprocess tool runs confined (Landlock, a PID namespace of its own; default true).
+    /// `false` runs it unconfined, for kernels or containers without those features.
+    #[schemars(with = "Option<bool>")]
+    pub confine: bool,
     #[schemars(skip)]
     pub span: Span,
 }

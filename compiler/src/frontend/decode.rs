@@ -39,6 +39,7 @@ pub const TOOL_KEYS: &[&str] = &[
     "network",
     "reads",
     "writes",
+    "confine",
 ];
 pub const TOOL_ARG_KEYS: &[&str] = &["type", "required", "description"];
 pub const INDEX_KEYS: &[&str] = &["path", "model", "metric"];
@@ -566,9 +567,12 @@ fn tool(d: &mut Decoder, name: String, key: &YNode, value: &YNode) -> Option<Too
             .unwrap_or_default()
     };
     let (reads, writes) = (paths("reads"), paths("writes"));
+    let confine = f
+        .get("confine")
+        .and_then(|n| d.boolean(n, &format!("confine of {what}")));
     let kind = match kind? {
         "http" => {
-            for key in ["network", "reads", "writes"] {
+            for key in ["network", "reads", "writes", "confine"] {
                 if f.has(key) {
                     d.err(
                         f.pos,
@@ -630,6 +634,7 @@ fn tool(d: &mut Decoder, name: String, key: &YNode, value: &YNode) -> Option<Too
         network: network.unwrap_or(false),
         reads,
         writes,
+        confine: confine.unwrap_or(true),
         span: key.span,
     })
 }

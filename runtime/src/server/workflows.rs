@@ -145,8 +145,12 @@ impl WorkflowState {
             }
             Err(error) => {
                 self.count(workflow, "failed");
-                json!({"id": id, "workflow": workflow, "status": "failed",
-                       "error": error.to_string()})
+                let mut record = json!({"id": id, "workflow": workflow, "status": "failed",
+                                        "error": error.to_string()});
+                if let Error::Workflow { node, .. } = error {
+                    record["node"] = json!(node);
+                }
+                record
             }
         };
         self.record(id, record.clone());

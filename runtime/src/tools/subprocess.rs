@@ -41,10 +41,20 @@ pub async fn run(
     readable.extend(declared(&spec.reads));
     let mut writable = declared(&spec.writes);
     writable.push(workdir.path().to_path_buf());
-    let ruleset = landlock::Ruleset::for_tool(&readable, &writable).map_err(|e| {
-        ToolFailure::Misconfigured(format!("cannot confine the tool to its files: {e}"))
-    })?;
-    let ruleset_fd = ruleset.raw_fd();
+    let confine = spec.confine;
+    let ruleset = if confine {
+        Some(
+            landlock::Ruleset::for_tool(&readable, &writable).map_err(|e| {
+                ToolFailure::Misconfigured(format!(
+                    "cannot confine the tool to its files: {e}; declare `confine: false` on \
+                     the tool to run it unconfined"
+                ))
+            })?,
+        )
+    } else {
+        None
+    };
+    let ruleset_fd = ruleset.as_ref().map(landlock::Ruleset::raw_fd);
     let mut cmd = Command::new(&program);
     cmd.args(&rest)
         .current_dir(workdir.path())
@@ -75,9 +85,14 @@ pub async fn run(
     unsafe {
         cmd.pre_exec(move || {
             limit_resources(cpu_seconds)?;
-            enter_namespaces(isolate, uid_map.as_bytes(), gid_map.as_bytes())?;
-            landlock::restrict_self(ruleset_fd)?;
-            become_namespace_init()
+            enter_namespaces(isolate, confine, uid_map.as_bytes(), gid_map.as_bytes())?;
+            if let Some(fd) = ruleset_fd {
+                landlock::restrict_self(fd)?;
+            }
+            if confine {
+                become_namespace_init()?;
+            }
+            Ok(())
         });
     }
     let spawned = cmd.spawn();
@@ -173,13 +188,23 @@ fn limit_resources(cpu_seconds: u64) -> std::io::Result<()> {
     set(libc::RLIMIT_CORE, 0)
 }
 
-/// Moves the calling (child) process into namespaces of its own: a PID namespace (its next
-/// child is the namespace's init, see [`become_namespace_init`]) and, when `no_network`, a
-/// network namespace with no interfaces but a loopback that is down, so it can reach nothing.
-/// Root unshares them directly; an unprivileged user goes through a user namespace that maps
-/// only its own ids. Where neither is allowed the call fails with the reason.
-fn enter_namespaces(no_network: bool, uid_map: &[u8], gid_map: &[u8]) -> std::io::Result<()> {
-    let flags = libc::CLONE_NEWPID | if no_network { libc::CLONE_NEWNET } else { 0 };
+/// Moves the calling (child) process into namespaces of its own: when `confine`, a PID
+/// namespace (its next child is the namespace's init, see [`become_namespace_init`]), and when
+/// `no_network`, a network namespace with no interfaces but a loopback that is down, so it can
+/// reach nothing. Root unshares them directly; an unprivileged user goes through a user
+/// namespace that maps only its own ids. Where neither is allowed the call fails with the
+/// reason.
+fn enter_namespaces(
+    no_network: bool,
+    confine: bool,
+    uid_map: &[u8],
+    gid_map: &[u8],
+) -> std::io::Result<()> {
+    let flags = if confine { libc::CLONE_NEWPID } else { 0 }
+        | if no_network { libc::CLONE_NEWNET } else { 0 };
+    if flags == 0 {
+        return Ok(());
+    }
     // SAFETY: unshare takes flags only.
     if unsafe { libc::unshare(flags) } == 0 {
         return Ok(());
@@ -194,7 +219,10 @@ fn enter_namespaces(no_network: bool, uid_map: &[u8], gid_map: &[u8]) -> std::io
         };
         return Err(std::io::Error::new(
             error.kind(),
-            format!("cannot {what} ({error}); this needs root or unprivileged user namespaces"),
+            format!(
+                "cannot {what} ({error}); this needs root or unprivileged user namespaces (or \
+                 `network: true` and `confine: false` on the tool)"
+            ),
         ));
     }
     write_proc(c"/proc/self/setgroups", b"deny")?;
