@@ -179,7 +179,7 @@ impl<'c, 'm> LowerCtx<'c, 'm> {
             StringAttribute::new(self.context, &g.name),
             TypeAttribute::new(FunctionType::new(self.context, &[], &[]).into()),
             region,
-            &self.a.workflow_attrs(g),
+            &self.a.workflow_attrs(g)?,
             self.loc(None),
         );
         self.module.body().append_operation(f);

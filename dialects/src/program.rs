@@ -507,8 +507,7 @@ impl OpAttrs<'_, '_, '_> {
 
     /// A condition attribute in the plan form.
     fn condition(&self, name: &str) -> Result<PlanCondition, String> {
-        let text = self.string(name)?;
-        parse_plan_condition(&text).map_err(|e| format!("attribute `{name}` `{text}`: {e}"))
+        plan_condition(name, &self.string(name)?)
     }
 
     /// A decode's `constraint`: the JSON text of [`OutputConstraint::to_json`], or empty for
@@ -617,10 +616,7 @@ fn lower_op(op: &OperationRef<'_, '_>, name: &str) -> Result<Option<OpKind>, Str
             OpKind::Branch {
                 conditions: conditions
                     .iter()
-                    .map(|text| {
-                        parse_plan_condition(text)
-                            .map_err(|e| format!("attribute `{}` `{text}`: {e}", attr::CONDITIONS))
-                    })
+                    .map(|text| plan_condition(attr::CONDITIONS, text))
                     .collect::<Result<_, _>>()?,
                 cases: symbols(&a.json(attr::CASES)?)
                     .ok_or_else(|| format!("attribute `{}` must be symbols", attr::CASES))?,
@@ -658,6 +654,11 @@ fn lower_op(op: &OperationRef<'_, '_>, name: &str) -> Result<Option<OpKind>, Str
         exec::KV_PREFIX => return Ok(None),
         other => return Err(format!("the runtime does not know the op `{other}`")),
     }))
+}
+
+/// The condition `text` of attribute `name`, in the plan form.
+fn plan_condition(name: &str, text: &str) -> Result<PlanCondition, String> {
+    parse_plan_condition(text).map_err(|e| format!("attribute `{name}` `{text}`: {e}"))
 }
 
 /// A render's `messages`: (role, content template) pairs.

@@ -58,6 +58,9 @@ const FALLBACK_LANG: &str = "C.UTF-8";
 impl ToolRunner {
     /// A runner for the tools of a workflow in `base_dir`.
     pub fn new(base_dir: &Path) -> Result<Self> {
+        // Asked once, at start-up: a kernel without Landlock is logged now, not at the first call
+        // (its subprocess tools are refused then, unless they declare `confine: false`).
+        let _ = landlock::abi();
         // Redirects are never followed: a tool's answer comes from the tool's own URL, not from
         // wherever (an internal address) a 3xx points.
         let http = reqwest::Client::builder()

@@ -614,17 +614,12 @@ async fn tools_are_confined_to_their_own_and_declared_files() {
     let mut spec = f.tool("escape", "escape.py", &[]);
     spec.reads = vec!["shared/data.txt".into()];
     let outside = f.path("outside.txt");
-    let got = f
-        .run(
-            &spec,
-            json!({
-                "outside": outside.to_str().unwrap(),
-                "project": f.path("").to_str().unwrap(),
-                "declared": f.path("shared/data.txt").to_str().unwrap(),
-            }),
-        )
-        .await
-        .expect("the tool answers");
+    let args = json!({
+        "outside": outside.to_str().unwrap(),
+        "project": f.path("").to_str().unwrap(),
+        "declared": f.path("shared/data.txt").to_str().unwrap(),
+    });
+    let got = f.run(&spec, args.clone()).await.expect("the tool answers");
     assert_eq!(
         got,
         json!({
@@ -639,17 +634,7 @@ async fn tools_are_confined_to_their_own_and_declared_files() {
 
     // `confine: false` (for kernels or containers without Landlock) lifts it.
     spec.confine = false;
-    let got = f
-        .run(
-            &spec,
-            json!({
-                "outside": outside.to_str().unwrap(),
-                "project": f.path("").to_str().unwrap(),
-                "declared": f.path("shared/data.txt").to_str().unwrap(),
-            }),
-        )
-        .await
-        .expect("the tool answers");
+    let got = f.run(&spec, args).await.expect("the tool answers");
     assert_eq!(
         got,
         json!({

@@ -527,16 +527,7 @@ fn network_is_a_subprocess_tool_key() {
         "    fallbacks: [calculator]\n    network: true\n",
     );
     std::fs::write(&workflow, yaml).unwrap();
-    let plan = dir.path().join("plan");
-    let out = agentc(&[
-        "build",
-        workflow.to_str().unwrap(),
-        "--cluster",
-        "examples/clusters/local.yaml",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = build_plan(&workflow, &dir.path().join("plan"));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(plan.join("manifest.json")).unwrap()).unwrap();
     let tools = manifest["declarations"]["tools"].as_array().expect("tools");
@@ -588,16 +579,7 @@ fn reads_writes_and_confine_are_subprocess_tool_keys() {
          confine: false\n",
     );
     std::fs::write(&workflow, yaml).unwrap();
-    let plan = dir.path().join("plan");
-    let out = agentc(&[
-        "build",
-        workflow.to_str().unwrap(),
-        "--cluster",
-        "examples/clusters/local.yaml",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = build_plan(&workflow, &dir.path().join("plan"));
     let program = agentc_runtime::Program::load(&plan).expect("the plan loads");
     let files: Vec<(&str, &[String], &[String])> = program
         .tools()
@@ -617,4 +599,18 @@ fn reads_writes_and_confine_are_subprocess_tool_keys() {
     );
     let confined: Vec<bool> = program.tools().iter().map(|t| t.confine).collect();
     assert_eq!(confined, [false, true]);
+}
+
+/// Builds `workflow` for the local cluster into the plan directory `plan`.
+fn build_plan(workflow: &std::path::Path, plan: &std::path::Path) -> std::path::PathBuf {
+    let out = agentc(&[
+        "build",
+        workflow.to_str().unwrap(),
+        "--cluster",
+        "examples/clusters/local.yaml",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    plan.to_path_buf()
 }

@@ -89,26 +89,37 @@ impl<'c> Attrs<'c> {
 
     /// The workflow attributes of the main function ([`attr::workflow`]): the declarations
     /// as [`crate::manifest::declarations`] gives them, the same values the manifest holds.
-    pub fn workflow_attrs(&self, g: &WorkflowGraph) -> Vec<(Identifier<'c>, Attribute<'c>)> {
+    pub fn workflow_attrs(
+        &self,
+        g: &WorkflowGraph,
+    ) -> crate::Result<Vec<(Identifier<'c>, Attribute<'c>)>> {
         let d = crate::manifest::declarations(g);
-        let json = |v: serde_json::Result<serde_json::Value>| {
-            self.json(&v.expect("declarations are plain data and always serialize"))
+        let json = |what: &str, v: serde_json::Result<serde_json::Value>| {
+            v.map(|v| self.json(&v)).map_err(|e| {
+                crate::Error::Internal(format!("cannot write the workflow's {what}: {e}"))
+            })
         };
         let mut out = vec![
-            self.named(attr::workflow::SLA, json(serde_json::to_value(&d.sla))),
+            self.named(
+                attr::workflow::SLA,
+                json("SLA", serde_json::to_value(&d.sla))?,
+            ),
             self.named(
                 attr::workflow::MODELS,
-                json(serde_json::to_value(&d.models)),
+                json("models", serde_json::to_value(&d.models))?,
             ),
-            self.named(attr::workflow::TOOLS, json(serde_json::to_value(&d.tools))),
+            self.named(
+                attr::workflow::TOOLS,
+                json("tools", serde_json::to_value(&d.tools))?,
+            ),
             self.named(
                 attr::workflow::INDEXES,
-                json(serde_json::to_value(&d.indexes)),
+                json("indexes", serde_json::to_value(&d.indexes))?,
             ),
         ];
         if let Some(desc) = &d.description {
             out.push(self.named(attr::workflow::DESCRIPTION, self.str(desc)));
         }
-        out
+        Ok(out)
     }
 }

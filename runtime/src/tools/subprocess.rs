@@ -32,25 +32,24 @@ pub async fn run(
         .map_err(|e| ToolFailure::Spawn(format!("cannot create its working directory: {e}")))?;
     let program = resolve(&runner.base_dir, program);
     let rest: Vec<std::ffi::OsString> = rest.iter().map(|a| resolve(&runner.base_dir, a)).collect();
-    // Built here, applied in the child: the tool reads only the system's programs and its own
-    // files, and writes only its working directory.
-    let declared = |paths: &[String]| -> Vec<std::path::PathBuf> {
-        paths.iter().map(|p| runner.base_dir.join(p)).collect()
-    };
-    let mut readable = landlock::readable_paths(Path::new(&program), &rest);
-    readable.extend(declared(&spec.reads));
-    let mut writable = declared(&spec.writes);
-    writable.push(workdir.path().to_path_buf());
     let confine = spec.confine;
+    // Built here, applied in the child: the tool reads only the system's programs, its own
+    // files and what it declares, and writes only its working directory and what it declares.
     let ruleset = if confine {
-        Some(
-            landlock::Ruleset::for_tool(&readable, &writable).map_err(|e| {
-                ToolFailure::Misconfigured(format!(
-                    "cannot confine the tool to its files: {e}; declare `confine: false` on \
-                     the tool to run it unconfined"
-                ))
-            })?,
-        )
+        let declared = |paths: &[String]| -> Vec<std::path::PathBuf> {
+            paths.iter().map(|p| runner.base_dir.join(p)).collect()
+        };
+        let mut readable = landlock::readable_paths(Path::new(&program), &rest);
+        readable.extend(declared(&spec.reads));
+        let mut writable = declared(&spec.writes);
+        writable.push(workdir.path().to_path_buf());
+        let ruleset = landlock::Ruleset::for_tool(&readable, &writable).map_err(|e| {
+            ToolFailure::Misconfigured(format!(
+                "cannot confine the tool to its files: {e}; declare `confine: false` on the \
+                 tool to run it unconfined"
+            ))
+        })?;
+        Some(ruleset)
     } else {
         None
     };
