@@ -9,7 +9,9 @@ use crate::error::{Error, Result, check_len};
 use crate::formats::{QK, quantize_block_i8};
 
 /// `n` rows of `k` activations, quantized per 32-element block:
-/// `x[j][b*32 + i] ~= d[j*nb + b] * qs[j*k + b*32 + i]`, and `s[j*nb + b] = d * sum_i qs`.
+/// `x[j][b*32 + i] ~= d[j*nb + b] * qs[j*k + b*32 + i]`, and `s[j*nb + b] = d * sum_i qs`;
+/// `s16[2*(j*nb + b) + h]` is the same sum over half `h` of the block (for weights with a scale
+/// per 16 elements).
 #[derive(Debug, Clone, Default)]
 pub struct Q8Activations {
     n: usize,
@@ -17,6 +19,7 @@ pub struct Q8Activations {
     qs: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
+    s16: Vec<f32>,
 }
 
 impl Q8Activations {
@@ -43,17 +46,23 @@ impl Q8Activations {
         self.qs.resize(n * k, 0);
         self.d.resize(n * nb, 0.0);
         self.s.resize(n * nb, 0.0);
+        self.quantize_blocks(x);
+        self.half_sums();
+        Ok(())
+    }
+
+    fn quantize_blocks(&mut self, x: &[f32]) {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
             // SAFETY: the CPU has AVX-512 F/BW (checked just above).
             unsafe { avx512::quantize(x, &mut self.qs, &mut self.d, &mut self.s) };
-            return Ok(());
+            return;
         }
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
             // SAFETY: the CPU has AVX2 (checked just above).
             unsafe { avx2::quantize(x, &mut self.qs, &mut self.d, &mut self.s) };
-            return Ok(());
+            return;
         }
         for (((xb, qb), d), s) in x
             .chunks_exact(QK)
@@ -65,7 +74,21 @@ impl Q8Activations {
             *d = bd;
             *s = bd * sum as f32;
         }
-        Ok(())
+    }
+
+    /// Fills `s16` from the quants and scales.
+    fn half_sums(&mut self) {
+        self.s16.resize(2 * self.d.len(), 0.0);
+        for ((qb, &d), s16) in self
+            .qs
+            .chunks_exact(QK)
+            .zip(&self.d)
+            .zip(self.s16.chunks_exact_mut(2))
+        {
+            let (lo, hi) = qb.split_at(QK / 2);
+            s16[0] = d * lo.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+            s16[1] = d * hi.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+        }
     }
 
     /// Number of rows (sequences / tokens).
@@ -91,6 +114,11 @@ impl Q8Activations {
     /// Per-block `d * sum(qs)`, `n x k/32`.
     pub fn s(&self) -> &[f32] {
         &self.s
+    }
+
+    /// Per half block `d * sum(qs)`, `n x 2k/32`.
+    pub fn s16(&self) -> &[f32] {
+        &self.s16
     }
 
     /// The dequantized value of row `j`, element `i` (for tests and references).
@@ -165,6 +193,7 @@ pub fn quantize_portable(x: &[f32], n: usize, k: usize) -> Result<Q8Activations>
         *d = bd;
         *s = bd * sum as f32;
     }
+    a.half_sums();
     Ok(a)
 }
 
@@ -177,6 +206,7 @@ pub fn quantize_avx2(x: &[f32], n: usize, k: usize) -> Result<Option<Q8Activatio
     if avx2::available() {
         // SAFETY: the CPU has AVX2 (checked just above).
         unsafe { avx2::quantize(x, &mut a.qs, &mut a.d, &mut a.s) };
+        a.half_sums();
         return Ok(Some(a));
     }
     Ok(None)

@@ -415,7 +415,7 @@ pub fn matmul_ref(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()>
 impl GgmlType {
     /// Whether values are stored as floats (F32, F16) rather than quantized blocks.
     pub fn is_float(self) -> bool {
-        matches!(self, GgmlType::F32 | GgmlType::F16)
+        matches!(self, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16)
     }
 }
 

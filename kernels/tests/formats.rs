@@ -19,9 +19,9 @@ fn type_sizes_match_ggml() {
     ];
     for (ty, bs, ts) in expect {
         assert_eq!((ty.block_size(), ty.type_size()), (bs, ts), "{ty}");
-        assert_eq!(GgmlType::from_ggml_id(ty.ggml_id()), Some(ty));
+        assert_eq!(GgmlType::from_id(ty.id()), Some(ty));
     }
-    assert_eq!(GgmlType::from_ggml_id(12), None);
+    assert_eq!(GgmlType::from_id(4), None);
     assert_eq!(GgmlType::Q4_1.row_bytes(576), Ok(360));
     assert!(matches!(
         GgmlType::Q4_1.row_bytes(33),

@@ -91,7 +91,7 @@ fn real_weights_packed_matmul_matches_oracle() {
         ("token_embd.weight", 700),
     ] {
         let (id, dims, off) = t[name].clone();
-        let ty = GgmlType::from_ggml_id(id).unwrap();
+        let ty = GgmlType::from_id(id).unwrap();
         let (cols, rows) = (dims[0], dims[1].min(max_rows));
         let len = ty.row_bytes(cols).unwrap() * rows;
         let w = QMatrix::new(ty, rows, cols, &bytes[off..off + len]).unwrap();

@@ -15,7 +15,7 @@ pub mod workflow;
 
 pub use agentc_engine::Error as EngineError;
 pub use agentc_engine::{
-    constraint, engine, kv, model, ops, quant, sampling, serving, text_stream, weights,
+    constraint, engine, kv, model, ops, sampling, serving, text_stream, weights,
 };
 
 pub use agentc_model::{ChatMessage, bundled};

@@ -3,7 +3,8 @@
 //! A 256-bit register holds 8 rows x 4 bytes, so a group of 16 rows is done as two halves.
 //! `vpmaddubsw` multiplies unsigned weights by signed activations into i16 pairs: for Q4 the 8
 //! products of a block are summed in i16 (at most 8 * 2 * 15 * 127 = 30480, no overflow) before
-//! one `vpmaddwd`; Q8_0 uses the sign trick (`|w|` times `sign(x, w)`) and widens every step.
+//! one `vpmaddwd`; Q8_0 uses the sign trick (`|w|` times `sign(x, w)`) and widens every step;
+//! U8 (unsigned quants up to 63, a scale and offset per half block) widens every two vectors.
 
 pub(super) use imp::*;
 
@@ -13,17 +14,28 @@ const MAX_TILE: usize = 4;
 
 #[cfg(target_arch = "x86_64")]
 mod imp {
-    use super::super::pack::{VEC_BYTES, group_block_bytes, qs_offset};
+    use super::super::pack::{Layout, VEC_BYTES};
     use super::super::{PackedMatrix, ROW_GROUP, blocks, prefetch_ahead};
     use super::MAX_TILE;
     use crate::activations::Q8Activations;
-    use crate::formats::{GgmlType, QK};
+    use crate::formats::QK;
     use std::arch::x86_64::*;
     use std::ops::Range;
 
     const Q4_0: u8 = 0;
     const Q4_1: u8 = 1;
     const Q8_0: u8 = 2;
+    const U8: u8 = 3;
+
+    /// The layout of kernel variant `T`.
+    const fn layout(t: u8) -> Layout {
+        match t {
+            Q4_0 => Layout::Q4_0,
+            Q4_1 => Layout::Q4_1,
+            Q8_0 => Layout::Q8_0,
+            _ => Layout::U8,
+        }
+    }
     /// Rows per 256-bit register.
     const HALF: usize = ROW_GROUP / 2;
 
@@ -43,10 +55,12 @@ mod imp {
     ) {
         // SAFETY: `KernelContext::with_isa` refuses `Isa::Avx2` unless `available()`.
         unsafe {
-            match w.ty() {
-                GgmlType::Q4_0 => groups_impl::<Q4_0>(w, acts, groups, out),
-                GgmlType::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
-                _ => groups_impl::<Q8_0>(w, acts, groups, out),
+            match w.layout() {
+                Layout::Q4_0 => groups_impl::<Q4_0>(w, acts, groups, out),
+                Layout::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
+                Layout::Q8_0 => groups_impl::<Q8_0>(w, acts, groups, out),
+                Layout::U8 => groups_impl::<U8>(w, acts, groups, out),
+                Layout::Float => unreachable!("float matrices take the f32 path"),
             }
         }
     }
@@ -58,6 +72,8 @@ mod imp {
         xq: &'a [i8],
         xd: &'a [f32],
         xs: &'a [f32],
+        /// Half-block sums (two per block).
+        xs16: &'a [f32],
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -88,6 +104,7 @@ mod imp {
                         xq: &acts.qs()[j * k..(j + nt) * k],
                         xd: &acts.d()[j * nb..(j + nt) * nb],
                         xs: &acts.s()[j * nb..(j + nt) * nb],
+                        xs16: &acts.s16()[2 * j * nb..2 * (j + nt) * nb],
                     };
                     let outs = &mut out[j..j + nt];
                     // SAFETY: same CPU features as this function; the tile holds `nt` rows.
@@ -118,15 +135,11 @@ mod imp {
         at: usize,
         valid: usize,
     ) {
-        let ty = match T {
-            Q4_0 => GgmlType::Q4_0,
-            Q4_1 => GgmlType::Q4_1,
-            _ => GgmlType::Q8_0,
-        };
-        let gbb = group_block_bytes(ty);
-        let qs_off = qs_offset(ty);
+        let gbb = layout(T).group_block_bytes();
+        let qs_off = layout(T).qs_offset();
         assert!(tile.gdata.len() >= tile.nb * gbb && tile.xq.len() >= NT * tile.k);
         assert!(tile.xd.len() >= NT * tile.nb && tile.xs.len() >= NT * tile.nb && outs.len() >= NT);
+        assert!(tile.xs16.len() >= 2 * NT * tile.nb);
         let mask = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); NT];
@@ -138,18 +151,36 @@ mod imp {
             let dv =
                 unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.add(16 * half) as *const __m128i)) };
             let cv = match T {
-                // SAFETY: Q4_1 group blocks hold 16 f16 minimums after the scales.
-                Q4_1 => unsafe {
+                // SAFETY: Q4_1 group blocks hold 16 f16 offsets after the scales (U8 ones the
+                // second half block's scales).
+                Q4_1 | U8 => unsafe {
                     _mm256_cvtph_ps(_mm_loadu_si128(p.add(32 + 16 * half) as *const __m128i))
                 },
                 Q4_0 => _mm256_mul_ps(dv, _mm256_set1_ps(-8.0)),
                 // The sign trick below multiplies signed weights directly: no correction.
                 _ => _mm256_setzero_ps(),
             };
+            // U8 only: the two half blocks' offsets.
+            let (c_lo, c_hi) = if T == U8 {
+                // SAFETY: U8 group blocks hold 2 x 16 f16 offsets after the 2 x 16 scales.
+                unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(p.add(64 + 16 * half) as *const __m128i)),
+                        _mm256_cvtph_ps(_mm_loadu_si128(p.add(96 + 16 * half) as *const __m128i)),
+                    )
+                }
+            } else {
+                (_mm256_setzero_ps(), _mm256_setzero_ps())
+            };
             // SAFETY: the qs vectors end at the end of the group block; this half's 32 bytes.
             let q = unsafe { p.add(qs_off + 32 * half) };
             let mut wv = [_mm256_setzero_si256(); 8];
-            if T == Q8_0 {
+            if T == U8 {
+                for (t, v) in wv.iter_mut().enumerate() {
+                    // SAFETY: vector `t < 8` of a U8 group block.
+                    *v = unsafe { _mm256_loadu_si256(q.add(t * VEC_BYTES) as *const __m256i) };
+                }
+            } else if T == Q8_0 {
                 for (t, v) in wv.iter_mut().enumerate() {
                     // SAFETY: vector `t < 8` of a Q8_0 group block; undo the +128 offset.
                     let raw = unsafe { _mm256_loadu_si256(q.add(t * VEC_BYTES) as *const __m256i) };
@@ -166,6 +197,29 @@ mod imp {
             for (jj, a) in acc.iter_mut().enumerate() {
                 // SAFETY: activation row `jj < NT`, block `b < nb`: 32 bytes inside `xq`.
                 let xb = unsafe { tile.xq.as_ptr().add(jj * tile.k + b * QK) } as *const i32;
+                let i = jj * tile.nb + b;
+                if T == U8 {
+                    // Per half block, two vectors of pair sums in i16 (at most 4 x 63 x 127 =
+                    // 32004) before widening; each half has its own scale and offset.
+                    let mut sums = [_mm256_setzero_si256(); 2];
+                    for t in (0..8).step_by(2) {
+                        // SAFETY: 4-byte reads at offsets 4t and 4t + 4 < 32 of the block.
+                        let (x0, x1) =
+                            unsafe { (xb.add(t).read_unaligned(), xb.add(t + 1).read_unaligned()) };
+                        let p16 = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(wv[t], _mm256_set1_epi32(x0)),
+                            _mm256_maddubs_epi16(wv[t + 1], _mm256_set1_epi32(x1)),
+                        );
+                        sums[t / 4] = _mm256_add_epi32(sums[t / 4], _mm256_madd_epi16(p16, ones));
+                    }
+                    let dx = _mm256_set1_ps(tile.xd[i]);
+                    let (lo, hi) = (_mm256_mul_ps(dv, dx), _mm256_mul_ps(cv, dx));
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[0]), lo, *a);
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[1]), hi, *a);
+                    *a = _mm256_fmadd_ps(c_lo, _mm256_set1_ps(tile.xs16[2 * i]), *a);
+                    *a = _mm256_fmadd_ps(c_hi, _mm256_set1_ps(tile.xs16[2 * i + 1]), *a);
+                    continue;
+                }
                 let isum = if T == Q8_0 {
                     let mut s = _mm256_setzero_si256();
                     for (t, &wt) in wv.iter().enumerate() {
@@ -194,7 +248,6 @@ mod imp {
                     }
                     _mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones)
                 };
-                let i = jj * tile.nb + b;
                 let scale = _mm256_mul_ps(dv, _mm256_set1_ps(tile.xd[i]));
                 *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, *a);
                 *a = _mm256_fmadd_ps(cv, _mm256_set1_ps(tile.xs[i]), *a);

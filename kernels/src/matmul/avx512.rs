@@ -4,7 +4,8 @@
 //! vectors of unsigned weight bytes (16 rows x 4 consecutive elements); each is multiplied by
 //! the 4 matching activation bytes broadcast to all lanes with one `vpdpbusd`. The 16 i32 lanes
 //! are the 16 rows' block dot products; one FMA applies `d_w * d_x` and one adds `c_w * s_x`.
-//! The expanded weights stay in registers for up to [`MAX_TILE`] activation rows.
+//! The expanded weights stay in registers for up to [`MAX_TILE`] activation rows. The U8
+//! layout (a scale and offset per half block) keeps two sums, one per half.
 
 pub(super) use imp::*;
 
@@ -14,17 +15,28 @@ const MAX_TILE: usize = 8;
 
 #[cfg(target_arch = "x86_64")]
 mod imp {
-    use super::super::pack::{VEC_BYTES, group_block_bytes, qs_offset};
+    use super::super::pack::{Layout, VEC_BYTES};
     use super::super::{PackedMatrix, ROW_GROUP, blocks, prefetch_ahead};
     use super::MAX_TILE;
     use crate::activations::Q8Activations;
-    use crate::formats::{GgmlType, QK};
+    use crate::formats::QK;
     use std::arch::x86_64::*;
     use std::ops::Range;
 
     const Q4_0: u8 = 0;
     const Q4_1: u8 = 1;
     const Q8_0: u8 = 2;
+    const U8: u8 = 3;
+
+    /// The layout of kernel variant `T`.
+    const fn layout(t: u8) -> Layout {
+        match t {
+            Q4_0 => Layout::Q4_0,
+            Q4_1 => Layout::Q4_1,
+            Q8_0 => Layout::Q8_0,
+            _ => Layout::U8,
+        }
+    }
 
     /// Whether the CPU has every feature this kernel is compiled for.
     pub(crate) fn available() -> bool {
@@ -46,10 +58,12 @@ mod imp {
         // SAFETY: `KernelContext::with_isa` refuses `Isa::Avx512Vnni` unless `available()`, so the
         // CPU supports every feature `groups_impl` is compiled with.
         unsafe {
-            match w.ty() {
-                GgmlType::Q4_0 => groups_impl::<Q4_0>(w, acts, groups, out),
-                GgmlType::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
-                _ => groups_impl::<Q8_0>(w, acts, groups, out),
+            match w.layout() {
+                Layout::Q4_0 => groups_impl::<Q4_0>(w, acts, groups, out),
+                Layout::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
+                Layout::Q8_0 => groups_impl::<Q8_0>(w, acts, groups, out),
+                Layout::U8 => groups_impl::<U8>(w, acts, groups, out),
+                Layout::Float => unreachable!("float matrices take the f32 path"),
             }
         }
     }
@@ -63,6 +77,8 @@ mod imp {
         xq: &'a [i8],
         xd: &'a [f32],
         xs: &'a [f32],
+        /// Half-block sums (two per block).
+        xs16: &'a [f32],
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
@@ -88,6 +104,7 @@ mod imp {
                     xq: &acts.qs()[j * k..(j + nt) * k],
                     xd: &acts.d()[j * nb..(j + nt) * nb],
                     xs: &acts.s()[j * nb..(j + nt) * nb],
+                    xs16: &acts.s16()[2 * j * nb..2 * (j + nt) * nb],
                 };
                 let outs = &mut out[j..j + nt];
                 // SAFETY: same CPU features as this function; the tile's slices hold `nt` rows.
@@ -121,15 +138,11 @@ mod imp {
         at: usize,
         valid: usize,
     ) {
-        let ty = match T {
-            Q4_0 => GgmlType::Q4_0,
-            Q4_1 => GgmlType::Q4_1,
-            _ => GgmlType::Q8_0,
-        };
-        let gbb = group_block_bytes(ty);
-        let qs_off = qs_offset(ty);
+        let gbb = layout(T).group_block_bytes();
+        let qs_off = layout(T).qs_offset();
         assert!(tile.gdata.len() >= tile.nb * gbb && tile.xq.len() >= NT * tile.k);
         assert!(tile.xd.len() >= NT * tile.nb && tile.xs.len() >= NT * tile.nb && outs.len() >= NT);
+        assert!(tile.xs16.len() >= 2 * NT * tile.nb);
         let mask = _mm512_set1_epi8(0x0f);
         let mut acc = [_mm512_setzero_ps(); NT];
         let mut cacc = [_mm512_setzero_ps(); NT];
@@ -140,17 +153,32 @@ mod imp {
             // SAFETY: 32 bytes of f16 scales at the start of the group block.
             let dv = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) };
             let cv = match T {
-                // SAFETY: Q4_1 group blocks hold 16 f16 minimums after the scales.
-                Q4_1 => unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32) as *const __m256i)) },
+                // SAFETY: Q4_1 group blocks hold 16 f16 offsets after the scales (U8 ones the
+                // second half block's scales).
+                Q4_1 | U8 => unsafe {
+                    _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32) as *const __m256i))
+                },
                 Q4_0 => _mm512_mul_ps(dv, _mm512_set1_ps(-8.0)),
                 _ => _mm512_mul_ps(dv, _mm512_set1_ps(-128.0)),
+            };
+            // U8 only: the two half blocks' offsets.
+            let (c_lo, c_hi) = if T == U8 {
+                // SAFETY: U8 group blocks hold 2 x 16 f16 offsets after the 2 x 16 scales.
+                unsafe {
+                    (
+                        _mm512_cvtph_ps(_mm256_loadu_si256(p.add(64) as *const __m256i)),
+                        _mm512_cvtph_ps(_mm256_loadu_si256(p.add(96) as *const __m256i)),
+                    )
+                }
+            } else {
+                (_mm512_setzero_ps(), _mm512_setzero_ps())
             };
             // SAFETY: the qs vectors (4 or 8 x 64 bytes) end at the end of the group block.
             let q = unsafe { p.add(qs_off) };
             let mut wv = [_mm512_setzero_si512(); 8];
-            if T == Q8_0 {
+            if T == Q8_0 || T == U8 {
                 for (t, v) in wv.iter_mut().enumerate() {
-                    // SAFETY: vector `t < 8` of a Q8_0 group block.
+                    // SAFETY: vector `t < 8` of an 8-bit group block.
                     *v = unsafe { _mm512_loadu_si512(q.add(t * VEC_BYTES) as *const _) };
                 }
             } else {
@@ -165,6 +193,24 @@ mod imp {
             for jj in 0..NT {
                 // SAFETY: activation row `jj < NT`, block `b < nb`: 32 bytes inside `xq`.
                 let xb = unsafe { tile.xq.as_ptr().add(jj * tile.k + b * QK) } as *const i32;
+                let i = jj * tile.nb + b;
+                if T == U8 {
+                    // Each half block has its own scale and offset: two sums of 16 products.
+                    let mut sums = [_mm512_setzero_si512(); 2];
+                    for (t, &w) in wv.iter().enumerate() {
+                        // SAFETY: a 4-byte read at offset 4t < 32 of the block.
+                        let x = unsafe { xb.add(t).read_unaligned() };
+                        sums[t / 4] = _mm512_dpbusd_epi32(sums[t / 4], w, _mm512_set1_epi32(x));
+                    }
+                    let dx = _mm512_set1_ps(tile.xd[i]);
+                    let (lo, hi) = (_mm512_mul_ps(dv, dx), _mm512_mul_ps(cv, dx));
+                    acc[jj] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[0]), lo, acc[jj]);
+                    acc[jj] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[1]), hi, acc[jj]);
+                    let (s_lo, s_hi) = (tile.xs16[2 * i], tile.xs16[2 * i + 1]);
+                    cacc[jj] = _mm512_fmadd_ps(c_lo, _mm512_set1_ps(s_lo), cacc[jj]);
+                    cacc[jj] = _mm512_fmadd_ps(c_hi, _mm512_set1_ps(s_hi), cacc[jj]);
+                    continue;
+                }
                 // One running sum over the block's 32 products: the low-nibble (or first 16)
                 // elements, then the high-nibble (or last 16) ones.
                 let mut isum = _mm512_setzero_si512();
@@ -173,7 +219,6 @@ mod imp {
                     let x = unsafe { xb.add(t).read_unaligned() };
                     isum = _mm512_dpbusd_epi32(isum, w, _mm512_set1_epi32(x));
                 }
-                let i = jj * tile.nb + b;
                 let scale = _mm512_mul_ps(dv, _mm512_set1_ps(tile.xd[i]));
                 acc[jj] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[jj]);
                 cacc[jj] = _mm512_fmadd_ps(cv, _mm512_set1_ps(tile.xs[i]), cacc[jj]);

@@ -1,34 +1,92 @@
 //! [`PackedMatrix`]: weights repacked once (at model load) into the layout the fast kernels read.
 //!
 //! Rows are grouped by [`ROW_GROUP`] = 16 (the last group padded with zero rows). For each group
-//! and each 32-element block `b`, one *group block* holds, for the 16 rows `r`:
+//! and each 32-element block `b`, one *group block* holds, for the 16 rows `r`, the block's
+//! coefficients and quants in one of four [`Layout`]s (every quantized type is read through its
+//! sub-blocks, see `formats::affine`, so element `i` of a block is `d * u_i + c`):
 //!
-//! - `d[r]`: 16 f16 scales (32 bytes), then for Q4_1 `m[r]`: 16 f16 minimums (32 bytes);
-//! - Q4_0/Q4_1: 4 vectors `t` of 64 bytes; byte `4r + i` of vector `t` is byte `4t + i` of row
-//!   `r`'s ggml `qs`, so its low nibble is element `4t + i` and its high nibble element
-//!   `16 + 4t + i`;
-//! - Q8_0: 8 vectors `t` of 64 bytes; byte `4r + i` of vector `t` is element `4t + i` of row `r`
-//!   XOR 0x80 (i.e. `q + 128` as an unsigned byte, which is what `vpdpbusd` multiplies).
+//! - `d[r]`: 16 f16 scales (32 bytes), then for [`Layout::Q4_1`] `c[r]`: 16 f16 offsets;
+//! - [`Layout::Q4_0`]/[`Layout::Q4_1`]: 4 vectors `t` of 64 bytes; byte `4r + i` of vector `t`
+//!   holds element `4t + i` of row `r` in its low nibble and element `16 + 4t + i` in its high
+//!   nibble (ggml's own `qs` order);
+//! - [`Layout::Q8_0`]: 8 vectors `t` of 64 bytes; byte `4r + i` of vector `t` is element `4t + i`
+//!   of row `r` as `q + 128` (i.e. an unsigned byte, which is what `vpdpbusd` multiplies);
+//! - [`Layout::U8`]: 16 f16 `d` for elements 0..16, 16 for 16..32, then 16 f16 `c` for each half
+//!   (128 bytes), and 8 vectors as for Q8_0 holding the unsigned quants `u` themselves.
 //!
-//! The size is the same as the ggml bytes. F32/F16 matrices are kept as plain f32 rows.
+//! Q4_0, Q4_1 and Q8_0 keep their size and values exactly; Q5_0 is exact in the Q8_0 layout
+//! (`q - 16` fits a byte); Q4_K (as Q4_1) and Q5_1, Q5_K, Q6_K (as U8, Q6_K needing a scale per
+//! 16) round each sub-block's `d * scale` and minimum to f16, a relative change of at most 2^-11
+//! of that coefficient. F32/F16/BF16 matrices are kept as plain f32 rows.
 
 use super::{QMatrix, ROW_GROUP, blocks};
 use crate::error::{Error, Result};
-use crate::formats::{GgmlType, QK, dequantize_row};
+use crate::formats::affine::{self, SubBlock};
+use crate::formats::{GgmlType, QK, QK_K, dequantize_row};
+use half::f16;
 
-/// Bytes of one group block's quantized values (`qs`) for 4-bit types.
+/// Bytes of one group block's quantized values (`qs`) for 4-bit layouts.
 const Q4_QS_BYTES: usize = ROW_GROUP * QK / 2;
-/// Bytes of one group block's quantized values for Q8_0.
+/// Bytes of one group block's quantized values for 8-bit layouts.
 const Q8_QS_BYTES: usize = ROW_GROUP * QK;
 /// Bytes of 16 f16 values.
 const F16X16_BYTES: usize = ROW_GROUP * 2;
 /// Bytes per k-group vector: 16 rows x 4 bytes.
 pub(crate) const VEC_BYTES: usize = ROW_GROUP * 4;
 
+/// The packed layout of a group block; chosen from the weights' type by [`Layout::of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// 4-bit quants, f16 `d`, offset `-8 d`.
+    Q4_0,
+    /// 4-bit quants, f16 `d` and `c`.
+    Q4_1,
+    /// 8-bit `q + 128`, f16 `d`, offset `-128 d`.
+    Q8_0,
+    /// 8-bit unsigned quants, f16 `d` and `c` per half block.
+    U8,
+    /// Plain f32 rows.
+    Float,
+}
+
+impl Layout {
+    /// The layout weights of type `ty` are packed into, if the kernels support `ty`.
+    pub(crate) fn of(ty: GgmlType) -> Option<Self> {
+        use GgmlType::*;
+        Some(match ty {
+            F32 | F16 | Bf16 => Self::Float,
+            Q4_0 => Self::Q4_0,
+            Q4_1 | Q4K => Self::Q4_1,
+            Q8_0 | Q5_0 => Self::Q8_0,
+            Q5_1 | Q5K | Q6K => Self::U8,
+            _ => return None,
+        })
+    }
+
+    /// Offset of the `qs` vectors inside a group block.
+    pub(crate) const fn qs_offset(self) -> usize {
+        match self {
+            Self::Q4_1 => 2 * F16X16_BYTES,
+            Self::U8 => 4 * F16X16_BYTES,
+            _ => F16X16_BYTES,
+        }
+    }
+
+    /// Bytes of one group block.
+    pub(crate) const fn group_block_bytes(self) -> usize {
+        match self {
+            Self::Q4_0 | Self::Q4_1 => self.qs_offset() + Q4_QS_BYTES,
+            Self::Q8_0 | Self::U8 => self.qs_offset() + Q8_QS_BYTES,
+            Self::Float => 0,
+        }
+    }
+}
+
 /// A weight matrix repacked for [`super::matmul`]; see the module docs for the layout.
 #[derive(Debug, Clone)]
 pub struct PackedMatrix {
     ty: GgmlType,
+    layout: Layout,
     rows: usize,
     cols: usize,
     /// Quantized types: `groups * blocks * group_block_bytes` bytes.
@@ -37,51 +95,36 @@ pub struct PackedMatrix {
     floats: Vec<f32>,
 }
 
-/// Offset of the `qs` vectors inside a group block.
-pub(crate) const fn qs_offset(ty: GgmlType) -> usize {
-    match ty {
-        GgmlType::Q4_1 => 2 * F16X16_BYTES,
-        _ => F16X16_BYTES,
-    }
-}
-
-/// Bytes of one group block.
-pub(crate) const fn group_block_bytes(ty: GgmlType) -> usize {
-    match ty {
-        GgmlType::Q4_0 => F16X16_BYTES + Q4_QS_BYTES,
-        GgmlType::Q4_1 => 2 * F16X16_BYTES + Q4_QS_BYTES,
-        GgmlType::Q8_0 => F16X16_BYTES + Q8_QS_BYTES,
-        _ => 0,
-    }
+fn put_f16(dst: &mut [u8], v: f32) {
+    dst[..2].copy_from_slice(&f16::from_f32(v).to_bits().to_le_bytes());
 }
 
 impl PackedMatrix {
-    /// Repacks `w`. Supports Q4_0, Q4_1, Q8_0 (repacked) and F32, F16 (converted to f32).
+    /// Repacks `w`. Supports every type of [`GgmlType::is_supported`]: the quantized ones are
+    /// repacked, the float ones converted to f32.
     pub fn pack(w: &QMatrix) -> Result<Self> {
         let (ty, rows, cols) = (w.ty(), w.rows(), w.cols());
+        let layout = Layout::of(ty).ok_or(Error::UnsupportedType {
+            op: "PackedMatrix::pack",
+            ty: ty.name(),
+        })?;
         let mut p = Self {
             ty,
+            layout,
             rows,
             cols,
             data: Vec::new(),
             floats: Vec::new(),
         };
-        match ty {
-            GgmlType::F32 | GgmlType::F16 => {
-                p.floats = vec![0.0; rows * cols];
-                if cols > 0 {
-                    for (r, dst) in p.floats.chunks_exact_mut(cols).enumerate() {
-                        dequantize_row(ty, w.row(r), dst)?;
-                    }
+        if layout == Layout::Float {
+            p.floats = vec![0.0; rows * cols];
+            if cols > 0 {
+                for (r, dst) in p.floats.chunks_exact_mut(cols).enumerate() {
+                    dequantize_row(ty, w.row(r), dst)?;
                 }
             }
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => p.pack_quantized(w),
-            GgmlType::Q8_1 => {
-                return Err(Error::UnsupportedType {
-                    op: "PackedMatrix::pack",
-                    ty: ty.name(),
-                });
-            }
+        } else {
+            p.pack_quantized(w);
         }
         Ok(p)
     }
@@ -111,41 +154,37 @@ impl PackedMatrix {
     }
 
     fn pack_quantized(&mut self, w: &QMatrix) {
-        let ty = self.ty;
+        let (ty, layout) = (self.ty, self.layout);
         let nb = blocks(self.cols);
-        let gbb = group_block_bytes(ty);
-        let ts = ty.type_size();
-        let qs_off = qs_offset(ty);
-        // Offset of the quants inside a ggml block: after d (and m for Q4_1).
-        let src_qs = ts - if ty == GgmlType::Q8_0 { QK } else { QK / 2 };
+        let gbb = layout.group_block_bytes();
+        let per_block = affine::sub_blocks(ty);
         self.data = vec![0u8; self.groups() * nb * gbb];
         if nb == 0 {
             return;
         }
+        let mut subs = [SubBlock::default(); QK_K / QK];
+        let subs = &mut subs[..per_block];
         for (g, gdata) in self.data.chunks_exact_mut(nb * gbb).enumerate() {
             for r in 0..ROW_GROUP.min(self.rows - g * ROW_GROUP) {
                 let row = w.row(g * ROW_GROUP + r);
-                for (src, dst) in row.chunks_exact(ts).zip(gdata.chunks_exact_mut(gbb)) {
-                    dst[2 * r..2 * r + 2].copy_from_slice(&src[0..2]);
-                    if ty == GgmlType::Q4_1 {
-                        dst[F16X16_BYTES + 2 * r..F16X16_BYTES + 2 * r + 2]
-                            .copy_from_slice(&src[2..4]);
-                    }
-                    let flip = if ty == GgmlType::Q8_0 { 0x80 } else { 0 };
-                    for (t, quad) in src[src_qs..].chunks_exact(4).enumerate() {
-                        let at = qs_off + t * VEC_BYTES + 4 * r;
-                        for (o, &q) in dst[at..at + 4].iter_mut().zip(quad) {
-                            *o = q ^ flip;
-                        }
+                let mut dst_blocks = gdata.chunks_exact_mut(gbb);
+                for src in row.chunks_exact(ty.type_size()) {
+                    affine::decode_block(ty, src, subs);
+                    for (sb, dst) in subs.iter().zip(dst_blocks.by_ref()) {
+                        write_sub_block(layout, sb, r, dst);
                     }
                 }
             }
         }
     }
-
     /// The weights' ggml type.
     pub fn ty(&self) -> GgmlType {
         self.ty
+    }
+
+    /// The packed layout the kernels read.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// Number of rows (outputs).
@@ -170,12 +209,54 @@ impl PackedMatrix {
 
     /// The packed bytes of group `g` (quantized types).
     pub(crate) fn group_data(&self, g: usize) -> &[u8] {
-        let len = blocks(self.cols) * group_block_bytes(self.ty);
+        let len = blocks(self.cols) * self.layout.group_block_bytes();
         &self.data[g * len..(g + 1) * len]
     }
 
     /// Row `r` as f32 (float types).
     pub(crate) fn float_row(&self, r: usize) -> &[f32] {
         &self.floats[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+/// Writes row `r`'s part of one group block from sub-block `sb`.
+fn write_sub_block(layout: Layout, sb: &SubBlock, r: usize, dst: &mut [u8]) {
+    let qs_off = layout.qs_offset();
+    let (d, c) = sb.coefficients(0);
+    put_f16(&mut dst[2 * r..], d);
+    match layout {
+        Layout::Q4_0 | Layout::Q4_1 => {
+            if layout == Layout::Q4_1 {
+                put_f16(&mut dst[F16X16_BYTES + 2 * r..], c);
+            }
+            for t in 0..QK / 8 {
+                for i in 0..4 {
+                    let e = 4 * t + i;
+                    dst[qs_off + t * VEC_BYTES + 4 * r + i] = sb.u[e] | (sb.u[e + QK / 2] << 4);
+                }
+            }
+        }
+        Layout::Q8_0 => {
+            for t in 0..QK / 4 {
+                for i in 0..4 {
+                    let e = 4 * t + i;
+                    // `u - zero` is the signed quant; stored as an unsigned byte `+ 128`.
+                    let q = i32::from(sb.u[e]) - i32::from(sb.zero);
+                    dst[qs_off + t * VEC_BYTES + 4 * r + i] = (q + 128) as u8;
+                }
+            }
+        }
+        Layout::U8 => {
+            let (d_hi, c_hi) = sb.coefficients(1);
+            put_f16(&mut dst[F16X16_BYTES + 2 * r..], d_hi);
+            put_f16(&mut dst[2 * F16X16_BYTES + 2 * r..], c);
+            put_f16(&mut dst[3 * F16X16_BYTES + 2 * r..], c_hi);
+            for t in 0..QK / 4 {
+                for i in 0..4 {
+                    dst[qs_off + t * VEC_BYTES + 4 * r + i] = sb.u[4 * t + i];
+                }
+            }
+        }
+        Layout::Float => unreachable!("float matrices are not packed in blocks"),
     }
 }

@@ -1,72 +1,71 @@
 //! Portable kernels: the oracle over raw ggml bytes and a scalar kernel over the packed layout.
 
-use super::pack::{VEC_BYTES, group_block_bytes, qs_offset};
+use super::pack::{Layout, VEC_BYTES};
 use super::{PackedMatrix, QMatrix, ROW_GROUP, blocks};
 use crate::activations::Q8Activations;
 use crate::error::{Error, Result};
-use crate::formats::{GgmlType, QK, dequantize_row, f16_at};
+use crate::formats::affine::{self, SubBlock};
+use crate::formats::{QK, QK_K, dequantize_row, f16_at};
 use crate::simd::{dispatch, sum16};
 use std::ops::Range;
 
-/// Per-block weight coefficients `(d, c)` such that a block's dot product with 8-bit activations
-/// `(dx, s = dx * sum(qx))` is `d * dx * sum(u * qx) + c * s`, where `u` are the stored unsigned
-/// quants (Q4: the nibble; packed Q8_0: `q + 128`).
+/// Per-block weight coefficients `(d, c)` of the single-scale layouts such that a block's dot
+/// product with 8-bit activations `(dx, s = dx * sum(qx))` is `d * dx * sum(u * qx) + c * s`,
+/// where `u` are the stored unsigned quants (Q4: the nibble; packed Q8_0: `q + 128`).
 #[inline(always)]
-fn coefficients(ty: GgmlType, d: f32, m: f32) -> (f32, f32) {
-    match ty {
-        GgmlType::Q4_0 => (d, -8.0 * d),
-        GgmlType::Q4_1 => (d, m),
+fn coefficients(layout: Layout, d: f32, c: f32) -> (f32, f32) {
+    match layout {
+        Layout::Q4_0 => (d, -8.0 * d),
+        Layout::Q4_1 => (d, c),
         _ => (d, -128.0 * d),
     }
 }
 
-/// The oracle: every output from the raw ggml blocks, one at a time.
+/// The oracle: every output from the raw ggml blocks, one at a time, with the exact f32
+/// coefficients of each sub-block: per half `h`, `d_h * dx * sum((u - zero) * qx) + m_h * s_h`.
 pub(super) fn matmul_ref_q8(w: &QMatrix, acts: &Q8Activations, y: &mut [f32]) -> Result<()> {
     let ty = w.ty();
-    if !matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+    if !affine::is_affine(ty) {
         return Err(Error::UnsupportedType {
             op: "matmul_ref",
             ty: ty.name(),
         });
     }
-    let (k, nb, ts) = (w.cols(), blocks(w.cols()), ty.type_size());
-    for j in 0..acts.n() {
-        let xq = &acts.qs()[j * k..(j + 1) * k];
-        for r in 0..w.rows() {
-            let mut acc = 0.0f32;
-            for (b, blk) in w.row(r).chunks_exact(ts).enumerate() {
-                let xb = &xq[b * QK..(b + 1) * QK];
-                let (dx, sx) = (acts.d()[j * nb + b], acts.s()[j * nb + b]);
-                let d = f16_at(blk);
-                let (isum, c) = match ty {
-                    GgmlType::Q8_0 => {
-                        let isum: i32 = blk[2..]
-                            .iter()
-                            .zip(xb)
-                            .map(|(&q, &x)| q as i8 as i32 * x as i32)
-                            .sum();
-                        (isum, 0.0)
-                    }
-                    _ => {
-                        let (qs, m) = if ty == GgmlType::Q4_1 {
-                            (&blk[4..], f16_at(&blk[2..]))
-                        } else {
-                            (&blk[2..], 0.0)
-                        };
-                        let mut isum = 0i32;
-                        for (i, &q) in qs.iter().enumerate() {
-                            isum += (q & 0x0f) as i32 * xb[i] as i32
-                                + (q >> 4) as i32 * xb[i + QK / 2] as i32;
-                        }
-                        (isum, coefficients(ty, d, m).1)
-                    }
-                };
-                acc += d * dx * isum as f32 + c * sx;
+    let (k, nb) = (w.cols(), blocks(w.cols()));
+    y.fill(0.0);
+    let mut subs = [SubBlock::default(); QK_K / QK];
+    let subs = &mut subs[..affine::sub_blocks(ty)];
+    for r in 0..w.rows() {
+        for (gb, blk) in w.row(r).chunks_exact(ty.type_size()).enumerate() {
+            affine::decode_block(ty, blk, subs);
+            for (i, sb) in subs.iter().enumerate() {
+                let b = gb * subs.len() + i;
+                for j in 0..acts.n() {
+                    let xb = &acts.qs()[j * k + b * QK..j * k + (b + 1) * QK];
+                    let at = j * nb + b;
+                    let s16 = [acts.s16()[2 * at], acts.s16()[2 * at + 1]];
+                    y[j * w.rows() + r] += sub_block_dot(sb, xb, acts.d()[at], acts.s()[at], s16);
+                }
             }
-            y[j * w.rows() + r] = acc;
         }
     }
     Ok(())
+}
+
+/// One sub-block's dot product with a block of 8-bit activations.
+fn sub_block_dot(sb: &SubBlock, xb: &[i8], dx: f32, s: f32, s16: [f32; 2]) -> f32 {
+    let half = |h: usize| -> i32 {
+        (h * QK / 2..(h + 1) * QK / 2)
+            .map(|i| (i32::from(sb.u[i]) - i32::from(sb.zero)) * i32::from(xb[i]))
+            .sum()
+    };
+    if sb.is_split() {
+        (0..2)
+            .map(|h| sb.d[h] * dx * half(h) as f32 + sb.m[h] * s16[h])
+            .sum()
+    } else {
+        sb.d[0] * dx * (half(0) + half(1)) as f32 + sb.m[0] * s
+    }
 }
 
 /// The oracle for float weights.
@@ -94,12 +93,12 @@ pub(super) fn matmul_groups(
     groups: Range<usize>,
     out: &mut [&mut [f32]],
 ) {
-    let ty = w.ty();
+    let layout = w.layout();
     let (k, nb, gbb, qs_off) = (
         w.cols(),
         blocks(w.cols()),
-        group_block_bytes(ty),
-        qs_offset(ty),
+        layout.group_block_bytes(),
+        layout.qs_offset(),
     );
     let base = groups.start * ROW_GROUP;
     for g in groups {
@@ -110,33 +109,53 @@ pub(super) fn matmul_groups(
             let mut acc = [0.0f32; ROW_GROUP];
             for (b, gb) in gdata.chunks_exact(gbb).enumerate() {
                 let xb = &xq[b * QK..(b + 1) * QK];
-                let (dx, sx) = (acts.d()[j * nb + b], acts.s()[j * nb + b]);
+                let at = j * nb + b;
+                let (dx, sx) = (acts.d()[at], acts.s()[at]);
                 for (r, a) in acc.iter_mut().enumerate() {
-                    let d = f16_at(&gb[2 * r..]);
-                    let m = if ty == GgmlType::Q4_1 {
-                        f16_at(&gb[2 * ROW_GROUP + 2 * r..])
-                    } else {
-                        0.0
-                    };
-                    let mut isum = 0i32;
-                    if ty == GgmlType::Q8_0 {
-                        for t in 0..QK / 4 {
-                            for i in 0..4 {
-                                isum += gb[qs_off + t * VEC_BYTES + 4 * r + i] as i32
-                                    * xb[4 * t + i] as i32;
+                    let f16_row = |array: usize| f16_at(&gb[array * 2 * ROW_GROUP + 2 * r..]);
+                    let byte = |t: usize, i: usize| gb[qs_off + t * VEC_BYTES + 4 * r + i];
+                    match layout {
+                        Layout::U8 => {
+                            // Halves: vectors 0..4 hold elements 0..16, vectors 4..8 the rest.
+                            for h in 0..2 {
+                                let mut isum = 0i32;
+                                for t in 4 * h..4 * h + 4 {
+                                    for i in 0..4 {
+                                        isum += i32::from(byte(t, i)) * i32::from(xb[4 * t + i]);
+                                    }
+                                }
+                                let (d, c) = (f16_row(h), f16_row(2 + h));
+                                *a += d * dx * isum as f32 + c * acts.s16()[2 * at + h];
                             }
                         }
-                    } else {
-                        for t in 0..QK / 8 {
-                            for i in 0..4 {
-                                let q = gb[qs_off + t * VEC_BYTES + 4 * r + i];
-                                isum += (q & 0x0f) as i32 * xb[4 * t + i] as i32;
-                                isum += (q >> 4) as i32 * xb[QK / 2 + 4 * t + i] as i32;
+                        Layout::Q8_0 => {
+                            let mut isum = 0i32;
+                            for t in 0..QK / 4 {
+                                for i in 0..4 {
+                                    isum += i32::from(byte(t, i)) * i32::from(xb[4 * t + i]);
+                                }
                             }
+                            let (d, c) = coefficients(layout, f16_row(0), 0.0);
+                            *a += d * dx * isum as f32 + c * sx;
+                        }
+                        _ => {
+                            let mut isum = 0i32;
+                            for t in 0..QK / 8 {
+                                for i in 0..4 {
+                                    let q = byte(t, i);
+                                    isum += i32::from(q & 0x0f) * i32::from(xb[4 * t + i]);
+                                    isum += i32::from(q >> 4) * i32::from(xb[QK / 2 + 4 * t + i]);
+                                }
+                            }
+                            let c = if layout == Layout::Q4_1 {
+                                f16_row(1)
+                            } else {
+                                0.0
+                            };
+                            let (d, c) = coefficients(layout, f16_row(0), c);
+                            *a += d * dx * isum as f32 + c * sx;
                         }
                     }
-                    let (d, c) = coefficients(ty, d, m);
-                    *a += d * dx * isum as f32 + c * sx;
                 }
             }
             let at = g * ROW_GROUP - base;

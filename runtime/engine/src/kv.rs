@@ -122,7 +122,10 @@ impl KvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::round_f16;
+
+    fn round_f16(x: f32) -> f32 {
+        half::f16::from_f32(x).to_f32()
+    }
 
     #[test]
     fn write_rounds_to_f16_and_transposes_keys_within_the_block() {

@@ -9,7 +9,6 @@ pub mod error;
 pub mod kv;
 pub mod model;
 pub mod ops;
-pub mod quant;
 pub mod sampling;
 pub mod serving;
 pub mod text_stream;

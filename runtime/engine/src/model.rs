@@ -144,7 +144,7 @@ impl LlamaModel {
         for (&token, row) in tokens.zip(x.chunks_exact_mut(c.n_embd)) {
             self.weights
                 .token_embedding
-                .dequantize_row(token as usize, row);
+                .dequantize_row(token as usize, row)?;
         }
         // One set of activation buffers for every layer (each is overwritten whole).
         for (index, layer) in self.weights.layers.iter().enumerate() {

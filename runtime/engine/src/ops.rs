@@ -6,7 +6,6 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-use crate::quant::PreparedActivations;
 use crate::weights::QuantTensor;
 
 mod attention;
@@ -81,10 +80,7 @@ impl Matmul {
             (Some(context), Some(packed)) => {
                 Ok(agentc_kernels::matmul(packed, x, n_tokens, out, context)?)
             }
-            _ if w.has_plain_copy() => {
-                matmul(w, x, n_tokens, out);
-                Ok(())
-            }
+            _ if w.has_plain_copy() => matmul(w, x, n_tokens, out),
             _ => Err(Error::WeightsUnavailable {
                 tensor: w.name.clone(),
             }),
@@ -125,40 +121,30 @@ impl Matmul {
 }
 
 /// `out[t][r] = dot(w[r], x[t])` for `n_tokens` activation rows `x` (`n_tokens * w.cols`
-/// values), token-major output (`n_tokens * w.rows` values). Runs on the current rayon pool.
-pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) {
-    debug_assert_eq!(x.len(), n_tokens * w.cols);
-    debug_assert_eq!(out.len(), n_tokens * w.rows);
-    let prepared = PreparedActivations::new(w.ty, x, w.cols);
-    if n_tokens == 1 {
-        out.par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(chunk, out_rows)| {
-                for (i, o) in out_rows.iter_mut().enumerate() {
-                    *o = prepared.dot(w, chunk * ROWS_PER_TASK + i, 0);
-                }
-            });
-        return;
-    }
-    // Row-major scratch so each task owns a contiguous slice; each weight row is read once
-    // for all tokens.
-    let mut by_row = vec![0.0f32; w.rows * n_tokens];
-    by_row
-        .par_chunks_mut(ROWS_PER_TASK * n_tokens)
-        .enumerate()
-        .for_each(|(chunk, rows)| {
-            for (i, row_out) in rows.chunks_exact_mut(n_tokens).enumerate() {
-                let r = chunk * ROWS_PER_TASK + i;
-                for (t, o) in row_out.iter_mut().enumerate() {
-                    *o = prepared.dot(w, r, t);
-                }
-            }
-        });
-    for (r, row) in by_row.chunks_exact(n_tokens).enumerate() {
-        for (t, &v) in row.iter().enumerate() {
-            out[t * w.rows + r] = v;
+/// values), token-major output (`n_tokens * w.rows` values): `agentc-kernels`' scalar oracle
+/// ([`agentc_kernels::matmul_ref`]) over chunks of rows, in parallel on the current rayon pool.
+pub fn matmul(w: &QuantTensor, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
+    let matrix = w.matrix()?;
+    let row_bytes = w.row_bytes();
+    let chunks: Vec<Vec<f32>> = (0..w.rows.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|chunk| {
+            let first = chunk * ROWS_PER_TASK;
+            let rows = ROWS_PER_TASK.min(w.rows - first);
+            let data = &matrix.data()[first * row_bytes..(first + rows) * row_bytes];
+            let part = agentc_kernels::QMatrix::new(w.ty, rows, w.cols, data)?;
+            let mut y = vec![0.0f32; n_tokens * rows];
+            agentc_kernels::matmul_ref(&part, x, n_tokens, &mut y)?;
+            Ok(y)
+        })
+        .collect::<Result<_>>()?;
+    for (chunk, y) in chunks.iter().enumerate() {
+        let (first, rows) = (chunk * ROWS_PER_TASK, y.len() / n_tokens.max(1));
+        for (t, src) in y.chunks_exact(rows.max(1)).enumerate() {
+            out[t * w.rows + first..t * w.rows + first + rows].copy_from_slice(src);
         }
     }
+    Ok(())
 }
 
 /// RMS normalization of each `weight.len()`-wide row of `x`, then scaling by `weight`, in place.

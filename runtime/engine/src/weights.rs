@@ -4,7 +4,6 @@ use agentc_kernels::{PackedMatrix, QMatrix};
 use agentc_model::{GgmlType, GgufFile, LlamaConfig};
 
 use crate::error::{Error, Result};
-use crate::quant;
 
 /// A weight matrix of `rows` rows of `cols` values each, stored in a ggml format.
 ///
@@ -17,7 +16,6 @@ pub struct QuantTensor {
     pub rows: usize,
     pub cols: usize,
     pub data: Vec<u8>,
-    pub scales: quant::BlockScales,
     /// The same matrix repacked for `agentc-kernels`' fast matmul, when that backend is in use.
     pub packed: Option<PackedMatrix>,
 }
@@ -30,7 +28,6 @@ impl QuantTensor {
             ty,
             rows,
             cols,
-            scales: quant::BlockScales::of(ty, &data),
             data,
             packed: None,
         }
@@ -38,12 +35,7 @@ impl QuantTensor {
 
     /// Builds the `agentc-kernels` packing of this matrix (for matmuls; rows stay readable here).
     pub fn pack(&mut self) -> Result<()> {
-        let ty =
-            kernels_type(self.ty).ok_or_else(|| agentc_model::Error::UnsupportedTensorType {
-                tensor: self.name.clone(),
-                type_name: self.ty.name(),
-            })?;
-        let matrix = QMatrix::new(ty, self.rows, self.cols, &self.data)?;
+        let matrix = self.matrix()?;
         self.packed = Some(PackedMatrix::pack(&matrix)?);
         Ok(())
     }
@@ -76,7 +68,18 @@ impl QuantTensor {
     /// afterwards only the kernels can use it.
     fn release_plain_copy(&mut self) {
         self.data = Vec::new();
-        self.scales = quant::BlockScales::default();
+    }
+
+    /// The ggml-layout bytes as a kernels matrix.
+    pub fn matrix(&self) -> Result<QMatrix<'_>> {
+        if !self.ty.is_supported() {
+            return Err(agentc_model::Error::UnsupportedTensorType {
+                tensor: self.name.clone(),
+                type_name: self.ty.name(),
+            }
+            .into());
+        }
+        Ok(QMatrix::new(self.ty, self.rows, self.cols, &self.data)?)
     }
 
     /// Whether the ggml-layout bytes are here (the reference matmul and row lookups need them).
@@ -84,36 +87,26 @@ impl QuantTensor {
         !self.data.is_empty()
     }
 
+    /// Bytes of one row (the loader checked that rows are whole blocks).
     pub fn row_bytes(&self) -> usize {
-        quant::row_bytes(self.ty, self.cols)
+        self.cols / self.ty.block_size() * self.ty.type_size()
     }
 
     /// Row `r` as f32 (used for embedding lookups and norm weights).
-    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
         let row_bytes = self.row_bytes();
-        quant::dequantize_row(self.ty, &self.data[r * row_bytes..(r + 1) * row_bytes], out);
+        let row = &self.data[r * row_bytes..(r + 1) * row_bytes];
+        Ok(agentc_kernels::dequantize_row(self.ty, row, out)?)
     }
 
     /// The whole tensor as f32 (for small vectors such as norm weights).
-    pub fn to_f32(&self) -> Vec<f32> {
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
         let mut out = vec![0.0; self.rows * self.cols];
         for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
-            self.dequantize_row(r, row);
+            self.dequantize_row(r, row)?;
         }
-        out
+        Ok(out)
     }
-}
-
-/// The `agentc-kernels` name of a tensor type, for the types both crates support.
-fn kernels_type(ty: GgmlType) -> Option<agentc_kernels::GgmlType> {
-    Some(match ty {
-        GgmlType::F32 => agentc_kernels::GgmlType::F32,
-        GgmlType::F16 => agentc_kernels::GgmlType::F16,
-        GgmlType::Q4_0 => agentc_kernels::GgmlType::Q4_0,
-        GgmlType::Q4_1 => agentc_kernels::GgmlType::Q4_1,
-        GgmlType::Q8_0 => agentc_kernels::GgmlType::Q8_0,
-        _ => return None,
-    })
 }
 
 /// The weights of one transformer block.
@@ -156,8 +149,7 @@ impl LlamaWeights {
             config.n_ff,
             config.vocab_size,
         );
-        let vector =
-            |name: &str, len: usize| QuantTensor::load(gguf, name, len, 1).map(|t| t.to_f32());
+        let vector = |name: &str, len: usize| QuantTensor::load(gguf, name, len, 1)?.to_f32();
         let optional_vector = |name: &str, len: usize| -> Result<Option<Vec<f32>>> {
             match gguf.tensor_info(name) {
                 Some(_) => vector(name, len).map(Some),
@@ -248,10 +240,10 @@ impl LlamaWeights {
 fn stack(parts: &[&QuantTensor]) -> Result<Option<PackedMatrix>> {
     let mut matrices = Vec::with_capacity(parts.len());
     for part in parts {
-        let Some(ty) = kernels_type(part.ty).filter(|_| part.ty == parts[0].ty) else {
+        if part.ty != parts[0].ty {
             return Ok(None);
-        };
-        matrices.push(QMatrix::new(ty, part.rows, part.cols, &part.data)?);
+        }
+        matrices.push(part.matrix()?);
     }
     Ok(Some(PackedMatrix::pack_stacked(&matrices)?))
 }

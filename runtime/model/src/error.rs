@@ -54,7 +54,8 @@ pub enum Error {
     },
 
     #[error(
-        "tensor {tensor} has type {type_name}, which agentc does not support yet (supported: F32, F16, Q4_0, Q4_1, Q8_0)"
+        "tensor {tensor} has type {type_name}, which agentc does not support yet (supported: {})",
+        crate::GgmlType::supported_names()
     )]
     UnsupportedTensorType {
         tensor: String,

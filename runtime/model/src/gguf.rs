@@ -5,7 +5,6 @@
 //! then the tensor data. Every length and offset is checked against the file before it is used.
 
 mod cursor;
-mod ggml_type;
 mod value;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-pub use ggml_type::GgmlType;
+/// ggml tensor types live with the kernels that read them; the loader re-exports them.
+pub use agentc_kernels::GgmlType;
 pub use value::{MetadataLookup, MetadataValue};
 
 use crate::error::{Error, Result};

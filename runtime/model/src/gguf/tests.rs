@@ -264,14 +264,16 @@ fn corrupt_headers_are_typed_errors() {
 
 #[test]
 fn unsupported_and_unknown_tensor_types_are_named() {
-    let q6k = GgufBuilder::new()
-        .tensor("output.weight", &[256], 14, vec![0; 210])
+    // Q3_K (id 11): 110 bytes per 256 elements.
+    let q3k = GgufBuilder::new()
+        .tensor("output.weight", &[256], 11, vec![0; 110])
         .build();
-    let (_dir, path) = write_temp(&q6k);
+    let (_dir, path) = write_temp(&q3k);
     let gguf = GgufFile::open(&path).unwrap();
     assert_eq!(
         gguf.tensor_data("output.weight").unwrap_err().to_string(),
-        "tensor output.weight has type Q6_K, which agentc does not support yet (supported: F32, F16, Q4_0, Q4_1, Q8_0)"
+        "tensor output.weight has type Q3_K, which agentc does not support yet (supported: F32, \
+         F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, BF16)"
     );
     let unknown = GgufBuilder::new()
         .tensor("t", &[32], 77, vec![0; 32])
