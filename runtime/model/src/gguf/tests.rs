@@ -192,6 +192,35 @@ fn every_truncation_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn truncated_k_quant_tensor_names_the_tensor_and_its_bytes() {
+    // Two Q4_K super-blocks (2 x 144 bytes) of which the file holds 200 bytes.
+    let bytes = GgufBuilder::new()
+        .tensor("blk.0.ffn_down.weight", &[512], 12, vec![7; 288])
+        .build();
+    let cut = bytes.len() - 88;
+    let (_dir, path) = write_temp(&bytes[..cut]);
+    let message = GgufFile::open(&path).unwrap_err().to_string();
+    assert!(
+        message.ends_with(&format!(
+            "tensor blk.0.ffn_down.weight extends past end of file: needs bytes {}..{}, file has {cut}",
+            bytes.len() - 288,
+            bytes.len()
+        )),
+        "{message}"
+    );
+    // A row that is not whole super-blocks is refused by name too.
+    let ragged = GgufBuilder::new()
+        .tensor("blk.0.ffn_down.weight", &[576], 12, vec![0; 144 * 2])
+        .build();
+    let (_dir, path) = write_temp(&ragged);
+    let message = GgufFile::open(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("tensor blk.0.ffn_down.weight has rows of 576 elements, not a multiple of the Q4_K block size 256"),
+        "{message}"
+    );
+}
+
+#[test]
 fn truncated_tensor_data_names_the_tensor_and_range() {
     let bytes = sample().build();
     let (_dir, path) = write_temp(&bytes[..bytes.len() - 5]);
