@@ -16,7 +16,7 @@ const MAX_TILE: usize = 4;
 mod imp {
     use super::super::pack::{Layout, VEC_BYTES};
     use super::super::{PackedMatrix, ROW_GROUP, blocks, prefetch_ahead};
-    use super::MAX_TILE;
+    use super::{MAX_TILE, add_high_bits};
     use crate::activations::Q8Activations;
     use crate::formats::QK;
     use std::arch::x86_64::*;
@@ -26,6 +26,7 @@ mod imp {
     const Q4_1: u8 = 1;
     const Q8_0: u8 = 2;
     const U8: u8 = 3;
+    const Q5: u8 = 4;
 
     /// The layout of kernel variant `T`.
     const fn layout(t: u8) -> Layout {
@@ -33,6 +34,7 @@ mod imp {
             Q4_0 => Layout::Q4_0,
             Q4_1 => Layout::Q4_1,
             Q8_0 => Layout::Q8_0,
+            Q5 => Layout::Q5,
             _ => Layout::U8,
         }
     }
@@ -60,6 +62,7 @@ mod imp {
                 Layout::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
                 Layout::Q8_0 => groups_impl::<Q8_0>(w, acts, groups, out),
                 Layout::U8 => groups_impl::<U8>(w, acts, groups, out),
+                Layout::Q5 => groups_impl::<Q5>(w, acts, groups, out),
                 Layout::Float => unreachable!("float matrices take the f32 path"),
             }
         }
@@ -153,7 +156,7 @@ mod imp {
             let cv = match T {
                 // SAFETY: Q4_1 group blocks hold 16 f16 offsets after the scales (U8 ones the
                 // second half block's scales).
-                Q4_1 | U8 => unsafe {
+                Q4_1 | U8 | Q5 => unsafe {
                     _mm256_cvtph_ps(_mm_loadu_si128(p.add(32 + 16 * half) as *const __m128i))
                 },
                 Q4_0 => _mm256_mul_ps(dv, _mm256_set1_ps(-8.0)),
@@ -193,6 +196,12 @@ mod imp {
                     wv[t] = _mm256_and_si256(v, mask);
                     wv[t + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
                 }
+                if T == Q5 {
+                    // SAFETY: this half's 32 bytes of the high-bit plane after the 4 vectors.
+                    let plane =
+                        unsafe { _mm256_loadu_si256(q.add(4 * VEC_BYTES) as *const __m256i) };
+                    add_high_bits(&mut wv, plane);
+                }
             }
             for (jj, a) in acc.iter_mut().enumerate() {
                 // SAFETY: activation row `jj < NT`, block `b < nb`: 32 bytes inside `xq`.
@@ -220,7 +229,24 @@ mod imp {
                     *a = _mm256_fmadd_ps(c_hi, _mm256_set1_ps(tile.xs16[2 * i + 1]), *a);
                     continue;
                 }
-                let isum = if T == Q8_0 {
+                let isum = if T == Q5 {
+                    // 5-bit products overflow i16 summed over 8 vectors: widen each 4.
+                    let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                    for t in (0..8).step_by(2) {
+                        // SAFETY: 4-byte reads at offsets 4t and 4t + 4 < 32 of the block.
+                        let (x0, x1) =
+                            unsafe { (xb.add(t).read_unaligned(), xb.add(t + 1).read_unaligned()) };
+                        s0 = _mm256_add_epi16(
+                            s0,
+                            _mm256_maddubs_epi16(wv[t], _mm256_set1_epi32(x0)),
+                        );
+                        s1 = _mm256_add_epi16(
+                            s1,
+                            _mm256_maddubs_epi16(wv[t + 1], _mm256_set1_epi32(x1)),
+                        );
+                    }
+                    _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones))
+                } else if T == Q8_0 {
                     let mut s = _mm256_setzero_si256();
                     for (t, &wt) in wv.iter().enumerate() {
                         // SAFETY: 4-byte read at offset 4t < 32 of the block.
@@ -259,6 +285,35 @@ mod imp {
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
             outs[jj][at..at + valid].copy_from_slice(&lanes[..valid]);
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Ors bit 4 into each byte of the 8 nibble vectors `wv` from the Q5 high-bit plane (bit `v`
+/// of each byte belongs to vector `v`): a 16-bit shift brings bit `v` of every byte to bit 4 of
+/// the same byte (shifts of at most 4 never cross into the neighbouring byte's bit 4).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn add_high_bits(wv: &mut [__m256i; 8], plane: __m256i) {
+    let bit4 = _mm256_set1_epi8(0x10);
+    let shifted = [
+        _mm256_slli_epi16::<4>(plane),
+        _mm256_slli_epi16::<3>(plane),
+        _mm256_slli_epi16::<2>(plane),
+        _mm256_slli_epi16::<1>(plane),
+        plane,
+        _mm256_srli_epi16::<1>(plane),
+        _mm256_srli_epi16::<2>(plane),
+        _mm256_srli_epi16::<3>(plane),
+    ];
+    for (w, s) in wv.iter_mut().zip(shifted) {
+        *w = _mm256_or_si256(*w, _mm256_and_si256(s, bit4));
     }
 }
 

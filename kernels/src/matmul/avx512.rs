@@ -27,6 +27,7 @@ mod imp {
     const Q4_1: u8 = 1;
     const Q8_0: u8 = 2;
     const U8: u8 = 3;
+    const Q5: u8 = 4;
 
     /// The layout of kernel variant `T`.
     const fn layout(t: u8) -> Layout {
@@ -34,6 +35,7 @@ mod imp {
             Q4_0 => Layout::Q4_0,
             Q4_1 => Layout::Q4_1,
             Q8_0 => Layout::Q8_0,
+            Q5 => Layout::Q5,
             _ => Layout::U8,
         }
     }
@@ -63,6 +65,7 @@ mod imp {
                 Layout::Q4_1 => groups_impl::<Q4_1>(w, acts, groups, out),
                 Layout::Q8_0 => groups_impl::<Q8_0>(w, acts, groups, out),
                 Layout::U8 => groups_impl::<U8>(w, acts, groups, out),
+                Layout::Q5 => groups_impl::<Q5>(w, acts, groups, out),
                 Layout::Float => unreachable!("float matrices take the f32 path"),
             }
         }
@@ -155,7 +158,7 @@ mod imp {
             let cv = match T {
                 // SAFETY: Q4_1 group blocks hold 16 f16 offsets after the scales (U8 ones the
                 // second half block's scales).
-                Q4_1 | U8 => unsafe {
+                Q4_1 | U8 | Q5 => unsafe {
                     _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32) as *const __m256i))
                 },
                 Q4_0 => _mm512_mul_ps(dv, _mm512_set1_ps(-8.0)),
@@ -188,6 +191,26 @@ mod imp {
                     wv[t] = _mm512_and_si512(v, mask);
                     // Shifted once here rather than once per activation row below.
                     wv[t + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
+                }
+                if T == Q5 {
+                    // SAFETY: the 64-byte high-bit plane after the 4 vectors.
+                    let plane = unsafe { _mm512_loadu_si512(q.add(4 * VEC_BYTES) as *const _) };
+                    // Bit `v` of each plane byte is bit 4 of vector `v`'s byte: a 16-bit shift
+                    // by at most 4 moves it to bit 4 of the same byte.
+                    let bit4 = _mm512_set1_epi8(0x10);
+                    let shifted = [
+                        _mm512_slli_epi16::<4>(plane),
+                        _mm512_slli_epi16::<3>(plane),
+                        _mm512_slli_epi16::<2>(plane),
+                        _mm512_slli_epi16::<1>(plane),
+                        plane,
+                        _mm512_srli_epi16::<1>(plane),
+                        _mm512_srli_epi16::<2>(plane),
+                        _mm512_srli_epi16::<3>(plane),
+                    ];
+                    for (w, s) in wv.iter_mut().zip(shifted) {
+                        *w = _mm512_or_si512(*w, _mm512_and_si512(s, bit4));
+                    }
                 }
             }
             for jj in 0..NT {

@@ -11,13 +11,17 @@
 //!   nibble (ggml's own `qs` order);
 //! - [`Layout::Q8_0`]: 8 vectors `t` of 64 bytes; byte `4r + i` of vector `t` is element `4t + i`
 //!   of row `r` as `q + 128` (i.e. an unsigned byte, which is what `vpdpbusd` multiplies);
+//! - [`Layout::Q5`]: `d` and `c` as Q4_1, the 4 nibble vectors of the low 4 bits, then one
+//!   64-byte *high-bit plane*: bit `v` of its byte `4r + i` is bit 4 of element `4v + i` of row `r`
+//!   (the element whose low bits are in nibble vector `v % 4`, low nibble for `v < 4`); a kernel
+//!   gets vector `v`'s high bits with one 16-bit shift and a mask (6 bits per weight);
 //! - [`Layout::U8`]: 16 f16 `d` for elements 0..16, 16 for 16..32, then 16 f16 `c` for each half
 //!   (128 bytes), and 8 vectors as for Q8_0 holding the unsigned quants `u` themselves.
 //!
-//! Q4_0, Q4_1 and Q8_0 keep their size and values exactly; Q5_0 is exact in the Q8_0 layout
-//! (`q - 16` fits a byte); Q4_K (as Q4_1) and Q5_1, Q5_K, Q6_K (as U8, Q6_K needing a scale per
-//! 16) round each sub-block's `d * scale` and minimum to f16, a relative change of at most 2^-11
-//! of that coefficient. F32/F16/BF16 matrices are kept as plain f32 rows.
+//! Q4_0, Q4_1 and Q8_0 keep their size and values exactly, as do Q5_0 and Q5_1 (as Q5); Q4_K
+//! (as Q4_1), Q5_K (as Q5) and Q6_K (as U8, as it needs a scale per 16) round each sub-block's
+//! `d * scale` and minimum to f16, a relative change of at most 2^-11 of that coefficient.
+//! F32/F16/BF16 matrices are kept as plain f32 rows.
 
 use super::{QMatrix, ROW_GROUP, blocks};
 use crate::error::{Error, Result};
@@ -27,6 +31,8 @@ use half::f16;
 
 /// Bytes of one group block's quantized values (`qs`) for 4-bit layouts.
 const Q4_QS_BYTES: usize = ROW_GROUP * QK / 2;
+/// Bytes of a group block's high-bit plane (Q5).
+const Q5_QH_BYTES: usize = ROW_GROUP * QK / 8;
 /// Bytes of one group block's quantized values for 8-bit layouts.
 const Q8_QS_BYTES: usize = ROW_GROUP * QK;
 /// Bytes of 16 f16 values.
@@ -43,6 +49,8 @@ pub(crate) enum Layout {
     Q4_1,
     /// 8-bit `q + 128`, f16 `d`, offset `-128 d`.
     Q8_0,
+    /// 5-bit quants as nibbles plus a high-bit plane, f16 `d` and `c`.
+    Q5,
     /// 8-bit unsigned quants, f16 `d` and `c` per half block.
     U8,
     /// Plain f32 rows.
@@ -57,8 +65,9 @@ impl Layout {
             F32 | F16 | Bf16 => Self::Float,
             Q4_0 => Self::Q4_0,
             Q4_1 | Q4K => Self::Q4_1,
-            Q8_0 | Q5_0 => Self::Q8_0,
-            Q5_1 | Q5K | Q6K => Self::U8,
+            Q8_0 => Self::Q8_0,
+            Q5_0 | Q5_1 | Q5K => Self::Q5,
+            Q6K => Self::U8,
             _ => return None,
         })
     }
@@ -66,7 +75,7 @@ impl Layout {
     /// Offset of the `qs` vectors inside a group block.
     pub(crate) const fn qs_offset(self) -> usize {
         match self {
-            Self::Q4_1 => 2 * F16X16_BYTES,
+            Self::Q4_1 | Self::Q5 => 2 * F16X16_BYTES,
             Self::U8 => 4 * F16X16_BYTES,
             _ => F16X16_BYTES,
         }
@@ -76,6 +85,7 @@ impl Layout {
     pub(crate) const fn group_block_bytes(self) -> usize {
         match self {
             Self::Q4_0 | Self::Q4_1 => self.qs_offset() + Q4_QS_BYTES,
+            Self::Q5 => self.qs_offset() + Q4_QS_BYTES + Q5_QH_BYTES,
             Self::Q8_0 | Self::U8 => self.qs_offset() + Q8_QS_BYTES,
             Self::Float => 0,
         }
@@ -225,14 +235,23 @@ fn write_sub_block(layout: Layout, sb: &SubBlock, r: usize, dst: &mut [u8]) {
     let (d, c) = sb.coefficients(0);
     put_f16(&mut dst[2 * r..], d);
     match layout {
-        Layout::Q4_0 | Layout::Q4_1 => {
-            if layout == Layout::Q4_1 {
+        Layout::Q4_0 | Layout::Q4_1 | Layout::Q5 => {
+            if layout != Layout::Q4_0 {
                 put_f16(&mut dst[F16X16_BYTES + 2 * r..], c);
             }
             for t in 0..QK / 8 {
                 for i in 0..4 {
                     let e = 4 * t + i;
-                    dst[qs_off + t * VEC_BYTES + 4 * r + i] = sb.u[e] | (sb.u[e + QK / 2] << 4);
+                    dst[qs_off + t * VEC_BYTES + 4 * r + i] =
+                        (sb.u[e] & 0x0f) | ((sb.u[e + QK / 2] & 0x0f) << 4);
+                }
+            }
+            if layout == Layout::Q5 {
+                let plane = qs_off + Q4_QS_BYTES;
+                for i in 0..4 {
+                    dst[plane + 4 * r + i] = (0..8)
+                        .map(|v| ((sb.u[4 * v + i] >> 4) & 1) << v)
+                        .fold(0, |byte, bit| byte | bit);
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::ops::Range;
 fn coefficients(layout: Layout, d: f32, c: f32) -> (f32, f32) {
     match layout {
         Layout::Q4_0 => (d, -8.0 * d),
-        Layout::Q4_1 => (d, c),
+        Layout::Q4_1 | Layout::Q5 => (d, c),
         _ => (d, -128.0 * d),
     }
 }
@@ -139,18 +139,29 @@ pub(super) fn matmul_groups(
                             *a += d * dx * isum as f32 + c * sx;
                         }
                         _ => {
+                            // Q5: bit 4 of element 4v + i is bit v of the plane's byte 4r + i.
+                            let high = |v: usize, i: usize| -> u8 {
+                                if layout == Layout::Q5 {
+                                    let plane = gb[qs_off + QK / 8 * VEC_BYTES + 4 * r + i];
+                                    ((plane >> v) & 1) << 4
+                                } else {
+                                    0
+                                }
+                            };
                             let mut isum = 0i32;
                             for t in 0..QK / 8 {
                                 for i in 0..4 {
                                     let q = byte(t, i);
-                                    isum += i32::from(q & 0x0f) * i32::from(xb[4 * t + i]);
-                                    isum += i32::from(q >> 4) * i32::from(xb[QK / 2 + 4 * t + i]);
+                                    let lo = (q & 0x0f) | high(t, i);
+                                    let hi = (q >> 4) | high(t + 4, i);
+                                    isum += i32::from(lo) * i32::from(xb[4 * t + i]);
+                                    isum += i32::from(hi) * i32::from(xb[QK / 2 + 4 * t + i]);
                                 }
                             }
-                            let c = if layout == Layout::Q4_1 {
-                                f16_row(1)
-                            } else {
+                            let c = if layout == Layout::Q4_0 {
                                 0.0
+                            } else {
+                                f16_row(1)
                             };
                             let (d, c) = coefficients(layout, f16_row(0), c);
                             *a += d * dx * isum as f32 + c * sx;
