@@ -4,6 +4,7 @@ mod bench;
 mod build;
 mod generate;
 mod index;
+mod perplexity;
 mod profile;
 mod run;
 mod serve;
@@ -79,6 +80,9 @@ enum Command {
     Build(build::BuildArgs),
     /// Generate a completion with the CPU engine (streams to standard output).
     Generate(generate::GenerateArgs),
+    /// The perplexity of a GGUF model over a text file, computed as llama.cpp's
+    /// `llama-perplexity` does (chunks of `--context` tokens, the second half of each scored).
+    Perplexity(perplexity::PerplexityArgs),
     /// Measure this machine (memory bandwidth, matmul throughput, engine prefill/decode) and
     /// write a device profile for `agentc build --profile`.
     Profile(profile::ProfileArgs),
@@ -120,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Build(args) => build::build(args),
         Command::Generate(args) => generate::generate(args),
+        Command::Perplexity(args) => perplexity::perplexity(args),
         Command::Profile(args) => profile::profile(args),
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),

@@ -94,3 +94,54 @@ fn kernel_matmuls_agree_with_the_reference_matmul() {
         );
     }
 }
+
+/// `Engine::perplexity` (chunks evaluated 512 tokens a pass, every row's logits) against the
+/// same scores from token-by-token decoding, which gives bit-identical logits (see above).
+#[test]
+fn perplexity_equals_the_teacher_forced_negative_log_likelihood() {
+    let Some(path) = model_path() else { return };
+    let engine = Engine::load(&path).expect("loads");
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+    let tokens = engine
+        .tokenizer()
+        .encode(&text, true, false)
+        .expect("encodes");
+    let context = 64;
+    let result = engine
+        .perplexity(&tokens, context, Some(2), |_, _| {})
+        .expect("perplexity");
+    assert_eq!(result.tokens_scored, 2 * (context - 1 - context / 2));
+    assert_eq!(result.running.len(), 2);
+
+    let bos = engine.tokenizer().special_ids().bos;
+    let mut nll = 0.0f64;
+    for chunk in tokens.chunks_exact(context).take(2) {
+        let mut chunk = chunk.to_vec();
+        if let (true, Some(bos)) = (engine.tokenizer().adds_bos(), bos) {
+            chunk[0] = bos;
+        }
+        let first = context / 2;
+        let rows = engine
+            .teacher_forced_logits(&chunk[..=first], &chunk[first + 1..])
+            .expect("decodes");
+        for (row, &target) in rows.iter().zip(&chunk[first + 1..]) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = row.iter().map(|&l| f64::from(l - max).exp()).sum();
+            nll += sum.ln() - f64::from(row[target as usize] - max);
+        }
+    }
+    let expected = (nll / result.tokens_scored as f64).exp();
+    assert!(
+        (result.value - expected).abs() <= 1e-9 * expected,
+        "{} vs {expected}",
+        result.value
+    );
+    // A repeated sentence is easy to predict.
+    assert!(result.value > 1.0 && result.value < 3.0, "{}", result.value);
+
+    let short = engine.perplexity(&tokens[..10], context, None, |_, _| {});
+    assert_eq!(
+        short.unwrap_err().to_string(),
+        "invalid generation request: the text has 10 tokens, fewer than one context of 64"
+    );
+}

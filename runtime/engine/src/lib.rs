@@ -15,8 +15,8 @@ pub mod text_stream;
 pub mod weights;
 
 pub use engine::{
-    DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Prompt,
-    Timings, TokenEvent,
+    DEFAULT_THREADS, Engine, EngineOptions, FinishReason, GenerateRequest, Generation, Perplexity,
+    Prompt, Timings, TokenEvent,
 };
 pub use error::{Error, Result};
 pub use ops::MatmulBackend;

@@ -37,8 +37,18 @@ pub struct SeqChunk<'a> {
     /// Position of `tokens[0]`; positions `0..start` must already be in the blocks.
     pub start: usize,
     pub tokens: &'a [u32],
-    /// Whether to return the logits after the chunk's last token.
-    pub logits: bool,
+    /// Which rows' logits to return.
+    pub logits: ChunkLogits,
+}
+
+/// Which of a chunk's rows a forward pass returns logits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkLogits {
+    None,
+    /// After the chunk's last token (what generation needs).
+    Last,
+    /// After every token of the chunk (scoring: perplexity, teacher forcing).
+    All,
 }
 
 /// Where one activation row of a batch comes from, and its RoPE angles (the same in every
@@ -90,8 +100,7 @@ impl LlamaModel {
     }
 
     /// Runs every chunk's tokens through the model in one pass, storing their keys and values in
-    /// `kv`, and returns the logits after the last token of each chunk that asks for them (in
-    /// chunk order).
+    /// `kv`, and returns the logits each chunk asks for (in chunk order, rows in token order).
     pub fn forward(&self, chunks: &[SeqChunk<'_>], kv: &mut KvStore) -> Result<Logits> {
         let mut logits = Logits::default();
         self.forward_into(chunks, kv, &mut logits)?;
@@ -152,13 +161,18 @@ impl LlamaModel {
             self.feed_forward_block(layer, x, buffers)?;
         }
 
-        // The last row of each chunk that wants logits.
+        // The rows that want logits: the last of a chunk, or all of it.
         last.clear();
         let mut end = 0;
         for chunk in chunks {
+            let start = end;
             end += chunk.tokens.len();
-            if chunk.logits {
-                last.extend_from_slice(&x[(end - 1) * c.n_embd..end * c.n_embd]);
+            match chunk.logits {
+                ChunkLogits::None => {}
+                ChunkLogits::Last => {
+                    last.extend_from_slice(&x[(end - 1) * c.n_embd..end * c.n_embd]);
+                }
+                ChunkLogits::All => last.extend_from_slice(&x[start * c.n_embd..end * c.n_embd]),
             }
         }
         let output = self.weights.output_projection();
@@ -378,8 +392,8 @@ fn queries_per_task(group: usize, heads: usize, threads: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// The logits of a forward pass: one vocabulary-wide row per chunk that asked for them, in
-/// chunk order, in one buffer (a batch of 8 would otherwise copy 1.5 MB per step).
+/// The logits of a forward pass: the vocabulary-wide rows the chunks asked for, in chunk order,
+/// in one buffer (a batch of 8 would otherwise copy 1.5 MB per step).
 #[derive(Debug, Default)]
 pub struct Logits {
     values: Vec<f32>,

@@ -27,7 +27,7 @@ use crate::constraint::{Guide, commit, ensure_complete, prepare_during};
 use crate::engine::{Engine, FinishReason, next_token, step_logprobs};
 use crate::error::Error;
 use crate::kv::{Block, BlockAllocator, BlockId, KvStore, PrefixIndex};
-use crate::model::{Logits, SeqChunk};
+use crate::model::{ChunkLogits, Logits, SeqChunk};
 use crate::sampling::Sampler;
 use crate::text_stream::TextStream;
 
@@ -415,7 +415,11 @@ impl<'a> Scheduler<'a> {
                     blocks: &seq.table,
                     start: p.start,
                     tokens: &seq.tokens[p.start..p.start + p.len],
-                    logits: p.start + p.len == seq.tokens.len(),
+                    logits: if p.start + p.len == seq.tokens.len() {
+                        ChunkLogits::Last
+                    } else {
+                        ChunkLogits::None
+                    },
                 }
             })
             .collect();
