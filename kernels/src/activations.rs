@@ -6,7 +6,7 @@
 //! are the same as ggml's Q8_1 except that `d` and `s` stay in f32 (slightly more precise).
 
 use crate::error::{Error, Result, check_len};
-use crate::formats::{QK, quantize_block_i8};
+use crate::formats::{GgmlType, QK, QK_K, ROUND_MAGIC, quantize_block_i8};
 
 /// `n` rows of `k` activations, quantized per 32-element block:
 /// `x[j][b*32 + i] ~= d[j*nb + b] * qs[j*k + b*32 + i]`, and `s[j*nb + b] = d * sum_i qs`;
@@ -74,6 +74,47 @@ impl Q8Activations {
             *d = bd;
             *s = bd * sum as f32;
         }
+    }
+
+    /// Like [`Q8Activations::requantize`], with the activation quantization llama.cpp uses for
+    /// dot products with weights of type `ty`: one scale per 256 values (its Q8_K) for the
+    /// k-quants, one per 32 (Q8_0/Q8_1) otherwise. Matching it keeps agentc's logits on a
+    /// k-quant model as close to llama.cpp's as they are on a Q4_1 one.
+    pub fn requantize_for(&mut self, ty: GgmlType, x: &[f32], n: usize, k: usize) -> Result<()> {
+        if !(ty.block_size() == QK_K && k.is_multiple_of(QK_K)) {
+            return self.requantize(x, n, k);
+        }
+        check_len("activations", n * k, x.len(), "elements")?;
+        let nb = k / QK;
+        self.n = n;
+        self.k = k;
+        self.qs.resize(n * k, 0);
+        self.d.resize(n * nb, 0.0);
+        self.s.resize(n * nb, 0.0);
+        for ((xs, qs), (d, s)) in x
+            .chunks_exact(QK_K)
+            .zip(self.qs.chunks_exact_mut(QK_K))
+            .zip(
+                self.d
+                    .chunks_exact_mut(QK_K / QK)
+                    .zip(self.s.chunks_exact_mut(QK_K / QK)),
+            )
+        {
+            let scale = quantize_super_block(xs, qs);
+            for ((d, s), qb) in d.iter_mut().zip(s.iter_mut()).zip(qs.chunks_exact(QK)) {
+                *d = scale;
+                *s = scale * qb.iter().map(|&q| i32::from(q)).sum::<i32>() as f32;
+            }
+        }
+        self.half_sums();
+        Ok(())
+    }
+
+    /// Like [`Q8Activations::quantize`], for weights of type `ty` (see `requantize_for`).
+    pub fn quantize_for(ty: GgmlType, x: &[f32], n: usize, k: usize) -> Result<Self> {
+        let mut a = Self::default();
+        a.requantize_for(ty, x, n, k)?;
+        Ok(a)
     }
 
     /// Fills `s16` from the quants and scales.
@@ -177,6 +218,29 @@ mod avx512 {
             *s = bd * sum as f32;
         }
     }
+}
+
+/// ggml's `quantize_row_q8_K_ref` for one block of 256: the value of largest magnitude (the first
+/// one) maps to -127, `q = min(127, round_half_even(x * -127 / max))`, `d = 1 / iscale`.
+fn quantize_super_block(x: &[f32], qs: &mut [i8]) -> f32 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        qs.fill(0);
+        return 0.0;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        // Round half to even, as ggml's `nearest_int` (the 1.5 * 2^23 trick) does.
+        let r = ((iscale * v + ROUND_MAGIC) - ROUND_MAGIC) as i32;
+        *q = r.min(127) as i8;
+    }
+    1.0 / iscale
 }
 
 /// The portable quantizer, for tests that compare it with the SIMD one.

@@ -384,7 +384,7 @@ pub fn quantize_row_q4_1(x: &[f32], dst: &mut [u8]) -> Result<()> {
 }
 
 /// 1.5 * 2^23: adding it to a small float leaves its value rounded to an integer in the mantissa.
-const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// Symmetric 8-bit quantization of one block: returns `(d, qs)` with `d = amax / 127`.
 #[inline]

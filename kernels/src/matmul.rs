@@ -260,11 +260,16 @@ pub fn matmul(
     }
     match ctx.scratch.try_lock() {
         Ok(mut acts) => {
-            acts.requantize(x, n, w.cols())?;
+            acts.requantize_for(w.ty(), x, n, w.cols())?;
             matmul_q8(w, &acts, y, ctx)
         }
         // Busy, or poisoned by a panic elsewhere: a fresh buffer is always correct.
-        Err(_) => matmul_q8(w, &Q8Activations::quantize(x, n, w.cols())?, y, ctx),
+        Err(_) => matmul_q8(
+            w,
+            &Q8Activations::quantize_for(w.ty(), x, n, w.cols())?,
+            y,
+            ctx,
+        ),
     }
 }
 
@@ -407,7 +412,7 @@ pub fn matmul_ref(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()>
     if w.ty().is_float() {
         scalar::matmul_ref_f32(w, x, n, y)
     } else {
-        let acts = Q8Activations::quantize(x, n, w.cols())?;
+        let acts = Q8Activations::quantize_for(w.ty(), x, n, w.cols())?;
         scalar::matmul_ref_q8(w, &acts, y)
     }
 }

@@ -197,7 +197,8 @@ fn packed_kernels_match_the_oracle_within_f16_coefficient_rounding() {
 }
 
 /// The oracle against f64 arithmetic on the dequantized weights and the unquantized x, within
-/// the 8-bit activation rounding (`amax_b / 254` per element, as in `matmul.rs`).
+/// the 8-bit activation rounding (`amax_b / 254` per element, as in `matmul.rs`, with `b` the
+/// block of 32 values, or of 256 for k-quant weights).
 #[test]
 fn oracle_within_activation_quantization_bound() {
     let mut rng = StdRng::seed_from_u64(29);
@@ -223,7 +224,9 @@ fn oracle_within_activation_quantization_bound() {
                 let (wr, xr) = (&wd[r * k..(r + 1) * k], &x[j * k..(j + 1) * k]);
                 let exact: f64 = wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum();
                 let (mut bound, mut mag) = (0.0f64, 0.0f64);
-                for (wb, xb) in wr.chunks(32).zip(xr.chunks(32)) {
+                // k-quant weights take one activation scale per 256 values (llama.cpp's Q8_K).
+                let span = if ty.block_size() == 256 { 256 } else { 32 };
+                for (wb, xb) in wr.chunks(span).zip(xr.chunks(span)) {
                     let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
                     let wsum: f64 = wb.iter().map(|v| v.abs() as f64).sum();
                     bound += amax / 254.0 * wsum;
@@ -250,4 +253,38 @@ fn unsupported_types_are_named_errors() {
             .to_string();
         assert!(err.contains(ty.name()), "{err}");
     }
+}
+
+/// Activations for k-quant weights are quantized as llama.cpp's Q8_K (`quantize_row_q8_K_ref`:
+/// one scale per 256, the largest value to -127); candle's port of the same function uses -128
+/// (an older ggml), so the quants are checked against the formula itself, on values with an
+/// outlier (the case the per-256 scale changes most).
+#[test]
+fn k_quant_activations_use_one_scale_per_256() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let mut x: Vec<f32> = (0..512).map(|_| rng.random_range(-1.0..1.0)).collect();
+    x[300] = -9.5;
+    let acts = Q8Activations::quantize_for(GgmlType::Q4K, &x, 1, 512).unwrap();
+    for (block, xs) in x.chunks(256).enumerate() {
+        let (amax, max) = xs.iter().fold((0.0f32, 0.0f32), |(a, m), &v| {
+            if v.abs() > a { (v.abs(), v) } else { (a, m) }
+        });
+        let iscale = -127.0 / max;
+        for b in 0..8 {
+            assert_eq!(acts.d()[block * 8 + b], 1.0 / iscale);
+        }
+        for (i, &v) in xs.iter().enumerate() {
+            let q = (iscale * v).round_ties_even().min(127.0) as i8;
+            assert_eq!(acts.qs()[block * 256 + i], q, "block {block} element {i}");
+        }
+        assert!(amax > 0.0);
+    }
+    assert_eq!(
+        acts.qs()[300],
+        -127,
+        "the value of largest magnitude maps to -127"
+    );
+    // Other types keep one scale per 32.
+    let per_32 = Q8Activations::quantize_for(GgmlType::Q5_0, &x, 1, 512).unwrap();
+    assert_ne!(per_32.d()[0], per_32.d()[9]);
 }
