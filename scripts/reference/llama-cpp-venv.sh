@@ -4,8 +4,15 @@
 VENV=target/bench-venv
 PY="$VENV/bin/python"
 LLAMA_CPP_VERSION=0.3.36
+# The instruction sets are this CPU's, named one by one (not -DGGML_NATIVE, which would also
+# turn on AMX): AVX-512 and VNNI only where /proc/cpuinfo lists them, so that the same script
+# builds a llama.cpp that runs on AVX2-only CPUs (e.g. AMD EPYC before Zen 4) too.
+has_flag() { grep -qw "$1" /proc/cpuinfo; }
+on_off() { if has_flag "$1"; then echo ON; else echo OFF; fi; }
 export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
--DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAVA_BUILD=OFF"
+-DGGML_AVX512=$(on_off avx512f) -DGGML_AVX512_VNNI=$(on_off avx512_vnni) \
+-DGGML_AVX512_BF16=$(on_off avx512_bf16) -DGGML_AVX_VNNI=$(on_off avx_vnni) \
+-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF"
 # A llama.cpp build that can decode: a wheel from pip's cache may have been built natively (with
 # AMX) and crash, so a failed smoke test rebuilds from source without the cache.
 llama_cpp_works() {

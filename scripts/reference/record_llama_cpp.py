@@ -5,18 +5,16 @@ The Rust engine's correctness test (runtime/tests/llama_cpp_reference.rs) replay
 and must reproduce the token ids exactly; where greedy decoding diverges, the recorded top-2
 logit margin shows whether llama.cpp itself was at a near-tie.
 
-Re-run (2 cores: ~5 minutes to build, ~30 seconds to record):
-    python3 -m venv /tmp/llamavenv
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-        -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAVA_BUILD=OFF" \
-        /tmp/llamavenv/bin/pip install llama-cpp-python==0.3.36
-    /tmp/llamavenv/bin/python scripts/reference/record_llama_cpp.py \
+Re-run (2 cores: ~5 minutes to build llama-cpp-python into target/bench-venv the first time,
+~30 seconds to record):
+    source scripts/reference/llama-cpp-venv.sh
+    "$PY" scripts/reference/record_llama_cpp.py \
         --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
         --out tests/fixtures/llama_cpp/smollm2_greedy.json
 
-There is no wheel for 0.3.36, so pip builds it. Do not build with -DGGML_NATIVE=ON on a CPU with
-AMX (the development Xeon has it): that build dies in llama_decode with a general protection
-fault in libggml-cpu.so. The flags above give the same AVX-512 VNNI kernels without AMX.
+There is no wheel for 0.3.36, so pip builds it, with the instruction sets of this CPU named one
+by one (see llama-cpp-venv.sh: -DGGML_NATIVE=ON would enable AMX on a Xeon that has it, and
+that build dies in llama_decode with a general protection fault in libggml-cpu.so).
 """
 
 import argparse
