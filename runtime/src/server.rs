@@ -28,7 +28,7 @@ use crate::serving::ServingEngine;
 pub use auth::{ApiKeys, require_api_keys};
 pub use error::{ApiError, JsonBody, parse_json};
 pub use metrics::{Metrics, RequestTracker};
-pub use workflows::{RunRequest, WorkflowState, workflow_router};
+pub use workflows::{DEFAULT_RUN_RETENTION, RunRequest, WorkflowState, workflow_router};
 
 /// What every handler shares: the serving engine, the served model's name and the metrics.
 #[derive(Clone, Debug)]

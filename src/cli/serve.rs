@@ -33,6 +33,15 @@ pub struct ServeArgs {
     /// Workflow runs in flight at once; more are answered 429 with Retry-After.
     #[arg(long, env = "AGENTC_MAX_RUNS", default_value_t = 64)]
     pub max_runs: usize,
+    /// Seconds a finished workflow run's record stays readable at `GET /v1/runs/{id}` (the
+    /// 1,000 most recent at most).
+    #[arg(
+        long,
+        env = "AGENTC_RUN_RETENTION",
+        value_name = "SECS",
+        default_value_t = agentc_runtime::server::DEFAULT_RUN_RETENTION.as_secs()
+    )]
+    pub run_retention: u64,
     /// Address to listen on.
     #[arg(long, env = "AGENTC_HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -188,7 +197,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .served_model_name
         .clone()
         .unwrap_or_else(|| agentc_runtime::model_id_from_path(&model));
-    let workflows = WorkflowState::new(runners, args.max_runs.max(1));
+    let workflows = WorkflowState::with_retention(
+        runners,
+        args.max_runs.max(1),
+        std::time::Duration::from_secs(args.run_retention),
+    );
     let state = AppState::with_workflows(serving.clone(), model_id, workflows.clone());
     let mut app = agentc_runtime::router(state).merge(workflow_router(workflows));
     if let Some(keys) = keys {

@@ -435,3 +435,32 @@ fn api_keys_guard_the_server_and_are_required_off_loopback() {
         "{stderr}"
     );
 }
+
+#[test]
+fn finished_run_records_expire_after_the_retention() {
+    if !agentc_runtime::bundled::present(&root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")) {
+        return;
+    }
+    let (_server, address) = serve(&[
+        "--workflow",
+        "examples/multi_chain_reasoning.yaml",
+        "--run-retention",
+        "0",
+    ]);
+    let (status, body) = request(
+        &address,
+        "POST",
+        "/v1/workflows/multi_chain_reasoning/runs",
+        r#"{"inputs": {"question": "What is 2 + 2?"}}"#,
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let run = json(&body);
+    assert_eq!(run["status"], "succeeded");
+    let id = run["id"].as_str().expect("an id");
+    let (status, body) = request(&address, "GET", &format!("/v1/runs/{id}"), "");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    assert_eq!(
+        json(&body)["error"]["message"],
+        format!("no run `{id}` (finished runs are kept for 0 s, and only the 1000 most recent)")
+    );
+}

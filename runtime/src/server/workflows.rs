@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use axum::Router;
@@ -34,6 +35,8 @@ use crate::workflow::{RunEvent, RunOutcome, WorkflowRunner};
 
 /// Finished runs kept for `GET /v1/runs/{id}`; older ones are forgotten first.
 const KEPT_RUNS: usize = 1000;
+/// How long a finished run's record is kept by default (`agentc serve --run-retention`).
+pub const DEFAULT_RUN_RETENTION: Duration = Duration::from_secs(3600);
 
 /// The workflows a server runs, and its runs.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ struct WorkflowInner {
     runners: BTreeMap<String, Arc<WorkflowRunner>>,
     admission: Arc<Semaphore>,
     max_runs: usize,
+    /// How long a finished run's record is kept.
+    retention: Duration,
     runs: Mutex<RunTable>,
     counters: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
@@ -55,6 +60,28 @@ struct RunTable {
     /// The API key that started each run (with keys configured): only it may read the run.
     owners: HashMap<String, String>,
     order: VecDeque<String>,
+    /// Finished runs in the order they finished, with when.
+    finished: VecDeque<(Instant, String)>,
+}
+
+impl RunTable {
+    /// Forgets the runs that finished `retention` or longer ago.
+    fn expire(&mut self, retention: Duration, now: Instant) {
+        while let Some((at, _)) = self.finished.front() {
+            if now.duration_since(*at) < retention {
+                break;
+            }
+            if let Some((_, id)) = self.finished.pop_front() {
+                self.forget(&id);
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.records.remove(id);
+        self.owners.remove(id);
+        self.order.retain(|kept| kept != id);
+    }
 }
 
 impl std::fmt::Debug for WorkflowState {
@@ -66,8 +93,19 @@ impl std::fmt::Debug for WorkflowState {
 }
 
 impl WorkflowState {
-    /// Serves `runners` (by workflow name) with at most `max_runs` runs in flight.
+    /// Serves `runners` (by workflow name) with at most `max_runs` runs in flight, keeping
+    /// finished runs' records for [`DEFAULT_RUN_RETENTION`].
     pub fn new(runners: Vec<WorkflowRunner>, max_runs: usize) -> Self {
+        Self::with_retention(runners, max_runs, DEFAULT_RUN_RETENTION)
+    }
+
+    /// As [`WorkflowState::new`], keeping a finished run's record for `retention` (and at most
+    /// the 1,000 most recent).
+    pub fn with_retention(
+        runners: Vec<WorkflowRunner>,
+        max_runs: usize,
+        retention: Duration,
+    ) -> Self {
         let runners = runners
             .into_iter()
             .map(|r| (r.program().name.clone(), Arc::new(r)))
@@ -77,6 +115,7 @@ impl WorkflowState {
                 runners,
                 admission: Arc::new(Semaphore::new(max_runs)),
                 max_runs,
+                retention,
                 runs: Mutex::new(RunTable::default()),
                 counters: Mutex::new(BTreeMap::new()),
             }),
@@ -124,9 +163,15 @@ impl WorkflowState {
     }
 
     fn record(&self, id: &str, record: Json) {
+        let now = Instant::now();
+        let finished = record["status"] != "running";
         let mut table = lock(&self.inner.runs);
+        table.expire(self.inner.retention, now);
         if table.records.insert(id.to_owned(), record).is_none() {
             table.order.push_back(id.to_owned());
+        }
+        if finished {
+            table.finished.push_back((now, id.to_owned()));
         }
         while table.order.len() > KEPT_RUNS {
             if let Some(old) = table.order.pop_front() {
@@ -257,7 +302,8 @@ async fn get_run(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let table = lock(&state.inner.runs);
+    let mut table = lock(&state.inner.runs);
+    table.expire(state.inner.retention, Instant::now());
     // A run started with a key is visible only with that key; to anyone else it does not exist.
     let visible = table
         .owners
@@ -267,7 +313,10 @@ async fn get_run(
         Some(record) => axum::Json(record.clone()).into_response(),
         None => ApiError::NotFound {
             param: "id",
-            message: format!("no run `{id}` (runs are kept until {KEPT_RUNS} newer ones finish)"),
+            message: format!(
+                "no run `{id}` (finished runs are kept for {} s, and only the {KEPT_RUNS} most recent)",
+                state.inner.retention.as_secs()
+            ),
         }
         .into_response(),
     }
@@ -457,4 +506,44 @@ fn run_events(
             .chain(rest)
             .chain(done),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished_table(ids: &[&str], at: Instant) -> RunTable {
+        let mut table = RunTable::default();
+        for id in ids {
+            table
+                .records
+                .insert((*id).to_owned(), json!({"id": id, "status": "succeeded"}));
+            table.owners.insert((*id).to_owned(), "key".to_owned());
+            table.order.push_back((*id).to_owned());
+            table.finished.push_back((at, (*id).to_owned()));
+        }
+        table
+    }
+
+    #[test]
+    fn finished_runs_are_forgotten_after_the_retention() {
+        let start = Instant::now();
+        let mut table = finished_table(&["a", "b"], start);
+        table
+            .records
+            .insert("c".to_owned(), json!({"id": "c", "status": "running"}));
+        table.order.push_back("c".to_owned());
+        let retention = Duration::from_secs(60);
+
+        table.expire(retention, start + Duration::from_secs(59));
+        assert_eq!(table.records.len(), 3, "nothing has been kept 60 s yet");
+
+        table.expire(retention, start + Duration::from_secs(60));
+        let mut kept: Vec<&String> = table.records.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["c"], "the running run stays, the finished ones go");
+        assert!(table.owners.is_empty());
+        assert_eq!(table.order, ["c"]);
+        assert!(table.finished.is_empty());
+    }
 }
