@@ -3,8 +3,9 @@
 //! a llama.cpp Q4_K_M/Q5_K_M file would give it (SmolLM2's 576-wide rows are not a multiple of
 //! 256, so most tensors fall back to Q5_0/Q5_1/Q8_0; the 1536-wide `ffn_down` takes Q4_K, Q5_K
 //! or Q6_K), norms as BF16, and written as a GGUF by candle. The engine must load it, its packed
-//! kernels must agree with its reference matmul, and it must still be the same model: greedy
-//! decoding agrees with the Q4_1 original on the teacher-forced continuation.
+//! kernels must give the next-token distributions of its reference matmul, and it must still be
+//! the same model: greedy decoding agrees with the Q4_1 original on the teacher-forced
+//! continuation.
 //!
 //! The comparison with llama.cpp on files made by llama.cpp's own quantizer is
 //! `scripts/check-kquants.sh` (it needs a llama.cpp build, which tests never make).
@@ -71,6 +72,22 @@ fn requantize(src: &Path, dir: &Path) -> PathBuf {
     path
 }
 
+/// `log softmax(logits)`, in f64.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    logits
+        .iter()
+        .map(|&l| f64::from(l - max) - sum.ln())
+        .collect()
+}
+
+/// `KL(p || q)` of the next-token distributions of two logit vectors, in nats.
+fn kl_divergence(p: &[f32], q: &[f32]) -> f64 {
+    let (lp, lq) = (log_softmax(p), log_softmax(q));
+    lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum()
+}
+
 fn options(matmul: MatmulBackend) -> EngineOptions {
     EngineOptions {
         threads: 2,
@@ -133,26 +150,21 @@ fn a_model_in_every_new_format_loads_and_agrees_with_the_original() {
             .expect("non-empty logits")
     };
 
-    // The packed kernels against the oracle: the same choice at every step, and logits apart
-    // by rounding noise only. That noise is larger than the Q4_1 file's (engine_consistency.rs:
-    // worst 0.61, mean 0.13 at the first step) because the packed k-quant coefficients are
-    // f16-rounded and this model's logits are less settled (measured: worst 1.21, mean 0.35);
-    // a kernel bug moves logits by whole units and changes the choices.
+    // The packed kernels against the oracle: the same choice at every step, and next-token
+    // distributions that differ by rounding noise only. Raw logits are the wrong measure here:
+    // a small change of the final hidden state can shift every logit by the same amount (seen:
+    // a mean shift of 0.97 at one step) without changing a single probability. The noise comes
+    // from the packed k-quant coefficients being f16-rounded and is amplified through 30 layers
+    // of 8-bit activations (measured: KL at most 0.014 nats per step, most log-probabilities
+    // of likely tokens within 0.5); a kernel bug changes the distributions outright.
     for (step, (a, b)) in fast_steps.iter().zip(&reference_steps).enumerate() {
         assert_eq!(
             argmax(a),
             argmax(b),
             "step {step}: kernels and oracle choose differently"
         );
-        let worst = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            worst < 2.0,
-            "step {step}: kernels and oracle differ by up to {worst}"
-        );
+        let kl = kl_divergence(b, a);
+        assert!(kl < 0.05, "step {step}: KL(oracle || kernels) = {kl} nats");
     }
 
     // Still the same model: requantizing adds a second rounding of every weight, which flips
