@@ -39,6 +39,14 @@ impl Q8Activations {
                 cols: k,
             });
         }
+        self.resize(x, n, k)?;
+        self.quantize_blocks(x);
+        self.half_sums();
+        Ok(())
+    }
+
+    /// Checks `x` holds `n` rows of `k` and sizes the buffers for them (`k` a multiple of 32).
+    fn resize(&mut self, x: &[f32], n: usize, k: usize) -> Result<()> {
         check_len("activations", n * k, x.len(), "elements")?;
         let nb = k / QK;
         self.n = n;
@@ -46,8 +54,6 @@ impl Q8Activations {
         self.qs.resize(n * k, 0);
         self.d.resize(n * nb, 0.0);
         self.s.resize(n * nb, 0.0);
-        self.quantize_blocks(x);
-        self.half_sums();
         Ok(())
     }
 
@@ -84,13 +90,7 @@ impl Q8Activations {
         if !(ty.block_size() == QK_K && k.is_multiple_of(QK_K)) {
             return self.requantize(x, n, k);
         }
-        check_len("activations", n * k, x.len(), "elements")?;
-        let nb = k / QK;
-        self.n = n;
-        self.k = k;
-        self.qs.resize(n * k, 0);
-        self.d.resize(n * nb, 0.0);
-        self.s.resize(n * nb, 0.0);
+        self.resize(x, n, k)?;
         for ((xs, qs), (d, s)) in x
             .chunks_exact(QK_K)
             .zip(self.qs.chunks_exact_mut(QK_K))
